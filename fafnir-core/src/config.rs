@@ -1,0 +1,217 @@
+//! Configuration types shared by the crates and binaries, with the contract's defaults and the
+//! `FAFNIR_*` environment overlay. (Flags and the TOML file are layered on by the binaries:
+//! flag > environment > file > default.)
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+
+/// Everything a Fafnir process can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// The URL browsers use to reach this server (its origin is trusted for CSRF checks).
+    pub public_url: Option<String>,
+    /// `iss` of issued tokens; defaults to the public URL, else `fafnir`.
+    pub issuer: Option<String>,
+    /// `aud` of issued tokens.
+    pub audience: String,
+    /// Origins allowed for CORS with credentials and for CSRF Origin checks.
+    pub allowed_origins: Vec<String>,
+    pub cookie_secure: bool,
+    #[serde(with = "duration_str")]
+    pub access_ttl: Duration,
+    #[serde(with = "duration_str")]
+    pub refresh_ttl: Duration,
+    /// A tracing filter, such as `info,fafnir_auth=debug`.
+    pub log: String,
+    pub auth_url: Option<String>,
+    pub security_url: Option<String>,
+    pub users_url: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://fafnir.db".into(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            public_url: None,
+            issuer: None,
+            audience: "fafnir".into(),
+            allowed_origins: Vec::new(),
+            cookie_secure: true,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            log: "info".into(),
+            auth_url: None,
+            security_url: None,
+            users_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// The issuer: explicit, else the public URL, else `fafnir`.
+    pub fn issuer(&self) -> String {
+        self.issuer.clone().or_else(|| self.public_url.clone()).unwrap_or_else(|| "fafnir".into())
+    }
+
+    /// Overlays `FAFNIR_*` variables read through `var` (pass `|k| std::env::var(k).ok()`).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), CoreError> {
+        let parse_addr = |k: &str, v: String| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| CoreError::Config(format!("{k} must be host:port, such as 127.0.0.1:8080")))
+        };
+        if let Some(v) = var("FAFNIR_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("FAFNIR_HTTP_ADDR") {
+            self.http_addr = parse_addr("FAFNIR_HTTP_ADDR", v)?;
+        }
+        if let Some(v) = var("FAFNIR_GRPC_ADDR") {
+            self.grpc_addr = parse_addr("FAFNIR_GRPC_ADDR", v)?;
+        }
+        if let Some(v) = var("FAFNIR_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = var("FAFNIR_ISSUER") {
+            self.issuer = Some(v);
+        }
+        if let Some(v) = var("FAFNIR_ALLOWED_ORIGINS") {
+            self.allowed_origins =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = var("FAFNIR_COOKIE_SECURE") {
+            self.cookie_secure = parse_bool(&v).ok_or_else(|| {
+                CoreError::Config("FAFNIR_COOKIE_SECURE must be true or false".into())
+            })?;
+        }
+        if let Some(v) = var("FAFNIR_ACCESS_TTL") {
+            self.access_ttl = parse_duration(&v)
+                .map_err(|e| CoreError::Config(format!("FAFNIR_ACCESS_TTL: {e}")))?;
+        }
+        if let Some(v) = var("FAFNIR_REFRESH_TTL") {
+            self.refresh_ttl = parse_duration(&v)
+                .map_err(|e| CoreError::Config(format!("FAFNIR_REFRESH_TTL: {e}")))?;
+        }
+        if let Some(v) = var("FAFNIR_LOG") {
+            self.log = v;
+        }
+        for (k, slot) in [
+            ("FAFNIR_AUTH_URL", &mut self.auth_url),
+            ("FAFNIR_SECURITY_URL", &mut self.security_url),
+            ("FAFNIR_USERS_URL", &mut self.users_url),
+        ] {
+            if let Some(v) = var(k) {
+                *slot = Some(v);
+            }
+        }
+        self.validate()
+    }
+
+    /// Refuses combinations that would make Fafnir unsafe or unusable.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if self.access_ttl < Duration::from_secs(10) || self.access_ttl > Duration::from_secs(24 * 3600) {
+            return Err(CoreError::Config("access TTL must be between 10s and 24h".into()));
+        }
+        if self.refresh_ttl < self.access_ttl {
+            return Err(CoreError::Config("refresh TTL must not be shorter than the access TTL".into()));
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses `90s`, `15m`, `12h`, `30d` (or a bare number of seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{}` is not a duration such as 15m or 30d", s.chars().take(40).collect::<String>()))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown duration unit `{}`: use s, m, h or d", unit.chars().take(10).collect::<String>())),
+    };
+    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| "duration is too large".into())
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+mod duration_str {
+    use super::*;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(*d))
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in ["", "m", "15x", "-5m", "1.5h", "99999999999999999999d", "15 m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(900)), "15m");
+    }
+
+    #[test]
+    fn env_overlays_defaults_and_rejects_nonsense() {
+        let env: HashMap<&str, &str> = [
+            ("FAFNIR_ACCESS_TTL", "5m"),
+            ("FAFNIR_COOKIE_SECURE", "false"),
+            ("FAFNIR_ALLOWED_ORIGINS", "https://a.example, https://b.example,"),
+        ]
+        .into();
+        let mut c = Config::default();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.access_ttl, Duration::from_secs(300));
+        assert!(!c.cookie_secure);
+        assert_eq!(c.allowed_origins, vec!["https://a.example", "https://b.example"]);
+
+        let mut c = Config::default();
+        let err = c.apply_env(|k| (k == "FAFNIR_HTTP_ADDR").then(|| "nope".into())).unwrap_err();
+        assert!(err.to_string().contains("FAFNIR_HTTP_ADDR"));
+        let mut c = Config::default();
+        assert!(c.apply_env(|k| (k == "FAFNIR_ACCESS_TTL").then(|| "1s".into())).is_err());
+    }
+}

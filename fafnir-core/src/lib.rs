@@ -1,0 +1,28 @@
+//! # fafnir-core
+//!
+//! The ground every Fafnir crate stands on: typed ids and parsed values ([`UserId`], [`Email`],
+//! [`Permission`]), the [`Clock`], [`Config`], the database handle [`Db`] (SQLite or Postgres,
+//! chosen by URL) with its migrations, Ed25519 signing keys and JWKS ([`keys::KeyManager`]),
+//! access-token verification ([`token`]) and the account-event outbox ([`events`]).
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod email;
+pub mod error;
+pub mod events;
+pub mod id;
+pub mod keys;
+pub mod permission;
+pub mod token;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use config::Config;
+pub use db::{Backend, Db, DbOptions};
+pub use email::{Email, EmailError};
+pub use error::CoreError;
+pub use id::{IdError, SessionId, UserId};
+pub use permission::{Permission, PermissionError};
