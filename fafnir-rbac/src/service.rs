@@ -1,0 +1,225 @@
+//! The RBAC service: writes go to the store, checks are answered from memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
+use fafnir_core::{Permission, UserId};
+use tokio::sync::Mutex;
+
+use crate::model::{Decision, NewRole, RbacError, Role, RoleName, MEMBER};
+use crate::snapshot::Snapshot;
+use crate::store::RbacStore;
+
+/// How often a watcher looks for writes made by other instances: a grant or revocation made
+/// elsewhere takes effect here within this time (plus one load).
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Roles, grants and permission checks.
+///
+/// `check` is answered from an immutable in-memory snapshot: one atomic load, one hash lookup
+/// for the user and a few per role. Every write through this service updates the snapshot before
+/// it returns (read-your-writes); writes by other instances are noticed by
+/// [`Rbac::spawn_watcher`], which polls the policy version.
+#[derive(Debug)]
+pub struct Rbac {
+    store: Arc<dyn RbacStore>,
+    snapshot: ArcSwap<Snapshot>,
+    default_roles: Vec<RoleName>,
+    // Serialises local writers so that a patch is applied on top of the version it follows.
+    write_lock: Mutex<()>,
+}
+
+impl Rbac {
+    /// Loads the policy. New users get `member`.
+    pub async fn new(store: Arc<dyn RbacStore>) -> Result<Self, RbacError> {
+        let member = RoleName::parse(MEMBER)?;
+        Self::with_default_roles(store, vec![member]).await
+    }
+
+    pub async fn with_default_roles(store: Arc<dyn RbacStore>, default_roles: Vec<RoleName>) -> Result<Self, RbacError> {
+        let data = store.load().await?;
+        Ok(Self {
+            store,
+            snapshot: ArcSwap::from_pointee(Snapshot::build(data)),
+            default_roles,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    // ---- checks: memory only ----
+
+    /// Whether `user` holds `permission`, with the contract's code.
+    #[inline]
+    pub fn check(&self, user: &UserId, permission: &Permission) -> Decision {
+        self.snapshot.load().check(user, permission)
+    }
+
+    /// As [`Rbac::check`], parsing the permission (`INVALID_PERMISSION` when it does not parse).
+    pub fn check_str(&self, user: &UserId, permission: &str) -> Decision {
+        self.snapshot.load().check_str(user, permission)
+    }
+
+    /// Several checks against one consistent snapshot.
+    pub fn check_many<S: AsRef<str>>(&self, user: &UserId, permissions: &[S]) -> Vec<Decision> {
+        let snap = self.snapshot.load();
+        permissions.iter().map(|p| snap.check_str(user, p.as_ref())).collect()
+    }
+
+    /// The user's roles, or `None` for an unknown user.
+    pub fn user_roles(&self, user: &UserId) -> Option<Vec<RoleName>> {
+        self.snapshot.load().user_role_names.get(user).cloned()
+    }
+
+    /// The user's effective permissions (inheritance resolved), or `None` for an unknown user.
+    pub fn user_permissions(&self, user: &UserId) -> Option<Vec<Permission>> {
+        self.snapshot.load().permissions_of(user)
+    }
+
+    pub fn roles(&self) -> Vec<Role> {
+        self.snapshot.load().roles.values().map(|e| e.role.clone()).collect()
+    }
+
+    pub fn role(&self, name: &RoleName) -> Option<Role> {
+        self.snapshot.load().roles.get(name).map(|e| e.role.clone())
+    }
+
+    /// The policy version the snapshot reflects.
+    pub fn version(&self) -> i64 {
+        self.snapshot.load().version
+    }
+
+    // ---- writes: store first, then the snapshot ----
+
+    pub async fn ensure_user(&self, user: UserId) -> Result<(), RbacError> {
+        let _g = self.write_lock.lock().await;
+        let v = self.store.ensure_user(user, &self.default_roles).await?;
+        self.patch_user(v, user).await
+    }
+
+    pub async fn remove_user(&self, user: UserId) -> Result<(), RbacError> {
+        let _g = self.write_lock.lock().await;
+        let v = self.store.remove_user(user).await?;
+        self.apply(v, |s| s.remove_user(&user)).await
+    }
+
+    /// Grants a role; `false` if the user already had it.
+    pub async fn grant(&self, user: UserId, role: &RoleName) -> Result<bool, RbacError> {
+        let _g = self.write_lock.lock().await;
+        let (v, changed) = self.store.grant(user, role).await?;
+        self.patch_user(v, user).await?;
+        Ok(changed)
+    }
+
+    /// Revokes a role; `false` if the user did not have it.
+    pub async fn revoke(&self, user: UserId, role: &RoleName) -> Result<bool, RbacError> {
+        let _g = self.write_lock.lock().await;
+        let (v, changed) = self.store.revoke(user, role).await?;
+        self.patch_user(v, user).await?;
+        Ok(changed)
+    }
+
+    pub async fn create_role(&self, role: NewRole) -> Result<(), RbacError> {
+        let _g = self.write_lock.lock().await;
+        self.store.create_role(&role).await?;
+        self.reload().await
+    }
+
+    pub async fn delete_role(&self, name: &RoleName) -> Result<(), RbacError> {
+        let _g = self.write_lock.lock().await;
+        self.store.delete_role(name).await?;
+        self.reload().await
+    }
+
+    pub async fn set_role_permissions(&self, name: &RoleName, permissions: Vec<Permission>) -> Result<(), RbacError> {
+        let _g = self.write_lock.lock().await;
+        self.store.set_role_permissions(name, &permissions).await?;
+        self.reload().await
+    }
+
+    /// Replaces the roles `name` inherits from. Refused if it would close a cycle.
+    pub async fn set_role_parents(&self, name: &RoleName, parents: Vec<RoleName>) -> Result<(), RbacError> {
+        let _g = self.write_lock.lock().await;
+        self.store.set_role_parents(name, &parents).await?;
+        self.reload().await
+    }
+
+    /// Reloads the whole policy if another instance changed it since the snapshot was built.
+    pub async fn refresh(&self) -> Result<bool, RbacError> {
+        if self.store.version().await? == self.version() {
+            return Ok(false);
+        }
+        let _g = self.write_lock.lock().await;
+        self.reload().await?;
+        Ok(true)
+    }
+
+    async fn reload(&self) -> Result<(), RbacError> {
+        let data = self.store.load().await?;
+        self.snapshot.store(Arc::new(Snapshot::build(data)));
+        Ok(())
+    }
+
+    /// After a user-level write at version `v`: patch that user alone if `v` directly follows
+    /// the snapshot, else (another instance wrote in between) reload everything.
+    async fn patch_user(&self, v: i64, user: UserId) -> Result<(), RbacError> {
+        let roles = self.store.user_roles(user).await?;
+        self.apply(v, |s| match roles {
+            Some(r) => s.set_user(user, r),
+            None => s.remove_user(&user),
+        })
+        .await
+    }
+
+    async fn apply(&self, v: i64, patch: impl FnOnce(&mut Snapshot)) -> Result<(), RbacError> {
+        let current = self.snapshot.load();
+        if v == current.version + 1 {
+            let mut next = current.patched();
+            patch(&mut next);
+            next.version = v;
+            self.snapshot.store(Arc::new(next));
+            Ok(())
+        } else {
+            self.reload().await
+        }
+    }
+
+    /// Polls the policy version every `every` and reloads on change, until `self` is dropped.
+    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(rbac) = weak.upgrade() else { return };
+                if let Err(e) = rbac.refresh().await {
+                    tracing::warn!(error = %e, "RBAC policy refresh failed");
+                }
+            }
+        })
+    }
+}
+
+/// Delivers account events to RBAC: a new user becomes known with the default roles; a deleted
+/// user is forgotten. Idempotent, as the outbox requires.
+#[derive(Debug, Clone)]
+pub struct RbacEvents(pub Arc<Rbac>);
+
+pub const SUBSCRIBER: &str = "rbac";
+
+#[async_trait::async_trait]
+impl AccountEventHandler for RbacEvents {
+    fn name(&self) -> &str {
+        SUBSCRIBER
+    }
+
+    async fn handle(&self, event: &AccountEvent) -> Result<(), HandlerError> {
+        let r = match event {
+            AccountEvent::UserCreated { user_id, .. } => self.0.ensure_user(*user_id).await,
+            AccountEvent::UserDeleted { user_id } => self.0.remove_user(*user_id).await,
+        };
+        r.map_err(|e| HandlerError(e.to_string()))
+    }
+}

@@ -1,0 +1,259 @@
+//! The in-memory policy that answers checks: effective permissions per role (inheritance
+//! resolved once, when the snapshot is built) and each user's roles.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use fafnir_core::permission::WILDCARD;
+use fafnir_core::{Permission, UserId};
+
+use crate::model::{Decision, RbacError, Role, RoleName};
+
+/// Effective permissions of one role, indexed for O(1) matching of each wildcard form.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PermSet {
+    all: bool,                     // *:*
+    exact: HashSet<String>,        // users:read
+    any_action: HashSet<String>,   // users:*  (by resource)
+    any_resource: HashSet<String>, // *:read   (by action)
+}
+
+impl PermSet {
+    fn add(&mut self, p: &Permission) {
+        match (p.resource() == WILDCARD, p.action() == WILDCARD) {
+            (true, true) => self.all = true,
+            (false, true) => {
+                self.any_action.insert(p.resource().to_owned());
+            }
+            (true, false) => {
+                self.any_resource.insert(p.action().to_owned());
+            }
+            (false, false) => {
+                self.exact.insert(p.as_str().to_owned());
+            }
+        }
+    }
+
+    /// Same rule as [`Permission::grants`]: a grant `R:A` covers a request `r:a` when
+    /// `R` is `*` or `r`, and `A` is `*` or `a`. (`*` in a request is matched literally.)
+    #[inline]
+    fn grants(&self, p: &Permission) -> bool {
+        self.all
+            || self.exact.contains(p.as_str())
+            || self.any_action.contains(p.resource())
+            || self.any_resource.contains(p.action())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct RoleEntry {
+    pub role: Role,
+    pub effective: PermSet,
+    pub effective_list: Vec<Permission>,
+}
+
+/// Everything a check needs, immutable once built.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub version: i64,
+    pub roles: BTreeMap<RoleName, Arc<RoleEntry>>,
+    pub users: HashMap<UserId, Vec<Arc<RoleEntry>>>,
+    pub user_role_names: HashMap<UserId, Vec<RoleName>>,
+}
+
+/// Raw policy rows as loaded from the store.
+#[derive(Debug, Default)]
+pub struct PolicyData {
+    pub version: i64,
+    pub roles: Vec<Role>,
+    pub users: Vec<(UserId, Vec<RoleName>)>,
+}
+
+impl Snapshot {
+    pub(crate) fn build(data: PolicyData) -> Snapshot {
+        let by_name: HashMap<&RoleName, &Role> = data.roles.iter().map(|r| (&r.name, r)).collect();
+        let mut roles = BTreeMap::new();
+        for role in &data.roles {
+            let mut effective = PermSet::default();
+            let mut list: Vec<Permission> = Vec::new();
+            // Walk the inheritance graph; `seen` also guards against a cycle that slipped into
+            // the store by hand (writes through Fafnir reject cycles).
+            let mut seen: HashSet<&RoleName> = HashSet::new();
+            let mut stack = vec![&role.name];
+            while let Some(name) = stack.pop() {
+                if !seen.insert(name) {
+                    continue;
+                }
+                if let Some(r) = by_name.get(name) {
+                    for p in &r.permissions {
+                        effective.add(p);
+                        if !list.contains(p) {
+                            list.push(p.clone());
+                        }
+                    }
+                    stack.extend(r.inherits.iter());
+                }
+            }
+            list.sort();
+            roles.insert(
+                role.name.clone(),
+                Arc::new(RoleEntry { role: role.clone(), effective, effective_list: list }),
+            );
+        }
+        let mut snap = Snapshot { version: data.version, roles, ..Default::default() };
+        for (user, names) in data.users {
+            snap.set_user(user, names);
+        }
+        snap
+    }
+
+    /// Replaces one user's grants (a local write, without reloading everything).
+    pub(crate) fn set_user(&mut self, user: UserId, mut names: Vec<RoleName>) {
+        names.sort();
+        let entries = names.iter().filter_map(|n| self.roles.get(n).cloned()).collect();
+        self.users.insert(user, entries);
+        self.user_role_names.insert(user, names);
+    }
+
+    pub(crate) fn remove_user(&mut self, user: &UserId) {
+        self.users.remove(user);
+        self.user_role_names.remove(user);
+    }
+
+    /// Copies the snapshot for a local patch. Roles are shared (`Arc`), only maps are copied.
+    pub(crate) fn patched(&self) -> Snapshot {
+        Snapshot {
+            version: self.version,
+            roles: self.roles.clone(),
+            users: self.users.clone(),
+            user_role_names: self.user_role_names.clone(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn check(&self, user: &UserId, p: &Permission) -> Decision {
+        match self.users.get(user) {
+            None => Decision::NO_USER,
+            Some(roles) if roles.iter().any(|r| r.effective.grants(p)) => Decision::GRANTED,
+            Some(_) => Decision::DENIED,
+        }
+    }
+
+    pub(crate) fn check_str(&self, user: &UserId, p: &str) -> Decision {
+        match Permission::parse(p) {
+            Ok(p) => self.check(user, &p),
+            Err(_) => Decision::INVALID,
+        }
+    }
+
+    pub(crate) fn permissions_of(&self, user: &UserId) -> Option<Vec<Permission>> {
+        let roles = self.users.get(user)?;
+        let mut out: Vec<Permission> =
+            roles.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
+        out.sort();
+        out.dedup();
+        Some(out)
+    }
+}
+
+/// Refuses an inheritance graph in which a role reaches itself. `edges` maps role → parents.
+pub fn find_cycle(edges: &HashMap<RoleName, Vec<RoleName>>, start: &RoleName) -> Option<Vec<RoleName>> {
+    // Depth-first search from `start`, remembering the path to report it.
+    fn dfs(
+        edges: &HashMap<RoleName, Vec<RoleName>>,
+        node: &RoleName,
+        start: &RoleName,
+        path: &mut Vec<RoleName>,
+        done: &mut HashSet<RoleName>,
+    ) -> bool {
+        for parent in edges.get(node).into_iter().flatten() {
+            if parent == start {
+                path.push(parent.clone());
+                return true;
+            }
+            if done.insert(parent.clone()) {
+                path.push(parent.clone());
+                if dfs(edges, parent, start, path, done) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.clone()];
+    let mut done = HashSet::new();
+    dfs(edges, start, start, &mut path, &mut done).then_some(path)
+}
+
+/// The error for a cycle found by [`find_cycle`].
+pub(crate) fn cycle_error(role: &RoleName, path: &[RoleName]) -> RbacError {
+    let chain: Vec<&str> = path.iter().map(RoleName::as_str).collect();
+    RbacError::Cycle(role.clone(), chain.join(" -> "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rn(s: &str) -> RoleName {
+        RoleName::parse(s).unwrap()
+    }
+    fn p(s: &str) -> Permission {
+        Permission::parse(s).unwrap()
+    }
+    fn role(name: &str, perms: &[&str], inherits: &[&str]) -> Role {
+        Role {
+            name: rn(name),
+            description: String::new(),
+            permissions: perms.iter().map(|s| p(s)).collect(),
+            inherits: inherits.iter().map(|s| rn(s)).collect(),
+            builtin: false,
+        }
+    }
+
+    #[test]
+    fn inheritance_and_wildcards() {
+        let u = UserId::new();
+        let v = UserId::new();
+        let snap = Snapshot::build(PolicyData {
+            version: 1,
+            roles: vec![
+                role("viewer", &["docs:read", "*:list"], &[]),
+                role("editor", &["docs:write", "images:*"], &["viewer"]),
+                role("root", &["*:*"], &[]),
+            ],
+            users: vec![(u, vec![rn("editor")]), (v, vec![])],
+        });
+        let yes = |perm: &str| snap.check_str(&u, perm).allowed;
+        assert!(yes("docs:read") && yes("docs:write") && yes("images:delete") && yes("users:list"));
+        assert!(yes("images:*"));
+        assert!(!yes("docs:delete") && !yes("docs:*") && !yes("*:*") && !yes("*:read"));
+        assert_eq!(snap.check_str(&u, "Docs:Read").code, crate::CheckCode::InvalidPermission);
+        assert_eq!(snap.check_str(&v, "docs:read").code, crate::CheckCode::PermissionDenied);
+        assert_eq!(snap.check_str(&UserId::new(), "docs:read").code, crate::CheckCode::UserNotFound);
+        assert_eq!(snap.permissions_of(&u).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn cycles_are_found() {
+        let mut edges: HashMap<RoleName, Vec<RoleName>> = HashMap::new();
+        edges.insert(rn("a"), vec![rn("b")]);
+        edges.insert(rn("b"), vec![rn("c")]);
+        assert!(find_cycle(&edges, &rn("a")).is_none());
+        edges.insert(rn("c"), vec![rn("a")]);
+        let path = find_cycle(&edges, &rn("a")).unwrap();
+        assert_eq!(path, vec![rn("a"), rn("b"), rn("c"), rn("a")]);
+        edges.clear();
+        edges.insert(rn("a"), vec![rn("a")]);
+        assert!(find_cycle(&edges, &rn("a")).is_some());
+    }
+
+    #[test]
+    fn role_names() {
+        assert!(RoleName::parse("billing-admin_2").is_ok());
+        for bad in ["", "Admin", "1x", "a b", "a:b", "\0", &"a".repeat(65)] {
+            assert!(RoleName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
