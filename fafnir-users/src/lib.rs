@@ -1,1 +1,152 @@
+//! # fafnir-users
+//!
+//! User profiles: first and last name, display name, avatar URL, bio, locale and time zone.
+//! Every registered user has one, created empty by the [`ProfileEvents`] subscriber of the
+//! account-event outbox. Listing uses opaque cursors over the time-ordered user ids.
 
+mod profile;
+mod store;
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
+use fafnir_core::{CoreError, UserId};
+
+pub use profile::{FieldError, Profile, ProfileUpdate};
+pub use store::{ProfileStore, SqlProfileStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("profile not found")]
+    NotFound,
+    #[error("invalid profile: {}", .0.iter().map(|e| format!("{} {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    #[error("invalid page cursor")]
+    InvalidCursor,
+    #[error("page size must be between 1 and {MAX_PAGE_SIZE}")]
+    InvalidPageSize,
+    #[error(transparent)]
+    Store(#[from] CoreError),
+}
+
+impl From<sqlx::Error> for UsersError {
+    fn from(e: sqlx::Error) -> Self {
+        UsersError::Store(CoreError::Database(e))
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// One page of a listing. `next_cursor` is `None` on the last page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The profile service.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    store: Arc<dyn ProfileStore>,
+}
+
+impl Profiles {
+    pub fn new(store: Arc<dyn ProfileStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn get(&self, user: UserId) -> Result<Profile, UsersError> {
+        self.store.get(user).await?.ok_or(UsersError::NotFound)
+    }
+
+    /// Creates the empty profile of a new user (idempotent).
+    pub async fn create(&self, user: UserId, display_name: Option<&str>) -> Result<(), UsersError> {
+        let display_name = display_name.map(str::trim).filter(|s| !s.is_empty());
+        let checked = ProfileUpdate { display_name: Some(display_name.map(String::from)), ..Default::default() }
+            .validate()
+            .map_err(UsersError::Validation)?;
+        let display_name = checked.into_iter().next().and_then(|(_, v)| v);
+        self.store.create(user, display_name.as_deref()).await
+    }
+
+    /// Applies a partial update; an invalid field refuses the whole update.
+    pub async fn update(&self, user: UserId, update: &ProfileUpdate) -> Result<Profile, UsersError> {
+        let columns = update.validate().map_err(UsersError::Validation)?;
+        if columns.is_empty() {
+            return self.get(user).await;
+        }
+        self.store.update(user, &columns).await?.ok_or(UsersError::NotFound)
+    }
+
+    pub async fn delete(&self, user: UserId) -> Result<(), UsersError> {
+        if self.store.delete(user).await? {
+            Ok(())
+        } else {
+            Err(UsersError::NotFound)
+        }
+    }
+
+    /// A page of profiles in creation order. `after` is the `next_cursor` of the previous page.
+    pub async fn list(&self, first: Option<u32>, after: Option<&str>) -> Result<Page<Profile>, UsersError> {
+        let limit = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(UsersError::InvalidPageSize);
+        }
+        let after = after.map(decode_cursor).transpose()?;
+        // One extra row tells whether another page follows.
+        let mut items = self.store.list(after, limit + 1).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_cursor = if more { items.last().map(|p| encode_cursor(&p.user_id)) } else { None };
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Cursors are opaque to clients (base64 of `v1:<user id>`), so the format can change.
+fn encode_cursor(id: &UserId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{id}"))
+}
+
+fn decode_cursor(c: &str) -> Result<UserId, UsersError> {
+    if c.len() > 128 {
+        return Err(UsersError::InvalidCursor);
+    }
+    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| UsersError::InvalidCursor)?;
+    let s = std::str::from_utf8(&raw).map_err(|_| UsersError::InvalidCursor)?;
+    let id = s.strip_prefix("v1:").ok_or(UsersError::InvalidCursor)?;
+    UserId::parse(id).map_err(|_| UsersError::InvalidCursor)
+}
+
+/// Delivers account events to the profile store: a new user gets an empty profile, a deleted
+/// user loses theirs. Idempotent, as the outbox requires.
+#[derive(Debug, Clone)]
+pub struct ProfileEvents(pub Profiles);
+
+pub const SUBSCRIBER: &str = "users";
+
+#[async_trait::async_trait]
+impl AccountEventHandler for ProfileEvents {
+    fn name(&self) -> &str {
+        SUBSCRIBER
+    }
+
+    async fn handle(&self, event: &AccountEvent) -> Result<(), HandlerError> {
+        let r = match event {
+            AccountEvent::UserCreated { user_id, display_name } => {
+                match self.0.create(*user_id, display_name.as_deref()).await {
+                    // A display name that fails validation must not block the profile.
+                    Err(UsersError::Validation(_)) => self.0.create(*user_id, None).await,
+                    other => other,
+                }
+            }
+            AccountEvent::UserDeleted { user_id } => match self.0.delete(*user_id).await {
+                Err(UsersError::NotFound) => Ok(()),
+                other => other,
+            },
+        };
+        r.map_err(|e| HandlerError(e.to_string()))
+    }
+}
