@@ -1,1 +1,18 @@
+//! # fafnir-auth
+//!
+//! Accounts and sessions: registration with a password policy, Argon2id hashing off the async
+//! executor, login with per-account and per-address throttling, EdDSA access tokens, opaque
+//! rotating refresh tokens with reuse detection, session listing and revocation, and password
+//! changes. No HTTP in the default features: transports call [`Auth`].
 
+mod error;
+mod password;
+mod secret;
+mod service;
+mod store;
+
+pub use error::AuthError;
+pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
+pub use secret::SecretString;
+pub use service::{Account, Auth, AuthConfig, ClientInfo, Login, Principal, SessionInfo, ThrottleConfig};
+pub use store::{AuthStore, RotateParams, Rotation, SessionRecord, SqlAuthStore, ThrottleRule, UserRecord};

@@ -55,6 +55,9 @@ pub struct Outbox {
     clock: SharedClock,
     handlers: Vec<Arc<dyn AccountEventHandler>>,
     wake: Notify,
+    // One delivery pass at a time per instance: concurrent callers would only deliver the same
+    // rows twice.
+    pass: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Outbox {
@@ -66,7 +69,7 @@ impl fmt::Debug for Outbox {
 
 impl Outbox {
     pub fn new(db: Db, clock: SharedClock, handlers: Vec<Arc<dyn AccountEventHandler>>) -> Self {
-        Self { db, clock, handlers, wake: Notify::new() }
+        Self { db, clock, handlers, wake: Notify::new(), pass: tokio::sync::Mutex::new(()) }
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = &str> {
@@ -106,6 +109,7 @@ impl Outbox {
     /// skipped for the rest of this pass so that its events are never delivered out of order.
     /// Returns how many rows were acknowledged.
     pub async fn deliver_pending(&self) -> Result<usize, CoreError> {
+        let _pass = self.pass.lock().await;
         let now = self.clock.now_ms();
         // Not only the due rows: an earlier row still backing off must hold back later rows of
         // the same subscriber, or a deletion could overtake the creation it follows.

@@ -1,0 +1,59 @@
+use std::time::Duration;
+
+use fafnir_core::CoreError;
+
+/// Everything that can go wrong in authentication. `code()` is the contract's error code; the
+/// messages are safe to show: none says whether an account exists.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{field}: {message}")]
+    Validation { field: &'static str, message: String },
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("email or password is incorrect")]
+    InvalidCredentials,
+    #[error("too many attempts; try again in {} seconds", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("authentication required: the access token is missing, invalid or expired, or its session has ended")]
+    Unauthorized,
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] CoreError),
+}
+
+impl AuthError {
+    /// The contract's `UPPER_SNAKE` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Validation { .. } => "VALIDATION_FAILED",
+            AuthError::EmailTaken => "EMAIL_TAKEN",
+            AuthError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AuthError::RateLimited { .. } => "RATE_LIMITED",
+            AuthError::Unauthorized => "UNAUTHORIZED",
+            AuthError::InvalidRefreshToken => "INVALID_REFRESH_TOKEN",
+            AuthError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
+            AuthError::SessionNotFound => "NOT_FOUND",
+            AuthError::UserNotFound => "USER_NOT_FOUND",
+            AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",
+        }
+    }
+
+    pub(crate) fn validation(field: &'static str, message: impl Into<String>) -> Self {
+        AuthError::Validation { field, message: message.into() }
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Store(CoreError::Database(e))
+    }
+}

@@ -1,0 +1,559 @@
+//! The authentication service: the operations, independent of any transport.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fafnir_core::clock::{dur_ms, from_ms};
+use fafnir_core::events::{AccountEvent, Outbox};
+use fafnir_core::keys::KeyManager;
+use fafnir_core::token::{AccessClaims, Jwks, TokenAudience};
+use fafnir_core::{Config, Email, SessionId, SharedClock, UserId};
+use serde::Serialize;
+
+use crate::error::AuthError;
+use crate::password::{Argon2Config, Password, PasswordHasher, PasswordPolicy};
+use crate::secret::{new_refresh_token, plausible_refresh_token, token_hash, SecretString};
+use crate::store::{AuthStore, RotateParams, Rotation, SessionRecord, ThrottleRule, UserRecord};
+
+/// Failed-login throttling, per account (e-mail) and per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    pub per_account: ThrottleRule,
+    pub per_address: ThrottleRule,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        const MIN: i64 = 60_000;
+        Self {
+            // 5 failures in 15 minutes lock the account for 30 s, doubling up to 15 minutes.
+            // Short, growing lockouts stop guessing without letting an attacker lock a victim
+            // out for long.
+            per_account: ThrottleRule { max_failures: 5, window_ms: 15 * MIN, base_lockout_ms: 30_000, max_lockout_ms: 15 * MIN },
+            // An address gets more room (offices share one behind NAT): 50 failures, then 1 min
+            // doubling up to an hour.
+            per_address: ThrottleRule { max_failures: 50, window_ms: 15 * MIN, base_lockout_ms: MIN, max_lockout_ms: 60 * MIN },
+        }
+    }
+}
+
+/// Settings of the authentication service.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// Sliding: every refresh extends the session by this much.
+    pub refresh_ttl: Duration,
+    /// How long the immediate parent of the newest refresh token is still accepted (concurrent
+    /// tabs refreshing at once must not log the user out).
+    pub refresh_grace: Duration,
+    /// How long "this session is active" is remembered before asking the store again: a
+    /// session revoked on another instance is refused within this time. Revocations on this
+    /// instance take effect at once.
+    pub session_check_ttl: Duration,
+    pub argon2: Argon2Config,
+    /// Concurrent hashes (each holds `argon2.memory_kib`). Default: the number of cores.
+    pub max_concurrent_hashes: usize,
+    pub password_policy: PasswordPolicy,
+    pub throttle: ThrottleConfig,
+}
+
+impl AuthConfig {
+    pub fn from_config(c: &Config) -> Self {
+        Self {
+            issuer: c.issuer(),
+            audience: c.audience.clone(),
+            access_ttl: c.access_ttl,
+            refresh_ttl: c.refresh_ttl,
+            ..Self::default()
+        }
+    }
+
+    pub fn token_audience(&self) -> TokenAudience {
+        TokenAudience { issuer: self.issuer.clone(), audience: self.audience.clone() }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let c = Config::default();
+        Self {
+            issuer: c.issuer(),
+            audience: c.audience.clone(),
+            access_ttl: c.access_ttl,
+            refresh_ttl: c.refresh_ttl,
+            refresh_grace: Duration::from_secs(10),
+            session_check_ttl: Duration::from_secs(2),
+            argon2: Argon2Config::default(),
+            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            password_policy: PasswordPolicy::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+/// Who is calling, as far as the transport knows: used for throttling and the session list.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The public view of an account (the contract's `user`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: UserId,
+    pub email: Email,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRecord> for Account {
+    fn from(u: &UserRecord) -> Self {
+        Account { id: u.id, email: u.email.clone(), email_verified: u.email_verified, created_at: u.created_at }
+    }
+}
+
+/// The result of a login or refresh: tokens for the transport to deliver.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: Account,
+    pub session_id: SessionId,
+    pub access_token: SecretString,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: SecretString,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// An authenticated caller: a verified access token whose session is active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub claims: AccessClaims,
+}
+
+/// A session as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session the listing request came from.
+    pub current: bool,
+}
+
+/// Remembers recent "session is active" answers for `ttl`.
+#[derive(Debug, Default)]
+struct SessionCache {
+    entries: Mutex<HashMap<SessionId, (UserId, i64)>>,
+}
+
+const SESSION_CACHE_MAX: usize = 100_000;
+
+impl SessionCache {
+    fn get(&self, sid: &SessionId, now_ms: i64, ttl_ms: i64) -> Option<UserId> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(sid).filter(|(_, at)| now_ms - at < ttl_ms).map(|(u, _)| *u)
+    }
+
+    fn put(&self, sid: SessionId, user: UserId, now_ms: i64) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= SESSION_CACHE_MAX {
+            map.clear(); // crude but bounded; entries are re-learnt in one query each
+        }
+        map.insert(sid, (user, now_ms));
+    }
+
+    fn forget(&self, sid: &SessionId) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(sid);
+    }
+
+    fn forget_user(&self, user: &UserId) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (u, _)| u != user);
+    }
+}
+
+/// Registration, login, tokens and sessions.
+pub struct Auth {
+    cfg: AuthConfig,
+    audience: TokenAudience,
+    store: Arc<dyn AuthStore>,
+    keys: Arc<KeyManager>,
+    hasher: PasswordHasher,
+    clock: SharedClock,
+    outbox: Arc<Outbox>,
+    sessions: SessionCache,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+/// How long inline delivery of account events may hold up a registration before it is left to
+/// the background dispatcher.
+const INLINE_DELIVERY_BUDGET: Duration = Duration::from_secs(2);
+
+impl Auth {
+    pub fn new(
+        cfg: AuthConfig,
+        store: Arc<dyn AuthStore>,
+        keys: Arc<KeyManager>,
+        clock: SharedClock,
+        outbox: Arc<Outbox>,
+    ) -> Result<Self, AuthError> {
+        let hasher = PasswordHasher::new(cfg.argon2, cfg.max_concurrent_hashes)?;
+        Ok(Self { audience: cfg.token_audience(), cfg, store, keys, hasher, clock, outbox, sessions: SessionCache::default() })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.cfg
+    }
+
+    pub fn keys(&self) -> &Arc<KeyManager> {
+        &self.keys
+    }
+
+    pub fn jwks(&self) -> Jwks {
+        self.keys.jwks()
+    }
+
+    /// Password hashes waiting for or holding a hashing slot.
+    pub fn hash_queue_depth(&self) -> usize {
+        self.hasher.queue_depth()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Creates an account. The `member` role and an empty profile follow through the outbox
+    /// (delivered before this returns when the subscribers answer quickly, else in the background).
+    pub async fn register(&self, email: &str, password: &str, display_name: Option<&str>) -> Result<Account, AuthError> {
+        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
+        let password = Password::new(password);
+        self.cfg
+            .password_policy
+            .check(&password, &[email.as_str(), email.as_str().split('@').next().unwrap_or_default()])
+            .map_err(|m| AuthError::validation("password", m))?;
+        // Hash before looking at the table: taken and free addresses cost the same time.
+        let hash = self.hasher.hash(&password).await?;
+        let user = UserRecord {
+            id: UserId::new(),
+            email,
+            password_hash: hash,
+            email_verified: false,
+            created_at: from_ms(self.now_ms()),
+        };
+        let display_name = display_name.map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect());
+        let event = AccountEvent::UserCreated { user_id: user.id, display_name };
+        self.store.create_user(&user, &event).await?;
+        tracing::info!(user_id = %user.id, "account registered");
+        self.deliver_events().await;
+        Ok(Account::from(&user))
+    }
+
+    async fn deliver_events(&self) {
+        match tokio::time::timeout(INLINE_DELIVERY_BUDGET, self.outbox.deliver_pending()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "inline event delivery failed; the dispatcher will retry"),
+            Err(_) => tracing::warn!("inline event delivery is slow; the dispatcher will finish it"),
+        }
+        self.outbox.notify();
+    }
+
+    fn throttle_keys(email: Option<&Email>, client: &ClientInfo) -> Vec<(String, bool)> {
+        let mut keys = Vec::new();
+        if let Some(e) = email {
+            keys.push((format!("acct:{e}"), true));
+        }
+        if let Some(ip) = &client.ip {
+            keys.push((format!("ip:{ip}"), false));
+        }
+        keys
+    }
+
+    async fn check_throttle(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
+        let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        let until = self.store.locked_until(&names).await?;
+        let now = self.now_ms();
+        if until > now {
+            let ms = u64::try_from(until - now).unwrap_or(0);
+            return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
+        }
+        Ok(())
+    }
+
+    async fn record_failures(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
+        let now = self.now_ms();
+        for (key, is_account) in keys {
+            let rule = if *is_account { self.cfg.throttle.per_account } else { self.cfg.throttle.per_address };
+            self.store.record_failure(key, rule, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks e-mail and password and opens a session.
+    ///
+    /// Unknown e-mail, wrong password and malformed e-mail all answer `InvalidCredentials` after
+    /// the same Argon2 work. Locked accounts and addresses answer `RateLimited` before any.
+    pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
+        let email = Email::parse(email).ok();
+        let keys = Self::throttle_keys(email.as_ref(), client);
+        self.check_throttle(&keys).await?;
+        let password = Password::new(password);
+        let user = match &email {
+            Some(e) => self.store.user_by_email(e).await?,
+            None => None,
+        };
+        let verified = self.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let user = match user {
+            Some(u) if verified.ok => u,
+            _ => {
+                self.record_failures(&keys).await?;
+                tracing::info!(outcome = "failure", "login failed");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if let Some((account_key, _)) = keys.iter().find(|(_, acct)| *acct) {
+            self.store.clear_failures(account_key).await?;
+        }
+        if verified.needs_rehash {
+            // Parameters changed since this hash was made: upgrade it now that we know the password.
+            let hash = self.hasher.hash(&password).await?;
+            self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
+            tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+        }
+        let login = self.open_session(&user, client).await?;
+        tracing::info!(user_id = %user.id, session_id = %login.session_id, outcome = "success", "login");
+        Ok(login)
+    }
+
+    async fn open_session(&self, user: &UserRecord, client: &ClientInfo) -> Result<Login, AuthError> {
+        let now = self.now_ms();
+        let session = SessionRecord {
+            id: SessionId::new(),
+            user_id: user.id,
+            created_at: from_ms(now),
+            last_used_at: from_ms(now),
+            expires_at: from_ms(now.saturating_add(dur_ms(self.cfg.refresh_ttl))),
+            user_agent: client.user_agent.as_ref().map(|s| s.chars().take(256).collect()),
+            ip: client.ip.as_ref().map(|s| s.chars().take(64).collect()),
+        };
+        let refresh = new_refresh_token();
+        self.store.create_session(&session, &token_hash(refresh.expose())).await?;
+        self.sessions.put(session.id, user.id, now);
+        self.issue(Account::from(user), session.id, refresh, now)
+    }
+
+    fn issue(&self, user: Account, sid: SessionId, refresh: SecretString, now: i64) -> Result<Login, AuthError> {
+        let exp = now.saturating_add(dur_ms(self.cfg.access_ttl));
+        let claims = AccessClaims {
+            iss: self.cfg.issuer.clone(),
+            aud: self.cfg.audience.clone(),
+            sub: user.id,
+            sid,
+            iat: now / 1000,
+            exp: exp / 1000,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let access = self.keys.sign(&claims)?;
+        Ok(Login {
+            user,
+            session_id: sid,
+            access_token: SecretString::new(access),
+            access_expires_at: from_ms((exp / 1000) * 1000),
+            refresh_token: refresh,
+            refresh_expires_at: from_ms(now.saturating_add(dur_ms(self.cfg.refresh_ttl))),
+        })
+    }
+
+    /// Verifies an access token and that its session is still active.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
+        let now = self.now_ms();
+        let ttl = dur_ms(self.cfg.session_check_ttl);
+        let user = match self.sessions.get(&claims.sid, now, ttl) {
+            Some(u) => u,
+            None => {
+                let u = self.store.active_session(claims.sid, now).await?.ok_or(AuthError::Unauthorized)?;
+                self.sessions.put(claims.sid, u, now);
+                u
+            }
+        };
+        if user != claims.sub {
+            return Err(AuthError::Unauthorized);
+        }
+        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims })
+    }
+
+    /// The caller's account.
+    pub async fn me(&self, who: &Principal) -> Result<Account, AuthError> {
+        let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
+        Ok(Account::from(&user))
+    }
+
+    /// Exchanges a refresh token for new tokens (the presented one is used up).
+    pub async fn refresh(&self, refresh_token: &str, _client: &ClientInfo) -> Result<Login, AuthError> {
+        if !plausible_refresh_token(refresh_token) {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let fresh = new_refresh_token();
+        let presented = token_hash(refresh_token);
+        let fresh_hash = token_hash(fresh.expose());
+        let now = self.now_ms();
+        let outcome = self
+            .store
+            .rotate_refresh(RotateParams {
+                presented_hash: &presented,
+                fresh_hash: &fresh_hash,
+                now_ms: now,
+                grace_ms: dur_ms(self.cfg.refresh_grace),
+                ttl_ms: dur_ms(self.cfg.refresh_ttl),
+            })
+            .await?;
+        match outcome {
+            Rotation::Rotated { session, user } => {
+                let user = self.store.user_by_id(user).await?.ok_or(AuthError::InvalidRefreshToken)?;
+                self.issue(Account::from(&user), session, fresh, now)
+            }
+            Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
+            Rotation::Reused { session, user } => {
+                self.sessions.forget(&session);
+                tracing::warn!(user_id = %user, session_id = %session, "refresh token reuse detected; session revoked");
+                Err(AuthError::RefreshTokenReused)
+            }
+        }
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, who: &Principal) -> Result<(), AuthError> {
+        self.store.revoke_session(who.user_id, who.session_id, "logout", self.now_ms()).await?;
+        self.sessions.forget(&who.session_id);
+        Ok(())
+    }
+
+    /// Ends the session a refresh token belongs to (logout when the access token has expired).
+    /// An unknown or dead token is not an error: the session is over either way.
+    pub async fn logout_with_refresh(&self, refresh_token: &str) -> Result<(), AuthError> {
+        if !plausible_refresh_token(refresh_token) {
+            return Ok(());
+        }
+        if let Some((sid, uid)) = self.store.session_of_refresh(&token_hash(refresh_token), self.now_ms()).await? {
+            self.store.revoke_session(uid, sid, "logout", self.now_ms()).await?;
+            self.sessions.forget(&sid);
+        }
+        Ok(())
+    }
+
+    /// Ends every session of the caller; returns how many.
+    pub async fn logout_all(&self, user: UserId) -> Result<u64, AuthError> {
+        let n = self.store.revoke_sessions(user, None, "logout_all", self.now_ms()).await?;
+        self.sessions.forget_user(&user);
+        Ok(n)
+    }
+
+    pub async fn sessions(&self, who: &Principal) -> Result<Vec<SessionInfo>, AuthError> {
+        let list = self.store.sessions_of(who.user_id, self.now_ms()).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| SessionInfo {
+                current: s.id == who.session_id,
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                ip: s.ip,
+            })
+            .collect())
+    }
+
+    /// Revokes one of the caller's own sessions. Someone else's session is `SessionNotFound`.
+    pub async fn revoke_session(&self, who: &Principal, sid: SessionId) -> Result<(), AuthError> {
+        if !self.store.revoke_session(who.user_id, sid, "revoked_by_user", self.now_ms()).await? {
+            return Err(AuthError::SessionNotFound);
+        }
+        self.sessions.forget(&sid);
+        Ok(())
+    }
+
+    /// Changes the password after checking the current one; every other session is revoked.
+    /// A wrong current password counts as a failed login for throttling.
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: &str,
+        new: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
+        let keys = Self::throttle_keys(Some(&user.email), client);
+        self.check_throttle(&keys).await?;
+        let verified = self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await?;
+        if !verified.ok {
+            self.record_failures(&keys).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let new = Password::new(new);
+        self.cfg
+            .password_policy
+            .check(&new, &[user.email.as_str()])
+            .map_err(|m| AuthError::validation("new_password", m))?;
+        let hash = self.hasher.hash(&new).await?;
+        self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
+        let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
+        self.sessions.forget_user(&user.id);
+        tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
+        Ok(())
+    }
+
+    /// Sets a user's password without the current one (admin tooling). Revokes every session.
+    pub async fn set_password(&self, user: UserId, new: &str) -> Result<(), AuthError> {
+        let rec = self.store.user_by_id(user).await?.ok_or(AuthError::UserNotFound)?;
+        let new = Password::new(new);
+        self.cfg
+            .password_policy
+            .check(&new, &[rec.email.as_str()])
+            .map_err(|m| AuthError::validation("password", m))?;
+        let hash = self.hasher.hash(&new).await?;
+        self.store.set_password_hash(user, &hash, self.now_ms()).await?;
+        self.logout_all(user).await?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Account, AuthError> {
+        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
+        let user = self.store.user_by_email(&email).await?.ok_or(AuthError::UserNotFound)?;
+        Ok(Account::from(&user))
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<Account, AuthError> {
+        let user = self.store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
+        Ok(Account::from(&user))
+    }
+
+    /// Deletes an account and its sessions; roles and profile follow through the outbox.
+    pub async fn delete_user(&self, id: UserId) -> Result<(), AuthError> {
+        if !self.store.delete_user(id, &AccountEvent::UserDeleted { user_id: id }).await? {
+            return Err(AuthError::UserNotFound);
+        }
+        self.sessions.forget_user(&id);
+        tracing::info!(user_id = %id, "account deleted");
+        self.deliver_events().await;
+        Ok(())
+    }
+
+    /// Removes sessions that ended more than a day ago (run it periodically).
+    pub async fn prune(&self) -> Result<u64, AuthError> {
+        self.store.prune(self.now_ms() - 86_400_000).await
+    }
+}

@@ -1,0 +1,464 @@
+//! Account, session, refresh-token and throttle storage: the trait and its sqlx implementation.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fafnir_core::clock::from_ms;
+use fafnir_core::error::is_unique_violation;
+use fafnir_core::events::{AccountEvent, Outbox};
+use fafnir_core::{CoreError, Db, Email, SessionId, UserId};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::error::AuthError;
+
+/// An account as stored.
+#[derive(Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: Email,
+    pub password_hash: String,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord").field("id", &self.id).field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+/// A login session (one refresh-token family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What happened to a presented refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was the session's newest (or its immediate parent, within the grace window):
+    /// the new token is stored.
+    Rotated { session: SessionId, user: UserId },
+    /// Unknown, expired, or its session was revoked.
+    Invalid,
+    /// A used token was replayed outside the grace window: the session is now revoked.
+    Reused { session: SessionId, user: UserId },
+}
+
+/// Parameters of one rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct RotateParams<'a> {
+    pub presented_hash: &'a str,
+    pub fresh_hash: &'a str,
+    pub now_ms: i64,
+    pub grace_ms: i64,
+    pub ttl_ms: i64,
+}
+
+/// A throttling rule for one kind of key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures within `window_ms` before the key is locked.
+    pub max_failures: i64,
+    pub window_ms: i64,
+    /// First lockout; doubles with every further failure.
+    pub base_lockout_ms: i64,
+    pub max_lockout_ms: i64,
+}
+
+#[async_trait]
+pub trait AuthStore: Send + Sync + std::fmt::Debug {
+    /// Inserts the account and records `event` in the outbox, atomically.
+    async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError>;
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, AuthError>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, AuthError>;
+    async fn set_password_hash(&self, id: UserId, hash: &str, now_ms: i64) -> Result<(), AuthError>;
+    /// Deletes the account (its sessions go with it) and records `event`, atomically.
+    async fn delete_user(&self, id: UserId, event: &AccountEvent) -> Result<bool, AuthError>;
+
+    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> Result<(), AuthError>;
+    async fn rotate_refresh(&self, p: RotateParams<'_>) -> Result<Rotation, AuthError>;
+    /// The session's user, if the session is active (not revoked, not expired).
+    async fn active_session(&self, id: SessionId, now_ms: i64) -> Result<Option<UserId>, AuthError>;
+    async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRecord>, AuthError>;
+    async fn revoke_session(&self, user: UserId, id: SessionId, reason: &str, now_ms: i64) -> Result<bool, AuthError>;
+    /// Revokes every active session of `user` except `keep`; returns how many.
+    async fn revoke_sessions(&self, user: UserId, keep: Option<SessionId>, reason: &str, now_ms: i64) -> Result<u64, AuthError>;
+    /// The session behind a refresh token, if it is active.
+    async fn session_of_refresh(&self, refresh_hash: &str, now_ms: i64) -> Result<Option<(SessionId, UserId)>, AuthError>;
+
+    /// The latest `locked_until` among `keys` (0 when none is locked).
+    async fn locked_until(&self, keys: &[String]) -> Result<i64, AuthError>;
+    async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError>;
+    async fn clear_failures(&self, key: &str) -> Result<(), AuthError>;
+    /// Deletes sessions (with their tokens) that ended before `before_ms`, and stale throttle rows.
+    async fn prune(&self, before_ms: i64) -> Result<u64, AuthError>;
+}
+
+/// The sqlx store, for SQLite and Postgres alike.
+#[derive(Debug, Clone)]
+pub struct SqlAuthStore {
+    db: Db,
+    outbox: Arc<Outbox>,
+}
+
+impl SqlAuthStore {
+    pub fn new(db: Db, outbox: Arc<Outbox>) -> Self {
+        Self { db, outbox }
+    }
+}
+
+fn corrupt(what: &str) -> AuthError {
+    AuthError::Store(CoreError::Corrupt(format!("bad {what} in store")))
+}
+
+fn user_row(row: &AnyRow) -> Result<UserRecord, AuthError> {
+    let id: String = row.try_get("id")?;
+    let email: String = row.try_get("email")?;
+    Ok(UserRecord {
+        id: UserId::parse(&id).map_err(|_| corrupt("user id"))?,
+        email: Email::parse(&email).map_err(|_| corrupt("email"))?,
+        password_hash: row.try_get("password_hash")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+fn session_row(row: &AnyRow) -> Result<SessionRecord, AuthError> {
+    let id: String = row.try_get("id")?;
+    let user: String = row.try_get("user_id")?;
+    Ok(SessionRecord {
+        id: SessionId::parse(&id).map_err(|_| corrupt("session id"))?,
+        user_id: UserId::parse(&user).map_err(|_| corrupt("user id"))?,
+        created_at: from_ms(row.try_get("created_at")?),
+        last_used_at: from_ms(row.try_get("last_used_at")?),
+        expires_at: from_ms(row.try_get("expires_at")?),
+        user_agent: row.try_get("user_agent")?,
+        ip: row.try_get("ip")?,
+    })
+}
+
+const USER_COLS: &str = "id, email, password_hash, email_verified, created_at";
+const SESSION_COLS: &str = "id, user_id, created_at, last_used_at, expires_at, user_agent, ip";
+
+#[async_trait]
+impl AuthStore for SqlAuthStore {
+    async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError> {
+        let mut tx = self.db.pool().begin().await?;
+        let now = user.created_at.timestamp_millis();
+        let res = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, email_verified, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.email.as_str())
+        .bind(&user.password_hash)
+        .bind(i64::from(user.email_verified))
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => return Err(AuthError::EmailTaken),
+            other => other?,
+        };
+        self.outbox.enqueue(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, AuthError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE email = $1"))
+            .bind(email.as_str())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, AuthError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str, now_ms: i64) -> Result<(), AuthError> {
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now_ms)
+            .bind(id.to_string())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId, event: &AccountEvent) -> Result<bool, AuthError> {
+        let mut tx = self.db.pool().begin().await?;
+        let uid = id.to_string();
+        // Children first: do not depend on ON DELETE CASCADE being switched on.
+        sqlx::query("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)")
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&uid).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?.rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        self.outbox.enqueue(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> Result<(), AuthError> {
+        let mut tx = self.db.pool().begin().await?;
+        let now = s.created_at.timestamp_millis();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, generation, created_at, last_used_at, rotated_at, expires_at, user_agent, ip) \
+             VALUES ($1, $2, 0, $3, $3, $3, $4, $5, $6)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.user_id.to_string())
+        .bind(now)
+        .bind(s.expires_at.timestamp_millis())
+        .bind(s.user_agent.clone())
+        .bind(s.ip.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at) VALUES ($1, $2, 0, $3)")
+            .bind(refresh_hash)
+            .bind(s.id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(&self, p: RotateParams<'_>) -> Result<Rotation, AuthError> {
+        // Each pass reads the state, then tries one conditional write (compare-and-swap on the
+        // session's generation). Losing the race to a concurrent refresh sends us round again,
+        // where the grace rule now applies. Three passes are plenty: each loss means progress.
+        for _ in 0..3 {
+            let row = sqlx::query(
+                "SELECT t.session_id, t.generation, s.user_id, s.generation AS current, s.rotated_at, \
+                        s.expires_at, s.revoked_at \
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.token_hash = $1",
+            )
+            .bind(p.presented_hash)
+            .fetch_optional(self.db.pool())
+            .await?;
+            let Some(row) = row else { return Ok(Rotation::Invalid) };
+            let sid: String = row.try_get("session_id")?;
+            let session = SessionId::parse(&sid).map_err(|_| corrupt("session id"))?;
+            let user = UserId::parse(&row.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?;
+            let generation: i64 = row.try_get("generation")?;
+            let current: i64 = row.try_get("current")?;
+            let rotated_at: i64 = row.try_get("rotated_at")?;
+            let expires_at: i64 = row.try_get("expires_at")?;
+            let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+            if revoked_at.is_some() || expires_at <= p.now_ms {
+                return Ok(Rotation::Invalid);
+            }
+
+            let (swap_sql, new_generation) = if generation == current {
+                // The newest token: advance the generation.
+                (
+                    "UPDATE sessions SET generation = $1, rotated_at = $2, last_used_at = $2, expires_at = $3 \
+                     WHERE id = $4 AND generation = $5 AND revoked_at IS NULL",
+                    current + 1,
+                )
+            } else if generation == current - 1 && p.now_ms - rotated_at <= p.grace_ms {
+                // The immediate parent, just rotated by a concurrent request (another tab): issue a
+                // sibling of the newest token instead of treating it as theft.
+                (
+                    "UPDATE sessions SET generation = $1, last_used_at = $2, expires_at = $3 \
+                     WHERE id = $4 AND generation = $5 AND revoked_at IS NULL",
+                    current,
+                )
+            } else {
+                // Replay of a used token: somebody holds a copy. Revoke the whole family.
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = $1, revoke_reason = 'refresh_token_reused' \
+                     WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(p.now_ms)
+                .bind(&sid)
+                .execute(self.db.pool())
+                .await?;
+                return Ok(Rotation::Reused { session, user });
+            };
+
+            let mut tx = self.db.pool().begin().await?;
+            let swapped = sqlx::query(swap_sql)
+                .bind(new_generation)
+                .bind(p.now_ms)
+                .bind(p.now_ms.saturating_add(p.ttl_ms))
+                .bind(&sid)
+                .bind(current)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if swapped == 0 {
+                tx.rollback().await?;
+                continue;
+            }
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                .bind(p.now_ms)
+                .bind(p.presented_hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(p.fresh_hash)
+                .bind(&sid)
+                .bind(new_generation)
+                .bind(p.now_ms)
+                .execute(&mut *tx)
+                .await?;
+            // Used tokens stay until the session ends: replaying any of them, however old, must be
+            // recognised as reuse (and revoke the family), not as an unknown token.
+            tx.commit().await?;
+            return Ok(Rotation::Rotated { session, user });
+        }
+        Err(AuthError::Store(CoreError::Corrupt("refresh rotation kept losing races".into())))
+    }
+
+    async fn active_session(&self, id: SessionId, now_ms: i64) -> Result<Option<UserId>, AuthError> {
+        let row = sqlx::query("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2")
+            .bind(id.to_string())
+            .bind(now_ms)
+            .fetch_optional(self.db.pool())
+            .await?;
+        match row {
+            Some(r) => Ok(Some(UserId::parse(&r.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRecord>, AuthError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC"
+        ))
+        .bind(user.to_string())
+        .bind(now_ms)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(session_row).collect()
+    }
+
+    async fn revoke_session(&self, user: UserId, id: SessionId, reason: &str, now_ms: i64) -> Result<bool, AuthError> {
+        let n = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(reason)
+        .bind(id.to_string())
+        .bind(user.to_string())
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn revoke_sessions(&self, user: UserId, keep: Option<SessionId>, reason: &str, now_ms: i64) -> Result<u64, AuthError> {
+        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+        let n = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE user_id = $3 AND id <> $4 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(reason)
+        .bind(user.to_string())
+        .bind(keep)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn session_of_refresh(&self, refresh_hash: &str, now_ms: i64) -> Result<Option<(SessionId, UserId)>, AuthError> {
+        let row = sqlx::query(
+            "SELECT s.id, s.user_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+        )
+        .bind(refresh_hash)
+        .bind(now_ms)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let sid = SessionId::parse(&row.try_get::<String, _>("id")?).map_err(|_| corrupt("session id"))?;
+        let uid = UserId::parse(&row.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?;
+        Ok(Some((sid, uid)))
+    }
+
+    async fn locked_until(&self, keys: &[String]) -> Result<i64, AuthError> {
+        let mut latest = 0;
+        for key in keys {
+            let v: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.db.pool())
+                .await?;
+            latest = latest.max(v.unwrap_or(0));
+        }
+        Ok(latest)
+    }
+
+    async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError> {
+        // Atomic on both backends: concurrent failures from several instances all count.
+        let failures: i64 = sqlx::query_scalar(
+            "INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN login_throttle.window_start <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+               window_start = CASE WHEN login_throttle.window_start <= $3 THEN $2 ELSE login_throttle.window_start END \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(now_ms - rule.window_ms)
+        .fetch_one(self.db.pool())
+        .await?;
+        if failures >= rule.max_failures {
+            let doublings = u32::try_from((failures - rule.max_failures).clamp(0, 20)).unwrap_or(20);
+            let lockout = rule.base_lockout_ms.saturating_mul(1 << doublings).min(rule.max_lockout_ms);
+            sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE key = $2 AND locked_until < $1")
+                .bind(now_ms + lockout)
+                .bind(key)
+                .execute(self.db.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_failures(&self, key: &str) -> Result<(), AuthError> {
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(self.db.pool()).await?;
+        Ok(())
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, AuthError> {
+        let mut tx = self.db.pool().begin().await?;
+        let ended = "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1";
+        sqlx::query(&format!("DELETE FROM refresh_tokens WHERE session_id IN ({ended})"))
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM login_throttle WHERE locked_until < $1 AND window_start < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
