@@ -31,10 +31,20 @@ impl Default for ThrottleConfig {
             // 5 failures in 15 minutes lock the account for 30 s, doubling up to 15 minutes.
             // Short, growing lockouts stop guessing without letting an attacker lock a victim
             // out for long.
-            per_account: ThrottleRule { max_failures: 5, window_ms: 15 * MIN, base_lockout_ms: 30_000, max_lockout_ms: 15 * MIN },
+            per_account: ThrottleRule {
+                max_failures: 5,
+                window_ms: 15 * MIN,
+                base_lockout_ms: 30_000,
+                max_lockout_ms: 15 * MIN,
+            },
             // An address gets more room (offices share one behind NAT): 50 failures, then 1 min
             // doubling up to an hour.
-            per_address: ThrottleRule { max_failures: 50, window_ms: 15 * MIN, base_lockout_ms: MIN, max_lockout_ms: 60 * MIN },
+            per_address: ThrottleRule {
+                max_failures: 50,
+                window_ms: 15 * MIN,
+                base_lockout_ms: MIN,
+                max_lockout_ms: 60 * MIN,
+            },
         }
     }
 }
@@ -73,7 +83,10 @@ impl AuthConfig {
     }
 
     pub fn token_audience(&self) -> TokenAudience {
-        TokenAudience { issuer: self.issuer.clone(), audience: self.audience.clone() }
+        TokenAudience {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        }
     }
 }
 
@@ -88,7 +101,9 @@ impl Default for AuthConfig {
             refresh_grace: Duration::from_secs(10),
             session_check_ttl: Duration::from_secs(2),
             argon2: Argon2Config::default(),
-            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_concurrent_hashes: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             password_policy: PasswordPolicy::default(),
             throttle: ThrottleConfig::default(),
         }
@@ -113,7 +128,12 @@ pub struct Account {
 
 impl From<&UserRecord> for Account {
     fn from(u: &UserRecord) -> Self {
-        Account { id: u.id, email: u.email.clone(), email_verified: u.email_verified, created_at: u.created_at }
+        Account {
+            id: u.id,
+            email: u.email.clone(),
+            email_verified: u.email_verified,
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -160,7 +180,9 @@ const SESSION_CACHE_MAX: usize = 100_000;
 impl SessionCache {
     fn get(&self, sid: &SessionId, now_ms: i64, ttl_ms: i64) -> Option<UserId> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(sid).filter(|(_, at)| now_ms - at < ttl_ms).map(|(u, _)| *u)
+        map.get(sid)
+            .filter(|(_, at)| now_ms - at < ttl_ms)
+            .map(|(u, _)| *u)
     }
 
     fn put(&self, sid: SessionId, user: UserId, now_ms: i64) {
@@ -172,11 +194,17 @@ impl SessionCache {
     }
 
     fn forget(&self, sid: &SessionId) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(sid);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sid);
     }
 
     fn forget_user(&self, user: &UserId) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (u, _)| u != user);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (u, _)| u != user);
     }
 }
 
@@ -194,7 +222,9 @@ pub struct Auth {
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Auth")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,7 +241,16 @@ impl Auth {
         outbox: Arc<Outbox>,
     ) -> Result<Self, AuthError> {
         let hasher = PasswordHasher::new(cfg.argon2, cfg.max_concurrent_hashes)?;
-        Ok(Self { audience: cfg.token_audience(), cfg, store, keys, hasher, clock, outbox, sessions: SessionCache::default() })
+        Ok(Self {
+            audience: cfg.token_audience(),
+            cfg,
+            store,
+            keys,
+            hasher,
+            clock,
+            outbox,
+            sessions: SessionCache::default(),
+        })
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -237,12 +276,24 @@ impl Auth {
 
     /// Creates an account. The `member` role and an empty profile follow through the outbox
     /// (delivered before this returns when the subscribers answer quickly, else in the background).
-    pub async fn register(&self, email: &str, password: &str, display_name: Option<&str>) -> Result<Account, AuthError> {
-        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> Result<Account, AuthError> {
+        let email =
+            Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
         let password = Password::new(password);
         self.cfg
             .password_policy
-            .check(&password, &[email.as_str(), email.as_str().split('@').next().unwrap_or_default()])
+            .check(
+                &password,
+                &[
+                    email.as_str(),
+                    email.as_str().split('@').next().unwrap_or_default(),
+                ],
+            )
             .map_err(|m| AuthError::validation("password", m))?;
         // Hash before looking at the table: taken and free addresses cost the same time.
         let hash = self.hasher.hash(&password).await?;
@@ -253,8 +304,14 @@ impl Auth {
             email_verified: false,
             created_at: from_ms(self.now_ms()),
         };
-        let display_name = display_name.map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect());
-        let event = AccountEvent::UserCreated { user_id: user.id, display_name };
+        let display_name = display_name
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(100).collect());
+        let event = AccountEvent::UserCreated {
+            user_id: user.id,
+            display_name,
+        };
         self.store.create_user(&user, &event).await?;
         tracing::info!(user_id = %user.id, "account registered");
         self.deliver_events().await;
@@ -264,8 +321,12 @@ impl Auth {
     async fn deliver_events(&self) {
         match tokio::time::timeout(INLINE_DELIVERY_BUDGET, self.outbox.deliver_pending()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "inline event delivery failed; the dispatcher will retry"),
-            Err(_) => tracing::warn!("inline event delivery is slow; the dispatcher will finish it"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "inline event delivery failed; the dispatcher will retry")
+            }
+            Err(_) => {
+                tracing::warn!("inline event delivery is slow; the dispatcher will finish it")
+            }
         }
         self.outbox.notify();
     }
@@ -287,7 +348,9 @@ impl Auth {
         let now = self.now_ms();
         if until > now {
             let ms = u64::try_from(until - now).unwrap_or(0);
-            return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
+            return Err(AuthError::RateLimited {
+                retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000),
+            });
         }
         Ok(())
     }
@@ -295,7 +358,11 @@ impl Auth {
     async fn record_failures(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
         let now = self.now_ms();
         for (key, is_account) in keys {
-            let rule = if *is_account { self.cfg.throttle.per_account } else { self.cfg.throttle.per_address };
+            let rule = if *is_account {
+                self.cfg.throttle.per_account
+            } else {
+                self.cfg.throttle.per_address
+            };
             self.store.record_failure(key, rule, now).await?;
         }
         Ok(())
@@ -305,7 +372,12 @@ impl Auth {
     ///
     /// Unknown e-mail, wrong password and malformed e-mail all answer `InvalidCredentials` after
     /// the same Argon2 work. Locked accounts and addresses answer `RateLimited` before any.
-    pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Login, AuthError> {
         let email = Email::parse(email).ok();
         let keys = Self::throttle_keys(email.as_ref(), client);
         self.check_throttle(&keys).await?;
@@ -314,7 +386,10 @@ impl Auth {
             Some(e) => self.store.user_by_email(e).await?,
             None => None,
         };
-        let verified = self.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+        let verified = self
+            .hasher
+            .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
+            .await?;
         let user = match user {
             Some(u) if verified.ok => u,
             _ => {
@@ -329,7 +404,9 @@ impl Auth {
         if verified.needs_rehash {
             // Parameters changed since this hash was made: upgrade it now that we know the password.
             let hash = self.hasher.hash(&password).await?;
-            self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
+            self.store
+                .set_password_hash(user.id, &hash, self.now_ms())
+                .await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
         }
         let login = self.open_session(&user, client).await?;
@@ -337,7 +414,11 @@ impl Auth {
         Ok(login)
     }
 
-    async fn open_session(&self, user: &UserRecord, client: &ClientInfo) -> Result<Login, AuthError> {
+    async fn open_session(
+        &self,
+        user: &UserRecord,
+        client: &ClientInfo,
+    ) -> Result<Login, AuthError> {
         let now = self.now_ms();
         let session = SessionRecord {
             id: SessionId::new(),
@@ -345,16 +426,27 @@ impl Auth {
             created_at: from_ms(now),
             last_used_at: from_ms(now),
             expires_at: from_ms(now.saturating_add(dur_ms(self.cfg.refresh_ttl))),
-            user_agent: client.user_agent.as_ref().map(|s| s.chars().take(256).collect()),
+            user_agent: client
+                .user_agent
+                .as_ref()
+                .map(|s| s.chars().take(256).collect()),
             ip: client.ip.as_ref().map(|s| s.chars().take(64).collect()),
         };
         let refresh = new_refresh_token();
-        self.store.create_session(&session, &token_hash(refresh.expose())).await?;
+        self.store
+            .create_session(&session, &token_hash(refresh.expose()))
+            .await?;
         self.sessions.put(session.id, user.id, now);
         self.issue(Account::from(user), session.id, refresh, now)
     }
 
-    fn issue(&self, user: Account, sid: SessionId, refresh: SecretString, now: i64) -> Result<Login, AuthError> {
+    fn issue(
+        &self,
+        user: Account,
+        sid: SessionId,
+        refresh: SecretString,
+        now: i64,
+    ) -> Result<Login, AuthError> {
         let exp = now.saturating_add(dur_ms(self.cfg.access_ttl));
         let claims = AccessClaims {
             iss: self.cfg.issuer.clone(),
@@ -378,13 +470,21 @@ impl Auth {
 
     /// Verifies an access token and that its session is still active.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.keys.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
+        let claims = self
+            .keys
+            .verify(access_token, &self.audience)
+            .await
+            .map_err(|_| AuthError::Unauthorized)?;
         let now = self.now_ms();
         let ttl = dur_ms(self.cfg.session_check_ttl);
         let user = match self.sessions.get(&claims.sid, now, ttl) {
             Some(u) => u,
             None => {
-                let u = self.store.active_session(claims.sid, now).await?.ok_or(AuthError::Unauthorized)?;
+                let u = self
+                    .store
+                    .active_session(claims.sid, now)
+                    .await?
+                    .ok_or(AuthError::Unauthorized)?;
                 self.sessions.put(claims.sid, u, now);
                 u
             }
@@ -392,17 +492,29 @@ impl Auth {
         if user != claims.sub {
             return Err(AuthError::Unauthorized);
         }
-        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims })
+        Ok(Principal {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            claims,
+        })
     }
 
     /// The caller's account.
     pub async fn me(&self, who: &Principal) -> Result<Account, AuthError> {
-        let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self
+            .store
+            .user_by_id(who.user_id)
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
         Ok(Account::from(&user))
     }
 
     /// Exchanges a refresh token for new tokens (the presented one is used up).
-    pub async fn refresh(&self, refresh_token: &str, _client: &ClientInfo) -> Result<Login, AuthError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        _client: &ClientInfo,
+    ) -> Result<Login, AuthError> {
         if !plausible_refresh_token(refresh_token) {
             return Err(AuthError::InvalidRefreshToken);
         }
@@ -422,7 +534,11 @@ impl Auth {
             .await?;
         match outcome {
             Rotation::Rotated { session, user } => {
-                let user = self.store.user_by_id(user).await?.ok_or(AuthError::InvalidRefreshToken)?;
+                let user = self
+                    .store
+                    .user_by_id(user)
+                    .await?
+                    .ok_or(AuthError::InvalidRefreshToken)?;
                 self.issue(Account::from(&user), session, fresh, now)
             }
             Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
@@ -436,7 +552,9 @@ impl Auth {
 
     /// Ends the caller's session.
     pub async fn logout(&self, who: &Principal) -> Result<(), AuthError> {
-        self.store.revoke_session(who.user_id, who.session_id, "logout", self.now_ms()).await?;
+        self.store
+            .revoke_session(who.user_id, who.session_id, "logout", self.now_ms())
+            .await?;
         self.sessions.forget(&who.session_id);
         Ok(())
     }
@@ -447,8 +565,14 @@ impl Auth {
         if !plausible_refresh_token(refresh_token) {
             return Ok(());
         }
-        if let Some((sid, uid)) = self.store.session_of_refresh(&token_hash(refresh_token), self.now_ms()).await? {
-            self.store.revoke_session(uid, sid, "logout", self.now_ms()).await?;
+        if let Some((sid, uid)) = self
+            .store
+            .session_of_refresh(&token_hash(refresh_token), self.now_ms())
+            .await?
+        {
+            self.store
+                .revoke_session(uid, sid, "logout", self.now_ms())
+                .await?;
             self.sessions.forget(&sid);
         }
         Ok(())
@@ -456,7 +580,10 @@ impl Auth {
 
     /// Ends every session of the caller; returns how many.
     pub async fn logout_all(&self, user: UserId) -> Result<u64, AuthError> {
-        let n = self.store.revoke_sessions(user, None, "logout_all", self.now_ms()).await?;
+        let n = self
+            .store
+            .revoke_sessions(user, None, "logout_all", self.now_ms())
+            .await?;
         self.sessions.forget_user(&user);
         Ok(n)
     }
@@ -479,7 +606,11 @@ impl Auth {
 
     /// Revokes one of the caller's own sessions. Someone else's session is `SessionNotFound`.
     pub async fn revoke_session(&self, who: &Principal, sid: SessionId) -> Result<(), AuthError> {
-        if !self.store.revoke_session(who.user_id, sid, "revoked_by_user", self.now_ms()).await? {
+        if !self
+            .store
+            .revoke_session(who.user_id, sid, "revoked_by_user", self.now_ms())
+            .await?
+        {
             return Err(AuthError::SessionNotFound);
         }
         self.sessions.forget(&sid);
@@ -495,10 +626,17 @@ impl Auth {
         new: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self
+            .store
+            .user_by_id(who.user_id)
+            .await?
+            .ok_or(AuthError::Unauthorized)?;
         let keys = Self::throttle_keys(Some(&user.email), client);
         self.check_throttle(&keys).await?;
-        let verified = self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await?;
+        let verified = self
+            .hasher
+            .verify(&Password::new(current), Some(&user.password_hash))
+            .await?;
         if !verified.ok {
             self.record_failures(&keys).await?;
             return Err(AuthError::InvalidCredentials);
@@ -509,8 +647,18 @@ impl Auth {
             .check(&new, &[user.email.as_str()])
             .map_err(|m| AuthError::validation("new_password", m))?;
         let hash = self.hasher.hash(&new).await?;
-        self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
-        let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
+        self.store
+            .set_password_hash(user.id, &hash, self.now_ms())
+            .await?;
+        let n = self
+            .store
+            .revoke_sessions(
+                user.id,
+                Some(who.session_id),
+                "password_changed",
+                self.now_ms(),
+            )
+            .await?;
         self.sessions.forget_user(&user.id);
         tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
         Ok(())
@@ -518,32 +666,51 @@ impl Auth {
 
     /// Sets a user's password without the current one (admin tooling). Revokes every session.
     pub async fn set_password(&self, user: UserId, new: &str) -> Result<(), AuthError> {
-        let rec = self.store.user_by_id(user).await?.ok_or(AuthError::UserNotFound)?;
+        let rec = self
+            .store
+            .user_by_id(user)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         let new = Password::new(new);
         self.cfg
             .password_policy
             .check(&new, &[rec.email.as_str()])
             .map_err(|m| AuthError::validation("password", m))?;
         let hash = self.hasher.hash(&new).await?;
-        self.store.set_password_hash(user, &hash, self.now_ms()).await?;
+        self.store
+            .set_password_hash(user, &hash, self.now_ms())
+            .await?;
         self.logout_all(user).await?;
         Ok(())
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Account, AuthError> {
-        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
-        let user = self.store.user_by_email(&email).await?.ok_or(AuthError::UserNotFound)?;
+        let email =
+            Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
+        let user = self
+            .store
+            .user_by_email(&email)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         Ok(Account::from(&user))
     }
 
     pub async fn user(&self, id: UserId) -> Result<Account, AuthError> {
-        let user = self.store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
+        let user = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or(AuthError::UserNotFound)?;
         Ok(Account::from(&user))
     }
 
     /// Deletes an account and its sessions; roles and profile follow through the outbox.
     pub async fn delete_user(&self, id: UserId) -> Result<(), AuthError> {
-        if !self.store.delete_user(id, &AccountEvent::UserDeleted { user_id: id }).await? {
+        if !self
+            .store
+            .delete_user(id, &AccountEvent::UserDeleted { user_id: id })
+            .await?
+        {
             return Err(AuthError::UserNotFound);
         }
         self.sessions.forget_user(&id);

@@ -30,7 +30,9 @@ impl Backend {
         match scheme {
             "sqlite" => Ok(Backend::Sqlite),
             "postgres" | "postgresql" => Ok(Backend::Postgres),
-            other => Err(CoreError::UnsupportedDatabaseUrl(other.chars().take(32).collect())),
+            other => Err(CoreError::UnsupportedDatabaseUrl(
+                other.chars().take(32).collect(),
+            )),
         }
     }
 }
@@ -44,7 +46,10 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -57,7 +62,9 @@ pub struct Db {
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,9 +152,17 @@ mod tests {
 
     #[test]
     fn backend_by_scheme() {
-        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
-        assert_eq!(Backend::from_url("postgres://u@h/db").ok(), Some(Backend::Postgres));
-        let err = Backend::from_url("mysql://root:hunter2@h/db").unwrap_err().to_string();
+        assert_eq!(
+            Backend::from_url("sqlite://x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        let err = Backend::from_url("mysql://root:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mysql") && !err.contains("hunter2"), "{err}");
     }
 

@@ -26,8 +26,13 @@ use crate::id::UserId;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccountEvent {
-    UserCreated { user_id: UserId, display_name: Option<String> },
-    UserDeleted { user_id: UserId },
+    UserCreated {
+        user_id: UserId,
+        display_name: Option<String>,
+    },
+    UserDeleted {
+        user_id: UserId,
+    },
 }
 
 /// A failed delivery; the row is retried later.
@@ -63,13 +68,21 @@ pub struct Outbox {
 impl fmt::Debug for Outbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.handlers.iter().map(|h| h.name()).collect();
-        f.debug_struct("Outbox").field("subscribers", &names).finish_non_exhaustive()
+        f.debug_struct("Outbox")
+            .field("subscribers", &names)
+            .finish_non_exhaustive()
     }
 }
 
 impl Outbox {
     pub fn new(db: Db, clock: SharedClock, handlers: Vec<Arc<dyn AccountEventHandler>>) -> Self {
-        Self { db, clock, handlers, wake: Notify::new(), pass: tokio::sync::Mutex::new(()) }
+        Self {
+            db,
+            clock,
+            handlers,
+            wake: Notify::new(),
+            pass: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = &str> {

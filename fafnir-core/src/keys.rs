@@ -67,9 +67,9 @@ impl KeyManager {
                 // Two instances starting at once both get here; the unique `active` column lets
                 // exactly one insert win, and both then load that one.
                 insert_key(&db, &clock).await?;
-                load_ring(&db, &clock)
-                    .await?
-                    .ok_or_else(|| CoreError::Key("no active signing key after creating one".into()))?
+                load_ring(&db, &clock).await?.ok_or_else(|| {
+                    CoreError::Key("no active signing key after creating one".into())
+                })?
             }
         };
         Ok(Self {

@@ -35,7 +35,10 @@ impl Permission {
         if !valid_part(resource) || !valid_part(action) {
             return Err(PermissionError::Part);
         }
-        Ok(Permission { full: s.to_owned(), colon: resource.len() })
+        Ok(Permission {
+            full: s.to_owned(),
+            colon: resource.len(),
+        })
     }
 
     /// `resource:action` from two parts (each validated).
@@ -76,8 +79,9 @@ fn valid_part(p: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.')
+        })
 }
 
 impl fmt::Display for Permission {
@@ -133,8 +137,20 @@ mod tests {
     fn table_of_hostile_inputs() {
         let long = format!("{}:read", "a".repeat(65));
         for bad in [
-            "", ":", "users", "users:", ":read", "users:read:write", "Users:read", "users:READ",
-            "us ers:read", "users:re\0ad", "1users:read", "users:**", "us*rs:read", "users :read",
+            "",
+            ":",
+            "users",
+            "users:",
+            ":read",
+            "users:read:write",
+            "Users:read",
+            "users:READ",
+            "us ers:read",
+            "users:re\0ad",
+            "1users:read",
+            "users:**",
+            "us*rs:read",
+            "users :read",
             "u\u{0455}ers:read", // Cyrillic 's'
             &long,
         ] {

@@ -51,11 +51,21 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("test setup: temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = Db::connect_with(&url, DbOptions { max_connections: 8, ..Default::default() })
-            .await
-            .expect("test setup: open sqlite");
+        let db = Db::connect_with(
+            &url,
+            DbOptions {
+                max_connections: 8,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("test setup: open sqlite");
         db.migrate().await.expect("test setup: migrate sqlite");
-        TestDb { db, _dir: Some(dir), pg: None }
+        TestDb {
+            db,
+            _dir: Some(dir),
+            pg: None,
+        }
     }
 
     /// A fresh Postgres database, or `None` (after printing why) when no server is configured.
@@ -72,26 +82,50 @@ impl TestDb {
             return None;
         };
         let name = format!("fafnir_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = Db::connect_with(&admin_url, DbOptions { max_connections: 1, ..Default::default() })
-            .await
-            .expect("test setup: connect to the Postgres server in FAFNIR_TEST_DATABASE_URL");
+        let admin = Db::connect_with(
+            &admin_url,
+            DbOptions {
+                max_connections: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("test setup: connect to the Postgres server in FAFNIR_TEST_DATABASE_URL");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(admin.pool())
             .await
             .expect("test setup: create test database");
         admin.close().await;
-        let db = Db::connect_with(&with_database(&admin_url, &name), DbOptions { max_connections: 8, ..Default::default() })
-            .await
-            .expect("test setup: connect to test database");
+        let db = Db::connect_with(
+            &with_database(&admin_url, &name),
+            DbOptions {
+                max_connections: 8,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("test setup: connect to test database");
         db.migrate().await.expect("test setup: migrate postgres");
-        Some(TestDb { db, _dir: None, pg: Some((admin_url, name)) })
+        Some(TestDb {
+            db,
+            _dir: None,
+            pg: Some((admin_url, name)),
+        })
     }
 
     /// Closes the pool and drops the Postgres database.
     pub async fn cleanup(self) {
         self.db.close().await;
         if let Some((admin_url, name)) = self.pg {
-            if let Ok(admin) = Db::connect_with(&admin_url, DbOptions { max_connections: 1, ..Default::default() }).await {
+            if let Ok(admin) = Db::connect_with(
+                &admin_url,
+                DbOptions {
+                    max_connections: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(admin.pool())
                     .await;
@@ -137,8 +171,14 @@ mod tests {
 
     #[test]
     fn replaces_database_name() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
     }
 }

@@ -86,7 +86,10 @@ impl Jwk {
     pub fn thumbprint(public_key: &[u8]) -> String {
         let x = URL_SAFE_NO_PAD.encode(public_key);
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
+        URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            canonical.as_bytes(),
+        ))
     }
 
     /// The verification key, if this is a well-formed Ed25519 key.
@@ -120,7 +123,9 @@ pub struct VerifyingKeys {
 
 impl fmt::Debug for VerifyingKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyingKeys").field("kids", &self.keys.keys()).finish()
+        f.debug_struct("VerifyingKeys")
+            .field("kids", &self.keys.keys())
+            .finish()
     }
 }
 

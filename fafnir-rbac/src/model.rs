@@ -14,7 +14,8 @@ impl RoleName {
         let ok = !b.is_empty()
             && b.len() <= 64
             && b[0].is_ascii_lowercase()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'));
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'));
         if ok {
             Ok(RoleName(s.to_owned()))
         } else {
@@ -96,10 +97,22 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub(crate) const GRANTED: Decision = Decision { allowed: true, code: CheckCode::PermissionGranted };
-    pub(crate) const DENIED: Decision = Decision { allowed: false, code: CheckCode::PermissionDenied };
-    pub(crate) const NO_USER: Decision = Decision { allowed: false, code: CheckCode::UserNotFound };
-    pub(crate) const INVALID: Decision = Decision { allowed: false, code: CheckCode::InvalidPermission };
+    pub(crate) const GRANTED: Decision = Decision {
+        allowed: true,
+        code: CheckCode::PermissionGranted,
+    };
+    pub(crate) const DENIED: Decision = Decision {
+        allowed: false,
+        code: CheckCode::PermissionDenied,
+    };
+    pub(crate) const NO_USER: Decision = Decision {
+        allowed: false,
+        code: CheckCode::UserNotFound,
+    };
+    pub(crate) const INVALID: Decision = Decision {
+        allowed: false,
+        code: CheckCode::InvalidPermission,
+    };
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -38,7 +38,10 @@ impl Rbac {
         Self::with_default_roles(store, vec![member]).await
     }
 
-    pub async fn with_default_roles(store: Arc<dyn RbacStore>, default_roles: Vec<RoleName>) -> Result<Self, RbacError> {
+    pub async fn with_default_roles(
+        store: Arc<dyn RbacStore>,
+        default_roles: Vec<RoleName>,
+    ) -> Result<Self, RbacError> {
         let data = store.load().await?;
         Ok(Self {
             store,
@@ -64,7 +67,10 @@ impl Rbac {
     /// Several checks against one consistent snapshot.
     pub fn check_many<S: AsRef<str>>(&self, user: &UserId, permissions: &[S]) -> Vec<Decision> {
         let snap = self.snapshot.load();
-        permissions.iter().map(|p| snap.check_str(user, p.as_ref())).collect()
+        permissions
+            .iter()
+            .map(|p| snap.check_str(user, p.as_ref()))
+            .collect()
     }
 
     /// The user's roles, or `None` for an unknown user.
@@ -78,7 +84,12 @@ impl Rbac {
     }
 
     pub fn roles(&self) -> Vec<Role> {
-        self.snapshot.load().roles.values().map(|e| e.role.clone()).collect()
+        self.snapshot
+            .load()
+            .roles
+            .values()
+            .map(|e| e.role.clone())
+            .collect()
     }
 
     pub fn role(&self, name: &RoleName) -> Option<Role> {
@@ -132,14 +143,22 @@ impl Rbac {
         self.reload().await
     }
 
-    pub async fn set_role_permissions(&self, name: &RoleName, permissions: Vec<Permission>) -> Result<(), RbacError> {
+    pub async fn set_role_permissions(
+        &self,
+        name: &RoleName,
+        permissions: Vec<Permission>,
+    ) -> Result<(), RbacError> {
         let _g = self.write_lock.lock().await;
         self.store.set_role_permissions(name, &permissions).await?;
         self.reload().await
     }
 
     /// Replaces the roles `name` inherits from. Refused if it would close a cycle.
-    pub async fn set_role_parents(&self, name: &RoleName, parents: Vec<RoleName>) -> Result<(), RbacError> {
+    pub async fn set_role_parents(
+        &self,
+        name: &RoleName,
+        parents: Vec<RoleName>,
+    ) -> Result<(), RbacError> {
         let _g = self.write_lock.lock().await;
         self.store.set_role_parents(name, &parents).await?;
         self.reload().await

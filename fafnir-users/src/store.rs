@@ -15,7 +15,11 @@ pub trait ProfileStore: Send + Sync + std::fmt::Debug {
     /// Creates an empty profile (idempotent: an existing profile is left as it is).
     async fn create(&self, user: UserId, display_name: Option<&str>) -> Result<(), UsersError>;
     /// Sets the given columns; `None` if there is no such profile.
-    async fn update(&self, user: UserId, columns: &[(&'static str, Option<String>)]) -> Result<Option<Profile>, UsersError>;
+    async fn update(
+        &self,
+        user: UserId,
+        columns: &[(&'static str, Option<String>)],
+    ) -> Result<Option<Profile>, UsersError>;
     /// `false` if there was no such profile.
     async fn delete(&self, user: UserId) -> Result<bool, UsersError>;
     /// Up to `limit` profiles with ids greater than `after`, in id (= creation) order.
@@ -34,13 +38,15 @@ impl SqlProfileStore {
     }
 }
 
-const SELECT: &str = "SELECT user_id, first_name, last_name, display_name, avatar_url, bio, locale, \
+const SELECT: &str =
+    "SELECT user_id, first_name, last_name, display_name, avatar_url, bio, locale, \
                       timezone, created_at, updated_at FROM profiles";
 
 fn row_to_profile(row: &AnyRow) -> Result<Profile, UsersError> {
     let id: String = row.try_get("user_id")?;
     Ok(Profile {
-        user_id: UserId::parse(&id).map_err(|_| CoreError::Corrupt("bad user id in profiles".into()))?,
+        user_id: UserId::parse(&id)
+            .map_err(|_| CoreError::Corrupt("bad user id in profiles".into()))?,
         first_name: row.try_get("first_name")?,
         last_name: row.try_get("last_name")?,
         display_name: row.try_get("display_name")?,
@@ -77,7 +83,11 @@ impl ProfileStore for SqlProfileStore {
         Ok(())
     }
 
-    async fn update(&self, user: UserId, columns: &[(&'static str, Option<String>)]) -> Result<Option<Profile>, UsersError> {
+    async fn update(
+        &self,
+        user: UserId,
+        columns: &[(&'static str, Option<String>)],
+    ) -> Result<Option<Profile>, UsersError> {
         // Column names come from the fixed list in `profile::COLUMNS`, never from input.
         let mut sql = String::from("UPDATE profiles SET updated_at = $2");
         for (i, (col, _)) in columns.iter().enumerate() {
@@ -85,7 +95,9 @@ impl ProfileStore for SqlProfileStore {
             sql.push_str(&format!(", {col} = ${}", i + 3));
         }
         sql.push_str(" WHERE user_id = $1");
-        let mut q = sqlx::query(&sql).bind(user.to_string()).bind(self.clock.now_ms());
+        let mut q = sqlx::query(&sql)
+            .bind(user.to_string())
+            .bind(self.clock.now_ms());
         for (_, v) in columns {
             q = q.bind(v.clone());
         }
@@ -106,11 +118,13 @@ impl ProfileStore for SqlProfileStore {
 
     async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<Profile>, UsersError> {
         let after = after.map(|u| u.to_string()).unwrap_or_default();
-        let rows = sqlx::query(&format!("{SELECT} WHERE user_id > $1 ORDER BY user_id LIMIT $2"))
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE user_id > $1 ORDER BY user_id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.db.pool())
+        .await?;
         rows.iter().map(row_to_profile).collect()
     }
 }
