@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fafnir_auth::{Argon2Config, Auth, AuthConfig, SqlAuthStore, ThrottleConfig, ThrottleRule};
+use fafnir_auth::{Argon2Config, Auth, AuthConfig, SqlAuthStore, ThrottleConfig};
 use fafnir_core::events::{AccountEventHandler, Outbox};
 use fafnir_core::keys::KeyManager;
 use fafnir_core::testing::TestDb;
@@ -14,20 +14,6 @@ use fafnir_rbac::{Rbac, RbacEvents, SqlRbacStore};
 use fafnir_users::{ProfileEvents, Profiles, SqlProfileStore};
 
 pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A throttle that never locks: benches measure the work of a failed login, not the lockout.
-fn never_lock() -> ThrottleConfig {
-    let rule = ThrottleRule {
-        max_failures: i64::MAX,
-        window_ms: 60_000,
-        base_lockout_ms: 0,
-        max_lockout_ms: 0,
-    };
-    ThrottleConfig {
-        per_account: rule,
-        per_address: rule,
-    }
-}
 
 /// A complete in-process stack (auth + RBAC + profiles) on `db`, with throttling off.
 pub async fn auth_stack(db: &fafnir_core::Db, argon2: Argon2Config) -> Arc<Auth> {
@@ -45,7 +31,7 @@ pub async fn auth_stack(db: &fafnir_core::Db, argon2: Argon2Config) -> Arc<Auth>
     let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), handlers));
     let cfg = AuthConfig {
         argon2,
-        throttle: never_lock(),
+        throttle: ThrottleConfig::unlimited(),
         ..AuthConfig::default()
     };
     let keys = Arc::new(

@@ -49,6 +49,42 @@ impl Default for ThrottleConfig {
     }
 }
 
+impl ThrottleConfig {
+    /// Registration attempts: 5 an hour per e-mail address, 30 an hour per client address; then
+    /// 5 minutes doubling up to an hour.
+    pub fn registrations() -> Self {
+        const MIN: i64 = 60_000;
+        Self {
+            per_account: ThrottleRule {
+                max_failures: 5,
+                window_ms: 60 * MIN,
+                base_lockout_ms: 5 * MIN,
+                max_lockout_ms: 60 * MIN,
+            },
+            per_address: ThrottleRule {
+                max_failures: 30,
+                window_ms: 60 * MIN,
+                base_lockout_ms: 5 * MIN,
+                max_lockout_ms: 60 * MIN,
+            },
+        }
+    }
+
+    /// Never locks (for benchmarks and load tests of the work itself).
+    pub fn unlimited() -> Self {
+        let rule = ThrottleRule {
+            max_failures: i64::MAX,
+            window_ms: 60_000,
+            base_lockout_ms: 0,
+            max_lockout_ms: 0,
+        };
+        Self {
+            per_account: rule,
+            per_address: rule,
+        }
+    }
+}
+
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
@@ -68,7 +104,10 @@ pub struct AuthConfig {
     /// Concurrent hashes (each holds `argon2.memory_kib`). Default: the number of cores.
     pub max_concurrent_hashes: usize,
     pub password_policy: PasswordPolicy,
+    /// Failed logins (and wrong current passwords).
     pub throttle: ThrottleConfig,
+    /// Registration attempts, successful or not (see [`Auth::register_from`]).
+    pub register_throttle: ThrottleConfig,
 }
 
 impl AuthConfig {
@@ -106,6 +145,7 @@ impl Default for AuthConfig {
                 .unwrap_or(2),
             password_policy: PasswordPolicy::default(),
             throttle: ThrottleConfig::default(),
+            register_throttle: ThrottleConfig::registrations(),
         }
     }
 }
@@ -318,6 +358,29 @@ impl Auth {
         Ok(Account::from(&user))
     }
 
+    /// [`Auth::register`] for a request from `client`: every attempt counts against the
+    /// registration limits of the e-mail address and of the client address (`RateLimited` once
+    /// exceeded), so the endpoint cannot be used to spray accounts or probe addresses quickly.
+    pub async fn register_from(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Account, AuthError> {
+        let parsed = Email::parse(email).ok();
+        let mut keys = Vec::new();
+        if let Some(e) = &parsed {
+            keys.push((format!("reg:acct:{e}"), true));
+        }
+        if let Some(ip) = &client.ip {
+            keys.push((format!("reg:ip:{ip}"), false));
+        }
+        self.check_throttle(&keys).await?;
+        self.count(&keys, &self.cfg.register_throttle).await?;
+        self.register(email, password, display_name).await
+    }
+
     async fn deliver_events(&self) {
         match tokio::time::timeout(INLINE_DELIVERY_BUDGET, self.outbox.deliver_pending()).await {
             Ok(Ok(_)) => {}
@@ -356,12 +419,21 @@ impl Auth {
     }
 
     async fn record_failures(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
+        self.count(keys, &self.cfg.throttle).await
+    }
+
+    /// Counts one event against each key, under the account or address rule of `rules`.
+    async fn count(
+        &self,
+        keys: &[(String, bool)],
+        rules: &ThrottleConfig,
+    ) -> Result<(), AuthError> {
         let now = self.now_ms();
         for (key, is_account) in keys {
             let rule = if *is_account {
-                self.cfg.throttle.per_account
+                rules.per_account
             } else {
-                self.cfg.throttle.per_address
+                rules.per_address
             };
             self.store.record_failure(key, rule, now).await?;
         }

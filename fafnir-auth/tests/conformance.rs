@@ -738,7 +738,55 @@ async fn prune_removes_ended_sessions(db: Db) {
     assert_eq!(s.auth.prune().await.unwrap(), 1);
 }
 
+async fn registrations_are_throttled_per_email_and_per_address(db: Db) {
+    let s = stack(&db).await;
+    let c = client("203.0.113.9");
+    assert!(s
+        .auth
+        .register_from("same@example.com", PW, None, &c)
+        .await
+        .is_ok());
+    for _ in 0..4 {
+        let r = s.auth.register_from("same@example.com", PW, None, &c).await;
+        assert!(matches!(r, Err(AuthError::EmailTaken)), "{r:?}");
+    }
+    let r = s
+        .auth
+        .register_from("same@example.com", PW, None, &client("203.0.113.10"))
+        .await;
+    assert!(
+        matches!(r, Err(AuthError::RateLimited { .. })),
+        "6th attempt on one address: {r:?}"
+    );
+    // 5 attempts so far from .9; 25 more with fresh e-mails reach the per-address limit of 30.
+    for i in 0..25 {
+        let r = s
+            .auth
+            .register_from(&format!("u{i}@example.com"), PW, None, &c)
+            .await;
+        assert!(r.is_ok(), "{i}: {r:?}");
+    }
+    let r = s
+        .auth
+        .register_from("fresh@example.com", PW, None, &c)
+        .await;
+    assert!(matches!(r, Err(AuthError::RateLimited { .. })), "{r:?}");
+    assert!(s
+        .auth
+        .register_from("fresh@example.com", PW, None, &client("203.0.113.11"))
+        .await
+        .is_ok());
+    // Limits lift after the lockout.
+    s.clock.advance(Duration::from_secs(3601));
+    assert!(s
+        .auth
+        .register_from("later@example.com", PW, None, &c)
+        .await
+        .is_ok());
+}
+
 fafnir_core::conformance_tests!(
+    registrations_are_throttled_per_email_and_per_address,
     register_gives_member_role_and_profile_and_login_works,
     bad_registrations_are_refused_and_change_nothing,
     concurrent_registrations_of_one_email_exactly_one_wins,

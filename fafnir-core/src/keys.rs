@@ -257,3 +257,23 @@ async fn load_ring(db: &Db, clock: &SharedClock) -> Result<Option<KeyRing>, Core
         jwks,
     }))
 }
+
+/// A 32-byte random secret named `name`, shared by every instance on the database: created on
+/// first use (concurrent first uses agree on one), read afterwards. Used for HMAC keys such as
+/// the CSRF token key.
+pub async fn server_secret(db: &Db, name: &str, now_ms: i64) -> Result<Vec<u8>, CoreError> {
+    let mut fresh = [0u8; 32];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut fresh)
+        .map_err(|_| CoreError::Key("no randomness for a server secret".into()))?;
+    sqlx::query("INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .bind(fresh.to_vec())
+        .bind(now_ms)
+        .execute(db.pool())
+        .await?;
+    let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(value)
+}

@@ -5,6 +5,7 @@
 //! chosen by URL) with its migrations, Ed25519 signing keys and JWKS ([`keys::KeyManager`]),
 //! access-token verification ([`token`]) and the account-event outbox ([`events`]).
 
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod token;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
+pub use authz::{CheckCode, Decision, Grants, PermissionChecker, ServiceError};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::Config;
 pub use db::{Backend, Db, DbOptions};

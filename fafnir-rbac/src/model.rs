@@ -69,51 +69,7 @@ pub struct Role {
     pub builtin: bool,
 }
 
-/// The outcome of a permission check, with the contract's code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CheckCode {
-    PermissionGranted,
-    PermissionDenied,
-    UserNotFound,
-    InvalidPermission,
-}
-
-impl CheckCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckCode::PermissionGranted => "PERMISSION_GRANTED",
-            CheckCode::PermissionDenied => "PERMISSION_DENIED",
-            CheckCode::UserNotFound => "USER_NOT_FOUND",
-            CheckCode::InvalidPermission => "INVALID_PERMISSION",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
-    pub allowed: bool,
-    pub code: CheckCode,
-}
-
-impl Decision {
-    pub(crate) const GRANTED: Decision = Decision {
-        allowed: true,
-        code: CheckCode::PermissionGranted,
-    };
-    pub(crate) const DENIED: Decision = Decision {
-        allowed: false,
-        code: CheckCode::PermissionDenied,
-    };
-    pub(crate) const NO_USER: Decision = Decision {
-        allowed: false,
-        code: CheckCode::UserNotFound,
-    };
-    pub(crate) const INVALID: Decision = Decision {
-        allowed: false,
-        code: CheckCode::InvalidPermission,
-    };
-}
+pub use fafnir_core::authz::{CheckCode, Decision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RbacError {

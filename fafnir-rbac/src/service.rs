@@ -221,6 +221,45 @@ impl Rbac {
     }
 }
 
+/// The in-process permission checker: answers from the snapshot, never fails.
+#[async_trait::async_trait]
+impl fafnir_core::PermissionChecker for Rbac {
+    async fn check(
+        &self,
+        user: UserId,
+        permission: &str,
+    ) -> Result<Decision, fafnir_core::ServiceError> {
+        Ok(self.check_str(&user, permission))
+    }
+
+    async fn check_many(
+        &self,
+        user: UserId,
+        permissions: &[String],
+    ) -> Result<Vec<Decision>, fafnir_core::ServiceError> {
+        Ok(Rbac::check_many(self, &user, permissions))
+    }
+
+    async fn grants(
+        &self,
+        user: UserId,
+    ) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
+        let snap = self.snapshot.load();
+        let Some(roles) = snap.user_role_names.get(&user) else {
+            return Ok(None);
+        };
+        Ok(Some(fafnir_core::Grants {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            permissions: snap
+                .permissions_of(&user)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+        }))
+    }
+}
+
 /// Delivers account events to RBAC: a new user becomes known with the default roles; a deleted
 /// user is forgotten. Idempotent, as the outbox requires.
 #[derive(Debug, Clone)]
