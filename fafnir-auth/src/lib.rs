@@ -6,6 +6,8 @@
 //! changes. No HTTP in the default features: transports call [`Auth`].
 
 mod error;
+#[cfg(feature = "axum")]
+pub mod http;
 mod password;
 mod secret;
 mod service;

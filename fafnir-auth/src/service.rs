@@ -791,6 +791,11 @@ impl Auth {
         Ok(())
     }
 
+    /// Active sessions across all users (for the metrics gauge).
+    pub async fn active_sessions(&self) -> Result<i64, AuthError> {
+        self.store.count_active_sessions(self.now_ms()).await
+    }
+
     /// Removes sessions that ended more than a day ago (run it periodically).
     pub async fn prune(&self) -> Result<u64, AuthError> {
         self.store.prune(self.now_ms() - 86_400_000).await

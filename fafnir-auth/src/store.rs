@@ -126,6 +126,8 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), AuthError>;
     async fn clear_failures(&self, key: &str) -> Result<(), AuthError>;
+    /// How many sessions are active (not revoked, not expired) at `now_ms`.
+    async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError>;
     /// Deletes sessions (with their tokens) that ended before `before_ms`, and stale throttle rows.
     async fn prune(&self, before_ms: i64) -> Result<u64, AuthError>;
 }
@@ -532,6 +534,15 @@ impl AuthStore for SqlAuthStore {
             .execute(self.db.pool())
             .await?;
         Ok(())
+    }
+
+    async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now_ms)
+        .fetch_one(self.db.pool())
+        .await?)
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, AuthError> {

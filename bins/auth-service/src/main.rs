@@ -1,0 +1,42 @@
+//! `auth-service`: the REST authentication service on :8081 (microservice mode).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fafnir_core::Config;
+use fafnir_server::ConfigArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "auth-service",
+    version,
+    about = "Fafnir's REST authentication service: /auth/*, JWKS, OpenAPI, /docs, health, metrics"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let defaults = Config {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        ..Config::default()
+    };
+    let config = match cli.config.load(defaults, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match fafnir_server::run_http(config, axum::Router::new()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! `fafnir`: every Fafnir service in one process, and the admin CLI.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fafnir_core::Config;
+use fafnir_rbac::RoleName;
+use fafnir_server::{ConfigArgs, Stack};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fafnir",
+    version,
+    about = "Fafnir: authentication and identity. Without a subcommand, runs `serve`.",
+    after_help = "Configuration: flag > environment (FAFNIR_*) > --config FILE (TOML) > default.\n\
+                  First admin: echo 'a long passphrase' | fafnir user create --email you@example.com --password-stdin --role admin"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve everything in one process: REST /auth/*, JWKS, OpenAPI and /docs, health, metrics (the default)
+    Serve,
+    /// Apply database migrations, then exit (serve applies them too)
+    Migrate,
+    /// Manage accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Grant or revoke roles
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Manage token signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account (it gets `member`, and any --role given)
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input (never from the command line)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Also grant this role (repeatable), e.g. --role admin
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Grant a role to the account with this e-mail
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Revoke a role from the account with this e-mail
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key active; the old one stays published until its tokens expire
+    Rotate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(config: Config) -> Result<Stack, String> {
+    Stack::open(config).await.map_err(|e| e.to_string())
+}
+
+fn role(name: &str) -> Result<RoleName, String> {
+    RoleName::parse(name).map_err(|e| format!("invalid role `{name}`: {e}"))
+}
+
+fn read_password() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let pw = line.strip_suffix('\n').unwrap_or(&line);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    if pw.is_empty() {
+        return Err("no password on standard input".into());
+    }
+    Ok(pw.to_owned())
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = cli
+        .config
+        .load(Config::default(), |k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => fafnir_server::run_http(config, axum::Router::new())
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Migrate => {
+            let stack = open(config).await?;
+            stack.db.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            password_stdin: _,
+            roles,
+        }) => {
+            let roles = roles
+                .iter()
+                .map(|r| role(r))
+                .collect::<Result<Vec<_>, _>>()?;
+            let password = read_password()?;
+            let stack = open(config).await?;
+            for r in &roles {
+                if stack.rbac.role(r).is_none() {
+                    return Err(format!("role `{r}` does not exist"));
+                }
+            }
+            let account = stack
+                .auth
+                .register(&email, &password, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in &roles {
+                stack
+                    .rbac
+                    .grant(account.id, r)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            println!("created {} ({})", account.email, account.id);
+            Ok(())
+        }
+        Command::Role(cmd) => {
+            let (email, role_name, grant) = match &cmd {
+                RoleCommand::Grant { email, role } => (email, role, true),
+                RoleCommand::Revoke { email, role } => (email, role, false),
+            };
+            let r = role(role_name)?;
+            let stack = open(config).await?;
+            let account = stack.auth.user_by_email(email).await.map_err(|e| match e {
+                fafnir_auth::AuthError::UserNotFound => format!("no account with email {email}"),
+                other => other.to_string(),
+            })?;
+            // The account exists; make sure RBAC knows it (its creation event may be pending).
+            stack
+                .outbox
+                .deliver_pending()
+                .await
+                .map_err(|e| e.to_string())?;
+            let changed = if grant {
+                stack.rbac.grant(account.id, &r).await
+            } else {
+                stack.rbac.revoke(account.id, &r).await
+            }
+            .map_err(|e| e.to_string())?;
+            let verb = if grant { "granted" } else { "revoked" };
+            let note = if changed { "" } else { " (no change)" };
+            println!(
+                "{verb} {r} {} {}{note}",
+                if grant { "to" } else { "from" },
+                account.email
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let stack = open(config).await?;
+            let kid = stack.keys.rotate().await.map_err(|e| e.to_string())?;
+            println!(
+                "new signing key {kid}; the previous key stays published until its tokens expire"
+            );
+            Ok(())
+        }
+    }
+}

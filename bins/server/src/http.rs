@@ -1,0 +1,265 @@
+//! The HTTP application: the auth routes, health, metrics, the OpenAPI document and its UI,
+//! behind the hardening layers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use fafnir_auth::http::{AuthHttp, HttpSettings};
+use fafnir_core::PermissionChecker;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::stack::{Stack, StartError};
+use crate::telemetry;
+
+/// Request bodies above this are refused with 413 (every Fafnir body is a small JSON object).
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Requests taking longer are answered 408 and dropped.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+struct System {
+    stack: Stack,
+    openapi: Arc<String>,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "ok", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, description = "ready", body = String), (status = 503, description = "the database does not answer", body = String)))]
+async fn readyz(State(s): State<System>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), s.stack.db.ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", body = String)))]
+async fn metrics_handler(State(s): State<System>) -> Response {
+    let Some(handle) = telemetry::prometheus() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "metrics are not enabled").into_response();
+    };
+    if let Ok(n) = s.stack.auth.active_sessions().await {
+        metrics::gauge!("fafnir_active_sessions").set(n as f64);
+    }
+    if let Ok(n) = s.stack.outbox.pending().await {
+        metrics::gauge!("fafnir_outbox_pending").set(n as f64);
+    }
+    metrics::gauge!("fafnir_password_hash_queue_depth").set(s.stack.auth.hash_queue_depth() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+async fn openapi_json(State(s): State<System>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fafnir API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>"#;
+const DOCS_INIT: &str = r##"window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", withCredentials: true });"##;
+static SWAGGER_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+static SWAGGER_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+// The docs page loads only its own assets; scripts run from this origin only.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn docs_routes() -> Router {
+    let csp = SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    );
+    Router::new()
+        .route("/docs", get(|| async { Html(DOCS_HTML) }))
+        .route("/docs/", get(|| async { Html(DOCS_HTML) }))
+        .route(
+            "/docs/init.js",
+            get(|| async { asset("text/javascript", DOCS_INIT.as_bytes()) }),
+        )
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            get(|| async { asset("text/javascript", SWAGGER_JS) }),
+        )
+        .route(
+            "/docs/swagger-ui.css",
+            get(|| async { asset("text/css", SWAGGER_CSS) }),
+        )
+        .layer(csp)
+}
+
+/// Request counts and latencies by route template and status.
+async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("fafnir_http_requests_total", &labels).increment(1);
+    metrics::histogram!("fafnir_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = settings
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-csrf-token"),
+            ])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// The full document: the auth routes and the system routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, system) = system_routes().split_for_parts();
+    let mut doc = fafnir_auth::http::openapi();
+    doc.merge(system);
+    doc
+}
+
+fn system_routes() -> OpenApiRouter<System> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_handler))
+}
+
+/// The HTTP app of a process serving `stack`, with `extra` routes (GraphQL, later) merged in.
+pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), StartError> {
+    let settings = HttpSettings::from_config(&stack.config);
+    let checker: Arc<dyn PermissionChecker> = stack.rbac.clone();
+    let auth_http = AuthHttp::new(stack.auth.clone(), checker, settings.clone(), &stack.db).await?;
+    let doc = openapi()
+        .to_pretty_json()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let system = System {
+        stack: stack.clone(),
+        openapi: Arc::new(doc),
+    };
+    let (system_router, _) = system_routes().split_for_parts();
+    let system_router = system_router
+        .route("/openapi.json", get(openapi_json))
+        .with_state(system);
+
+    let mut router = Router::new()
+        .merge(fafnir_auth::http::router(auth_http.clone()))
+        .merge(system_router)
+        .merge(docs_routes())
+        .merge(extra)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route_layer(middleware::from_fn(track));
+    if let Some(c) = cors(&settings) {
+        router = router.layer(c);
+    }
+    let request_id = HeaderName::from_static("x-request-id");
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    if stack
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+    {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    let router = router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // Method and path only: never headers (cookies, tokens) or bodies.
+                tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(CatchPanicLayer::custom(|_| {
+                let body = serde_json::json!({"error": {"code": "INTERNAL", "message": "internal error"}});
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+            }))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT)),
+    );
+    Ok((router, auth_http))
+}

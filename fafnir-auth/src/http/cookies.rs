@@ -1,0 +1,99 @@
+//! The three browser cookies of the contract.
+
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+use cookie::time::Duration as CookieDuration;
+use cookie::{Cookie, SameSite};
+
+pub const ACCESS: &str = "fafnir_access";
+pub const REFRESH: &str = "fafnir_refresh";
+pub const CSRF: &str = "fafnir_csrf";
+
+/// The value of cookie `name` in the request, if present (the first one wins).
+pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| {
+            Cookie::split_parse(v.to_owned())
+                .filter_map(Result::ok)
+                .collect::<Vec<_>>()
+        })
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+fn add(headers: &mut HeaderMap, c: Cookie<'_>) {
+    // Cookie values we set are base64url or JWTs: always valid header bytes.
+    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+        headers.append(SET_COOKIE, v);
+    }
+}
+
+fn secs(d: std::time::Duration) -> CookieDuration {
+    CookieDuration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Sets `fafnir_access` (HttpOnly, Lax, /), `fafnir_refresh` (HttpOnly, Strict, /auth) and
+/// `fafnir_csrf` (readable by scripts, Lax, /).
+pub fn set_session(
+    headers: &mut HeaderMap,
+    access: &str,
+    access_ttl: std::time::Duration,
+    refresh: &str,
+    refresh_ttl: std::time::Duration,
+    csrf: &str,
+    secure: bool,
+) {
+    add(
+        headers,
+        Cookie::build((ACCESS, access.to_owned()))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .max_age(secs(access_ttl))
+            .secure(secure)
+            .build(),
+    );
+    add(
+        headers,
+        Cookie::build((REFRESH, refresh.to_owned()))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .path("/auth")
+            .max_age(secs(refresh_ttl))
+            .secure(secure)
+            .build(),
+    );
+    add(
+        headers,
+        Cookie::build((CSRF, csrf.to_owned()))
+            .http_only(false)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .max_age(secs(refresh_ttl))
+            .secure(secure)
+            .build(),
+    );
+}
+
+/// Clears all three (same names, paths and attributes; empty value; Max-Age=0).
+pub fn clear_session(headers: &mut HeaderMap, secure: bool) {
+    for (name, path, http_only, same_site) in [
+        (ACCESS, "/", true, SameSite::Lax),
+        (REFRESH, "/auth", true, SameSite::Strict),
+        (CSRF, "/", false, SameSite::Lax),
+    ] {
+        add(
+            headers,
+            Cookie::build((name, ""))
+                .http_only(http_only)
+                .same_site(same_site)
+                .path(path)
+                .max_age(CookieDuration::ZERO)
+                .secure(secure)
+                .build(),
+        );
+    }
+}

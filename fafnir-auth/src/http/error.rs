@@ -1,0 +1,149 @@
+//! The one place where errors become HTTP responses:
+//! `{"error": {"code": "UPPER_SNAKE", "message": "…", "details": …}}`, with `Retry-After` on 429.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AuthError;
+
+/// The error body of every endpoint (but `/auth/token`, which speaks OAuth 2.0).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable `UPPER_SNAKE` code, e.g. `INVALID_CREDENTIALS`.
+    pub code: String,
+    /// A sentence for humans; may change.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// An error on its way out.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<serde_json::Value>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        )
+    }
+
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "CSRF_TOKEN_INVALID",
+            "this request needs the X-CSRF-Token header equal to the fafnir_csrf cookie, from an allowed origin",
+        )
+    }
+
+    pub fn permission_denied(permission: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            format!("this needs the permission {permission}"),
+        )
+    }
+
+    pub fn unavailable(what: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("{what} is unavailable; try again shortly"),
+        )
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("too many attempts; try again in {retry_after_secs} seconds"),
+        );
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error",
+        )
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let code = e.code();
+        let (status, details) = match &e {
+            AuthError::Validation { field, .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(serde_json::json!({ "field": field })),
+            ),
+            AuthError::EmailTaken => (StatusCode::CONFLICT, None),
+            AuthError::InvalidCredentials
+            | AuthError::Unauthorized
+            | AuthError::InvalidRefreshToken
+            | AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, None),
+            AuthError::RateLimited { retry_after } => {
+                return ApiError::rate_limited(retry_after.as_secs())
+            }
+            AuthError::SessionNotFound | AuthError::UserNotFound => (StatusCode::NOT_FOUND, None),
+            AuthError::Config(_) | AuthError::Store(_) => {
+                tracing::error!(error = %e, "request failed");
+                return ApiError::internal();
+            }
+        };
+        ApiError {
+            status,
+            code,
+            message: e.to_string(),
+            details,
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}

@@ -1,0 +1,194 @@
+//! Extractors for integrators: the current user, and a permission guard.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+use super::error::ApiError;
+use super::{cookies, csrf, AuthHttp};
+use crate::{ClientInfo, Principal};
+
+/// The token a request presents, and how.
+pub(crate) enum Presented {
+    Bearer(String),
+    Cookie(String),
+    None,
+}
+
+pub(crate) fn presented(headers: &HeaderMap) -> Presented {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Presented::Bearer(t.trim().to_owned());
+        }
+    }
+    match cookies::read(headers, cookies::ACCESS) {
+        Some(c) if !c.is_empty() => Presented::Cookie(c),
+        _ => Presented::None,
+    }
+}
+
+impl AuthHttp {
+    /// Authenticates a request: a Bearer token needs nothing more; the access cookie needs the
+    /// CSRF checks on unsafe methods. 401 without valid credentials, 403 on a CSRF failure.
+    pub async fn authenticate_parts(&self, parts: &Parts) -> Result<Principal, ApiError> {
+        match presented(&parts.headers) {
+            Presented::Bearer(t) => Ok(self.auth().authenticate(&t).await?),
+            Presented::Cookie(t) => {
+                let who = self.auth().authenticate(&t).await?;
+                if csrf::is_unsafe(&parts.method) {
+                    self.check_csrf(&parts.headers, Some(&who))?;
+                }
+                Ok(who)
+            }
+            Presented::None => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// The CSRF checks of a cookie-authenticated unsafe request.
+    pub(crate) fn check_csrf(
+        &self,
+        headers: &HeaderMap,
+        who: Option<&Principal>,
+    ) -> Result<(), ApiError> {
+        let s = self.settings();
+        let header_value = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
+        let cookie_value = cookies::read(headers, cookies::CSRF);
+        let bound = who.map(|w| &w.session_id);
+        if self
+            .csrf_key()
+            .verify(bound, header_value, cookie_value.as_deref())
+            && csrf::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref())
+        {
+            Ok(())
+        } else {
+            Err(ApiError::csrf())
+        }
+    }
+}
+
+/// The authenticated caller. Rejects with 401 `UNAUTHORIZED` (no or bad token, ended session)
+/// or 403 `CSRF_TOKEN_INVALID` (cookie-authenticated unsafe request failing the CSRF checks).
+///
+/// ```ignore
+/// async fn handler(CurrentUser(who): CurrentUser) -> String { who.user_id.to_string() }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser
+where
+    AuthHttp: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        AuthHttp::from_ref(state)
+            .authenticate_parts(parts)
+            .await
+            .map(CurrentUser)
+    }
+}
+
+/// A permission, named at the type level for [`Authorized`]. Declare one with
+/// [`permission!`](crate::permission).
+pub trait RequiredPermission: Send + Sync + 'static {
+    const PERMISSION: &'static str;
+}
+
+/// Declares a type for [`Authorized`]: `fafnir_auth::permission!(pub UsersRead = "users:read");`
+#[macro_export]
+macro_rules! permission {
+    ($vis:vis $name:ident = $perm:literal) => {
+        #[derive(Debug)]
+        $vis struct $name;
+        impl $crate::http::RequiredPermission for $name {
+            const PERMISSION: &'static str = $perm;
+        }
+    };
+}
+
+/// The authenticated caller, who also holds permission `P`. Rejects like [`CurrentUser`], and
+/// with 403 `PERMISSION_DENIED` when the RBAC check denies, 503 `UNAVAILABLE` when the checker
+/// cannot answer.
+#[derive(Debug)]
+pub struct Authorized<P: RequiredPermission>(pub Principal, PhantomData<P>);
+
+impl<P: RequiredPermission> Authorized<P> {
+    pub fn principal(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync, P: RequiredPermission> FromRequestParts<S> for Authorized<P>
+where
+    AuthHttp: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let http = AuthHttp::from_ref(state);
+        let who = http.authenticate_parts(parts).await?;
+        let decision = http
+            .checker()
+            .check(who.user_id, P::PERMISSION)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "permission checker unavailable");
+                ApiError::unavailable("the permission service")
+            })?;
+        if decision.allowed {
+            Ok(Authorized(who, PhantomData))
+        } else {
+            Err(ApiError::permission_denied(P::PERMISSION))
+        }
+    }
+}
+
+/// Where a request comes from: the peer address (or the first `X-Forwarded-For` hop when the
+/// server is configured to trust its proxy) and the User-Agent.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client
+where
+    AuthHttp: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let trust = AuthHttp::from_ref(state).settings().trust_forwarded_for;
+        let forwarded = trust
+            .then(|| {
+                parts
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+            })
+            .flatten()
+            .and_then(|v| v.split(',').next())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        Ok(Client(ClientInfo {
+            ip: forwarded.or(peer),
+            user_agent,
+        }))
+    }
+}

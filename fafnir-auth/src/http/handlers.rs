@@ -1,0 +1,622 @@
+//! The handlers: parse, call [`Auth`](crate::Auth), shape the response.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::body::{JsonBody, JsonOrForm, OptionalJson};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{presented, Client, CurrentUser, Presented};
+use super::{cookies, csrf, AuthHttp};
+use crate::{Account, AuthError, Login};
+
+pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(token))
+        .routes(routes!(refresh))
+        .routes(routes!(logout, logout_delete))
+        .routes(routes!(logout_all))
+        .routes(routes!(me))
+        .routes(routes!(sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(change_password))
+        .routes(routes!(jwks))
+}
+
+pub(super) struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(cookies::ACCESS))),
+        );
+    }
+}
+
+// ---- bodies ----
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    #[schema(example = "correct horse battery staple", format = Password)]
+    password: String,
+    display_name: Option<String>,
+}
+
+/// The contract's `user`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    #[schema(format = Uuid)]
+    id: String,
+    email: String,
+    email_verified: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&Account> for UserDto {
+    fn from(a: &Account) -> Self {
+        UserDto {
+            id: a.id.to_string(),
+            email: a.email.to_string(),
+            email_verified: a.email_verified,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    user: UserDto,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    #[schema(format = Password)]
+    password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    user: UserDto,
+    access_expires_at: DateTime<Utc>,
+    /// Present only when the refresh token was sent in the body (API clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// `password` or `refresh_token`.
+    grant_type: String,
+    email: Option<String>,
+    /// RFC 6749 §4.3 calls it `username`; either name is accepted.
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+    /// Ignored (scopes are not used).
+    #[allow(dead_code)]
+    scope: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    refresh_token: String,
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+}
+
+/// OAuth 2.0 error (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    #[schema(example = "invalid_grant")]
+    error: &'static str,
+    error_description: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    #[schema(format = Uuid)]
+    id: String,
+    email: String,
+    email_verified: bool,
+    roles: Vec<String>,
+    permissions: Vec<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDto {
+    #[schema(format = Uuid)]
+    id: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    /// The session this request is made with.
+    current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsResponse {
+    sessions: Vec<SessionDto>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    #[schema(format = Password)]
+    current_password: String,
+    #[schema(format = Password)]
+    new_password: String,
+}
+
+// ---- helpers ----
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: &Login) {
+    let csrf = h.csrf_key().issue(&login.session_id);
+    let cfg = h.auth().config();
+    cookies::set_session(
+        headers,
+        login.access_token.expose(),
+        cfg.access_ttl,
+        login.refresh_token.expose(),
+        cfg.refresh_ttl,
+        &csrf,
+        h.settings().cookie_secure,
+    );
+    no_store(headers);
+}
+
+fn origin_check(h: &AuthHttp, headers: &HeaderMap) -> Result<(), ApiError> {
+    let s = h.settings();
+    if csrf::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref()) {
+        Ok(())
+    } else {
+        Err(ApiError::csrf())
+    }
+}
+
+fn outcome(r: &Result<Login, AuthError>) -> &'static str {
+    match r {
+        Ok(_) => "success",
+        Err(AuthError::InvalidCredentials) => "invalid_credentials",
+        Err(AuthError::RateLimited { .. }) => "rate_limited",
+        Err(AuthError::InvalidRefreshToken) => "invalid_refresh_token",
+        Err(AuthError::RefreshTokenReused) => "refresh_token_reused",
+        Err(_) => "error",
+    }
+}
+
+// ---- handlers ----
+
+/// Create an account. Sets no cookies: log in afterwards.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserResponse),
+        (status = 409, description = "EMAIL_TAKEN", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED (details.field names the field)", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED, with Retry-After", body = ErrorBody),
+    ))]
+async fn register(
+    State(h): State<AuthHttp>,
+    Client(client): Client,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    let acct = h
+        .auth()
+        .register_from(
+            &req.email,
+            &req.password,
+            req.display_name.as_deref(),
+            &client,
+        )
+        .await?;
+    metrics::counter!("fafnir_registrations_total").increment(1);
+    Ok((
+        StatusCode::CREATED,
+        Json(UserResponse {
+            user: UserDto::from(&acct),
+        }),
+    ))
+}
+
+/// Log in with e-mail and password: sets `fafnir_access`, `fafnir_refresh` and `fafnir_csrf`.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; three cookies set", body = LoginResponse),
+        (status = 401, description = "INVALID_CREDENTIALS", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID: Origin not allowed", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED, with Retry-After", body = ErrorBody),
+    ))]
+async fn login(
+    State(h): State<AuthHttp>,
+    Client(client): Client,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    // Login CSRF (logging a victim into the attacker's account): JSON bodies cannot come from
+    // a cross-site form, and a cross-site fetch carries an Origin we check.
+    origin_check(&h, &headers)?;
+    let r = h.auth().login(&req.email, &req.password, &client).await;
+    metrics::counter!("fafnir_logins_total", "outcome" => outcome(&r)).increment(1);
+    let login = r?;
+    let body = LoginResponse {
+        user: UserDto::from(&login.user),
+        access_expires_at: login.access_expires_at,
+        access_token: None,
+        refresh_token: None,
+    };
+    let mut res = Json(body).into_response();
+    set_session_cookies(&h, res.headers_mut(), &login);
+    Ok(res)
+}
+
+fn oauth_error(
+    status: StatusCode,
+    error: &'static str,
+    description: impl Into<String>,
+) -> Response {
+    let mut res = (
+        status,
+        Json(OAuthError {
+            error,
+            error_description: description.into(),
+        }),
+    )
+        .into_response();
+    no_store(res.headers_mut());
+    res
+}
+
+fn oauth_from(e: AuthError) -> Response {
+    match e {
+        AuthError::InvalidCredentials
+        | AuthError::InvalidRefreshToken
+        | AuthError::RefreshTokenReused => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string())
+        }
+        AuthError::RateLimited { retry_after } => {
+            let mut res = oauth_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+            res
+        }
+        AuthError::Validation { .. } => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+        }
+        other => {
+            tracing::error!(error = %other, "token request failed");
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }
+}
+
+/// OAuth 2.0 token endpoint for API clients (no cookies): the `password` and `refresh_token`
+/// grants, as a form (RFC 6749) or JSON. Errors follow RFC 6749 §5.2.
+#[utoipa::path(post, path = "/auth/token", tag = "auth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
+        (status = 429, description = "rate_limited, with Retry-After", body = OAuthError),
+    ))]
+async fn token(
+    State(h): State<AuthHttp>,
+    Client(client): Client,
+    body: Result<JsonOrForm<TokenRequest>, ApiError>,
+) -> Response {
+    let req = match body {
+        Ok(JsonOrForm(r)) => r,
+        Err(e) => return oauth_error(e.status, "invalid_request", e.message),
+    };
+    let r = match req.grant_type.as_str() {
+        "password" => {
+            let email = req.email.or(req.username);
+            let (Some(email), Some(password)) = (email, req.password) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the password grant needs email (or username) and password",
+                );
+            };
+            let r = h.auth().login(&email, &password, &client).await;
+            metrics::counter!("fafnir_logins_total", "outcome" => outcome(&r)).increment(1);
+            r
+        }
+        "refresh_token" => {
+            let Some(t) = req.refresh_token else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "the refresh_token grant needs refresh_token",
+                );
+            };
+            h.auth().refresh(&t, &client).await
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be password or refresh_token",
+            )
+        }
+    };
+    match r {
+        Ok(l) => {
+            let expires_in = (l.access_expires_at - Utc::now()).num_seconds().max(0);
+            let mut res = Json(TokenResponse {
+                access_token: l.access_token.expose().to_owned(),
+                refresh_token: l.refresh_token.expose().to_owned(),
+                token_type: "Bearer",
+                expires_in,
+            })
+            .into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(e) => oauth_from(e),
+    }
+}
+
+/// Rotate the refresh token: from the `fafnir_refresh` cookie (needs `X-CSRF-Token`), or from
+/// the body (then the new tokens are in the body too). The presented token is used up; replaying
+/// it later revokes the session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = Option<RefreshRequest>),
+    responses(
+        (status = 200, description = "Rotated; cookies set", body = LoginResponse),
+        (status = 401, description = "INVALID_REFRESH_TOKEN or REFRESH_TOKEN_REUSED; cookies cleared", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody),
+    ))]
+async fn refresh(
+    State(h): State<AuthHttp>,
+    Client(client): Client,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let (token, from_body) = match body {
+        Some(b) => (b.refresh_token, true),
+        None => {
+            let Some(t) = cookies::read(&headers, cookies::REFRESH).filter(|t| !t.is_empty())
+            else {
+                return Err(AuthError::InvalidRefreshToken.into());
+            };
+            h.check_csrf(&headers, None)?;
+            (t, false)
+        }
+    };
+    let r = h.auth().refresh(&token, &client).await;
+    metrics::counter!("fafnir_refreshes_total", "outcome" => outcome(&r)).increment(1);
+    match r {
+        Ok(login) => {
+            let body = LoginResponse {
+                user: UserDto::from(&login.user),
+                access_expires_at: login.access_expires_at,
+                access_token: from_body.then(|| login.access_token.expose().to_owned()),
+                refresh_token: from_body.then(|| login.refresh_token.expose().to_owned()),
+            };
+            let mut res = Json(body).into_response();
+            set_session_cookies(&h, res.headers_mut(), &login);
+            Ok(res)
+        }
+        Err(e) => {
+            let mut res = ApiError::from(e).into_response();
+            if !from_body {
+                cookies::clear_session(res.headers_mut(), h.settings().cookie_secure);
+            }
+            Ok(res)
+        }
+    }
+}
+
+async fn do_logout(h: &AuthHttp, parts: &axum::http::request::Parts) -> Result<Response, ApiError> {
+    match presented(&parts.headers) {
+        Presented::None => {
+            // No access token (or it expired): end the session the refresh cookie belongs to.
+            if let Some(t) =
+                cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty())
+            {
+                h.check_csrf(&parts.headers, None)?;
+                h.auth().logout_with_refresh(&t).await?;
+            }
+        }
+        _ => match h.authenticate_parts(parts).await {
+            Ok(who) => h.auth().logout(&who).await?,
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                if let Some(t) =
+                    cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty())
+                {
+                    h.check_csrf(&parts.headers, None)?;
+                    h.auth().logout_with_refresh(&t).await?;
+                }
+            }
+            Err(e) => return Err(e),
+        },
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    cookies::clear_session(res.headers_mut(), h.settings().cookie_secure);
+    Ok(res)
+}
+
+/// End the current session and clear the cookies. Always 204 unless a cookie-authenticated
+/// request fails the CSRF checks.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
+    security((), ("bearer" = []), ("cookie" = [])))]
+async fn logout(
+    State(h): State<AuthHttp>,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    do_logout(&h, &parts).await
+}
+
+/// The same as `POST /auth/logout`.
+#[utoipa::path(delete, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
+    security((), ("bearer" = []), ("cookie" = [])))]
+async fn logout_delete(
+    State(h): State<AuthHttp>,
+    req: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    do_logout(&h, &parts).await
+}
+
+/// End every session of the caller (all devices) and clear the cookies.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
+    responses((status = 204, description = "Every session revoked"), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn logout_all(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+) -> Result<Response, ApiError> {
+    h.auth().logout_all(who.user_id).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    cookies::clear_session(res.headers_mut(), h.settings().cookie_secure);
+    Ok(res)
+}
+
+/// The caller, with roles and effective permissions.
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, body = MeResponse), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 503, description = "UNAVAILABLE: the permission service did not answer", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn me(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+) -> Result<Json<MeResponse>, ApiError> {
+    let acct = h.auth().me(&who).await?;
+    let grants = h.checker().grants(who.user_id).await.map_err(|e| {
+        tracing::warn!(error = %e, "permission checker unavailable");
+        ApiError::unavailable("the permission service")
+    })?;
+    let grants = grants.unwrap_or_default();
+    Ok(Json(MeResponse {
+        id: acct.id.to_string(),
+        email: acct.email.to_string(),
+        email_verified: acct.email_verified,
+        roles: grants.roles,
+        permissions: grants.permissions,
+        created_at: acct.created_at,
+    }))
+}
+
+/// The caller's active sessions.
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth",
+    responses((status = 200, body = SessionsResponse), (status = 401, description = "UNAUTHORIZED", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn sessions(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+) -> Result<Json<SessionsResponse>, ApiError> {
+    let list = h.auth().sessions(&who).await?;
+    Ok(Json(SessionsResponse {
+        sessions: list
+            .into_iter()
+            .map(|s| SessionDto {
+                id: s.id.to_string(),
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                user_agent: s.user_agent,
+                ip: s.ip,
+                current: s.current,
+            })
+            .collect(),
+    }))
+}
+
+/// Revoke one of the caller's sessions (sign out a device).
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth",
+    params(("id" = String, Path, description = "Session id", format = Uuid)),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody)),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn revoke_session(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let sid = fafnir_core::SessionId::parse(&id)
+        .map_err(|_| ApiError::from(AuthError::SessionNotFound))?;
+    h.auth().revoke_session(&who, sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the password. Every other session is revoked; this one stays.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChangeRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn change_password(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+    Client(client): Client,
+    JsonBody(req): JsonBody<PasswordChangeRequest>,
+) -> Result<StatusCode, ApiError> {
+    h.auth()
+        .change_password(&who, &req.current_password, &req.new_password, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys",
+    responses((status = 200, description = "JSON Web Key Set", body = Object)))]
+async fn jwks(State(h): State<AuthHttp>) -> Response {
+    let mut res = Json(h.auth().jwks()).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    res
+}
