@@ -18,9 +18,7 @@ use rand::{Rng, SeedableRng};
 struct Generated(std::sync::Mutex<Option<PolicyData>>);
 
 fn unsupported() -> RbacError {
-    RbacError::Store(fafnir_core::CoreError::Config(
-        "bench store is read-only".into(),
-    ))
+    RbacError::Store(fafnir_core::CoreError::Config("bench store is read-only".into()))
 }
 
 #[async_trait]
@@ -63,23 +61,16 @@ impl RbacStore for Generated {
 /// 100 permissions (20 resources × 5 actions), 1,000 roles of 5 permissions each inheriting
 /// from up to two earlier roles, 10,000 users of 1–3 roles each.
 fn policy(rng: &mut StdRng) -> (PolicyData, Vec<UserId>, Vec<Permission>) {
-    let perms: Vec<Permission> = (0..20)
-        .flat_map(|r| (0..5).map(move |a| Permission::parse(&format!("res{r}:act{a}")).unwrap()))
-        .collect();
-    let names: Vec<RoleName> = (0..1000)
-        .map(|i| RoleName::parse(&format!("role{i}")).unwrap())
-        .collect();
+    let perms: Vec<Permission> =
+        (0..20).flat_map(|r| (0..5).map(move |a| Permission::parse(&format!("res{r}:act{a}")).unwrap())).collect();
+    let names: Vec<RoleName> = (0..1000).map(|i| RoleName::parse(&format!("role{i}")).unwrap()).collect();
     let roles = (0..1000)
         .map(|i| Role {
             name: names[i].clone(),
             description: String::new(),
-            permissions: (0..5)
-                .map(|_| perms[rng.gen_range(0..perms.len())].clone())
-                .collect(),
+            permissions: (0..5).map(|_| perms[rng.gen_range(0..perms.len())].clone()).collect(),
             inherits: if i > 0 {
-                (0..rng.gen_range(0..=2))
-                    .map(|_| names[rng.gen_range(0..i)].clone())
-                    .collect()
+                (0..rng.gen_range(0..=2)).map(|_| names[rng.gen_range(0..i)].clone()).collect()
             } else {
                 vec![]
             },
@@ -89,52 +80,23 @@ fn policy(rng: &mut StdRng) -> (PolicyData, Vec<UserId>, Vec<Permission>) {
     let users: Vec<UserId> = (0..10_000).map(|_| UserId::new()).collect();
     let grants = users
         .iter()
-        .map(|u| {
-            (
-                *u,
-                (0..rng.gen_range(1..=3))
-                    .map(|_| names[rng.gen_range(0..1000)].clone())
-                    .collect(),
-            )
-        })
+        .map(|u| (*u, (0..rng.gen_range(1..=3)).map(|_| names[rng.gen_range(0..1000)].clone()).collect()))
         .collect();
-    (
-        PolicyData {
-            version: 1,
-            roles,
-            users: grants,
-        },
-        users,
-        perms,
-    )
+    (PolicyData { version: 1, roles, users: grants }, users, perms)
 }
 
 fn rbac(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut rng = StdRng::seed_from_u64(7);
     let (data, users, perms) = policy(&mut rng);
-    let rbac = rt
-        .block_on(Rbac::new(Arc::new(Generated(std::sync::Mutex::new(Some(
-            data,
-        ))))))
-        .unwrap();
+    let rbac = rt.block_on(Rbac::new(Arc::new(Generated(std::sync::Mutex::new(Some(data)))))).unwrap();
     // Pre-drawn (user, permission) pairs, so the loop measures the check, not the RNG.
     let pairs: Vec<(UserId, Permission)> = (0..4096)
-        .map(|_| {
-            (
-                users[rng.gen_range(0..users.len())],
-                perms[rng.gen_range(0..perms.len())].clone(),
-            )
-        })
+        .map(|_| (users[rng.gen_range(0..users.len())], perms[rng.gen_range(0..perms.len())].clone()))
         .collect();
     let strings: Vec<(UserId, String)> = pairs.iter().map(|(u, p)| (*u, p.to_string())).collect();
-    let granted = pairs
-        .iter()
-        .filter(|(u, p)| rbac.check(u, p).allowed)
-        .count();
-    eprintln!(
-        "policy: 10000 users, 1000 roles, 100 permissions; {granted}/4096 sampled checks granted"
-    );
+    let granted = pairs.iter().filter(|(u, p)| rbac.check(u, p).allowed).count();
+    eprintln!("policy: 10000 users, 1000 roles, 100 permissions; {granted}/4096 sampled checks granted");
 
     let mut g = c.benchmark_group("rbac_check_10k_users_1k_roles_100_perms");
     let mut i = 0usize;

@@ -16,12 +16,9 @@ fn refresh(c: &mut Criterion) {
     g.sample_size(50);
     for (name, db) in &dbs {
         let auth = rt.block_on(auth_stack(&db.db, Argon2Config::default()));
-        rt.block_on(auth.register("bench@example.com", PASSWORD, None))
-            .unwrap();
+        rt.block_on(auth.register("bench@example.com", PASSWORD, None)).unwrap();
         let client = ClientInfo::default();
-        let login = rt
-            .block_on(auth.login("bench@example.com", PASSWORD, &client))
-            .unwrap();
+        let login = rt.block_on(auth.login("bench@example.com", PASSWORD, &client)).unwrap();
         let current = Mutex::new(login.refresh_token.expose().to_owned());
         g.bench_function(*name, |b| {
             b.to_async(&rt).iter(|| async {

@@ -15,13 +15,7 @@ fn tokens(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(TestDb::sqlite());
     let clock: SharedClock = Arc::new(SystemClock);
-    let km = rt
-        .block_on(KeyManager::load_or_create(
-            db.db.clone(),
-            clock.clone(),
-            Duration::from_secs(960),
-        ))
-        .unwrap();
+    let km = rt.block_on(KeyManager::load_or_create(db.db.clone(), clock.clone(), Duration::from_secs(960))).unwrap();
     let now = clock.now().timestamp();
     let claims = AccessClaims {
         iss: "fafnir".into(),
@@ -32,16 +26,11 @@ fn tokens(c: &mut Criterion) {
         exp: now + 900,
         jti: "0123456789abcdef0123456789abcdef".into(),
     };
-    let aud = TokenAudience {
-        issuer: "fafnir".into(),
-        audience: "fafnir".into(),
-    };
+    let aud = TokenAudience { issuer: "fafnir".into(), audience: "fafnir".into() };
     let token = km.sign(&claims).unwrap();
     let mut g = c.benchmark_group("access_token");
     g.bench_function("issue", |b| b.iter(|| km.sign(&claims).unwrap()));
-    g.bench_function("verify", |b| {
-        b.iter(|| km.verify_cached(&token, &aud).unwrap())
-    });
+    g.bench_function("verify", |b| b.iter(|| km.verify_cached(&token, &aud).unwrap()));
     g.finish();
 }
 

@@ -18,30 +18,14 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A complete in-process stack (auth + RBAC + profiles) on `db`, with throttling off.
 pub async fn auth_stack(db: &fafnir_core::Db, argon2: Argon2Config) -> Arc<Auth> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let rbac = Arc::new(
-        Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), clock.clone())))
-            .await
-            .unwrap(),
-    );
+    let rbac = Arc::new(Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), clock.clone()))).await.unwrap());
     let profiles = Profiles::new(Arc::new(SqlProfileStore::new(db.clone(), clock.clone())));
-    let handlers: Vec<Arc<dyn AccountEventHandler>> = vec![
-        Arc::new(RbacEvents(rbac)),
-        Arc::new(ProfileEvents(profiles)),
-    ];
+    let handlers: Vec<Arc<dyn AccountEventHandler>> =
+        vec![Arc::new(RbacEvents(rbac)), Arc::new(ProfileEvents(profiles))];
     let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), handlers));
-    let cfg = AuthConfig {
-        argon2,
-        throttle: ThrottleConfig::unlimited(),
-        ..AuthConfig::default()
-    };
+    let cfg = AuthConfig { argon2, throttle: ThrottleConfig::unlimited(), ..AuthConfig::default() };
     let keys = Arc::new(
-        KeyManager::load_or_create(
-            db.clone(),
-            clock.clone(),
-            cfg.access_ttl + Duration::from_secs(60),
-        )
-        .await
-        .unwrap(),
+        KeyManager::load_or_create(db.clone(), clock.clone(), cfg.access_ttl + Duration::from_secs(60)).await.unwrap(),
     );
     let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
     Arc::new(Auth::new(cfg, store, keys, clock, outbox).unwrap())

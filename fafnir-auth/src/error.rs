@@ -7,10 +7,7 @@ use fafnir_core::CoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("{field}: {message}")]
-    Validation {
-        field: &'static str,
-        message: String,
-    },
+    Validation { field: &'static str, message: String },
     #[error("an account with this email already exists")]
     EmailTaken,
     #[error("email or password is incorrect")]
@@ -51,10 +48,7 @@ impl AuthError {
     }
 
     pub(crate) fn validation(field: &'static str, message: impl Into<String>) -> Self {
-        AuthError::Validation {
-            field,
-            message: message.into(),
-        }
+        AuthError::Validation { field, message: message.into() }
     }
 }
 

@@ -52,11 +52,7 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self {
-            min_chars: 8,
-            max_chars: 128,
-            reject_guessable: true,
-        }
+        Self { min_chars: 8, max_chars: 128, reject_guessable: true }
     }
 }
 
@@ -67,23 +63,14 @@ impl PasswordPolicy {
         let p = password.expose();
         // Bound the work before counting: a megabyte of input is refused on its byte length.
         if p.len() > self.max_chars * 4 {
-            return Err(format!(
-                "password must be at most {} characters",
-                self.max_chars
-            ));
+            return Err(format!("password must be at most {} characters", self.max_chars));
         }
         let n = p.chars().count();
         if n < self.min_chars {
-            return Err(format!(
-                "password must be at least {} characters",
-                self.min_chars
-            ));
+            return Err(format!("password must be at least {} characters", self.min_chars));
         }
         if n > self.max_chars {
-            return Err(format!(
-                "password must be at most {} characters",
-                self.max_chars
-            ));
+            return Err(format!("password must be at most {} characters", self.max_chars));
         }
         if p.contains('\0') {
             return Err("password must not contain NUL characters".into());
@@ -91,9 +78,7 @@ impl PasswordPolicy {
         if self.reject_guessable {
             let entropy = zxcvbn::zxcvbn(p, context);
             if entropy.score() < zxcvbn::Score::Two {
-                return Err(
-                    "password is too common or too easy to guess; try a longer phrase".into(),
-                );
+                return Err("password is too common or too easy to guess; try a longer phrase".into());
             }
         }
         Ok(())
@@ -110,11 +95,7 @@ pub struct Argon2Config {
 
 impl Default for Argon2Config {
     fn default() -> Self {
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-        }
+        Self { memory_kib: 19_456, iterations: 2, parallelism: 1 }
     }
 }
 
@@ -176,12 +157,8 @@ impl PasswordHasher {
     ) -> Result<T, AuthError> {
         self.queued.fetch_add(1, Ordering::Relaxed);
         let _dec = DecOnDrop(self.queued.clone());
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AuthError::Config("hasher closed".into()))?;
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| AuthError::Config("hasher closed".into()))?;
         let argon = self.argon.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -196,9 +173,7 @@ impl PasswordHasher {
         let pw = password.expose().to_owned();
         self.run(move |argon| {
             let salt = SaltString::generate(&mut OsRng);
-            argon
-                .hash_password(pw.as_bytes(), &salt)
-                .map(|h| h.to_string())
+            argon.hash_password(pw.as_bytes(), &salt).map(|h| h.to_string())
         })
         .await?
         .map_err(|e| AuthError::Config(format!("hashing failed: {e}")))
@@ -206,25 +181,16 @@ impl PasswordHasher {
 
     /// Verifies against `stored`, or, when the account does not exist (`None`), against a
     /// dummy hash with the same cost, so that an unknown e-mail takes as long as a wrong password.
-    pub async fn verify(
-        &self,
-        password: &Password,
-        stored: Option<&str>,
-    ) -> Result<Verified, AuthError> {
+    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verified, AuthError> {
         let stored = match stored {
             Some(s) => s.to_owned(),
             None => {
                 let dummy = self
                     .dummy
-                    .get_or_try_init(|| async {
-                        self.hash(&Password::new("fafnir-dummy-password")).await
-                    })
+                    .get_or_try_init(|| async { self.hash(&Password::new("fafnir-dummy-password")).await })
                     .await?;
                 let _ = self.verify_phc(password, dummy.clone()).await?;
-                return Ok(Verified {
-                    ok: false,
-                    needs_rehash: false,
-                });
+                return Ok(Verified { ok: false, needs_rehash: false });
             }
         };
         self.verify_phc(password, stored).await
@@ -236,19 +202,12 @@ impl PasswordHasher {
         self.run(move |argon| {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 // A corrupt stored hash never matches (and is logged by the caller's outcome).
-                return Verified {
-                    ok: false,
-                    needs_rehash: false,
-                };
+                return Verified { ok: false, needs_rehash: false };
             };
             let ok = argon.verify_password(pw.as_bytes(), &parsed).is_ok();
             let needs_rehash = parsed.algorithm.as_str() != "argon2id"
                 || Params::try_from(&parsed)
-                    .map(|p| {
-                        p.m_cost() != want.m_cost()
-                            || p.t_cost() != want.t_cost()
-                            || p.p_cost() != want.p_cost()
-                    })
+                    .map(|p| p.m_cost() != want.m_cost() || p.t_cost() != want.t_cost() || p.p_cost() != want.p_cost())
                     .unwrap_or(true);
             Verified { ok, needs_rehash }
         })
@@ -274,18 +233,9 @@ mod tests {
 
     #[test]
     fn table_of_passwords() {
-        let ok = [
-            "correct horse battery staple",
-            "Tr0ub4dor&3-xylophone",
-            "ünïcødé-pässwörd-λ",
-            "zq8#Lm2!vR",
-        ];
+        let ok = ["correct horse battery staple", "Tr0ub4dor&3-xylophone", "ünïcødé-pässwörd-λ", "zq8#Lm2!vR"];
         for p in ok {
-            assert_eq!(
-                policy().check(&Password::new(p), &["ada@example.com"]),
-                Ok(()),
-                "{p}"
-            );
+            assert_eq!(policy().check(&Password::new(p), &["ada@example.com"]), Ok(()), "{p}");
         }
         let long = "x".repeat(129);
         let huge = "x".repeat(1 << 20);
@@ -302,9 +252,7 @@ mod tests {
             ("ada@example.com", "too common"),
         ];
         for (p, want) in bad {
-            let err = policy()
-                .check(&Password::new(p), &["ada@example.com"])
-                .unwrap_err();
+            let err = policy().check(&Password::new(p), &["ada@example.com"]).unwrap_err();
             assert!(err.contains(want), "{p:?}: {err}");
         }
     }
@@ -315,64 +263,25 @@ mod tests {
         let emoji = "🐉🔥🗝️🏰🛡️⚔️🐲💎";
         assert!(Password::new(emoji).expose().chars().count() >= 8);
         // NFKC: the "ﬁ" ligature and "fi" are the same password.
-        assert_eq!(
-            Password::new("ﬁre-dragon-hoard").expose(),
-            Password::new("fire-dragon-hoard").expose()
-        );
+        assert_eq!(Password::new("ﬁre-dragon-hoard").expose(), Password::new("fire-dragon-hoard").expose());
         assert_eq!(format!("{:?}", Password::new("secret")), "Password(***)");
     }
 
     #[tokio::test]
     async fn hashes_verify_and_report_rehash() {
-        let cheap = Argon2Config {
-            memory_kib: 8,
-            iterations: 1,
-            parallelism: 1,
-        };
+        let cheap = Argon2Config { memory_kib: 8, iterations: 1, parallelism: 1 };
         let h = PasswordHasher::new(cheap, 2).unwrap();
         let pw = Password::new("correct horse battery staple");
         let phc = h.hash(&pw).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{phc}");
-        assert_eq!(
-            h.verify(&pw, Some(&phc)).await.unwrap(),
-            Verified {
-                ok: true,
-                needs_rehash: false
-            }
-        );
-        assert!(
-            !h.verify(&Password::new("wrong"), Some(&phc))
-                .await
-                .unwrap()
-                .ok
-        );
+        assert_eq!(h.verify(&pw, Some(&phc)).await.unwrap(), Verified { ok: true, needs_rehash: false });
+        assert!(!h.verify(&Password::new("wrong"), Some(&phc)).await.unwrap().ok);
         assert!(!h.verify(&pw, None).await.unwrap().ok);
         assert!(!h.verify(&pw, Some("not a phc string")).await.unwrap().ok);
-        let stronger = PasswordHasher::new(
-            Argon2Config {
-                memory_kib: 16,
-                ..cheap
-            },
-            1,
-        )
-        .unwrap();
-        assert_eq!(
-            stronger.verify(&pw, Some(&phc)).await.unwrap(),
-            Verified {
-                ok: true,
-                needs_rehash: true
-            }
-        );
+        let stronger = PasswordHasher::new(Argon2Config { memory_kib: 16, ..cheap }, 1).unwrap();
+        assert_eq!(stronger.verify(&pw, Some(&phc)).await.unwrap(), Verified { ok: true, needs_rehash: true });
         assert_eq!(h.queue_depth(), 0);
-        assert!(PasswordHasher::new(
-            Argon2Config {
-                memory_kib: 0,
-                iterations: 0,
-                parallelism: 0
-            },
-            1
-        )
-        .is_err());
+        assert!(PasswordHasher::new(Argon2Config { memory_kib: 0, iterations: 0, parallelism: 0 }, 1).is_err());
     }
 
     proptest! {

@@ -44,10 +44,7 @@ pub(crate) fn token_hash(token: &str) -> String {
 
 /// Whether a presented token could be one of ours (cheap, before touching the store).
 pub(crate) fn plausible_refresh_token(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -63,9 +60,6 @@ mod tests {
         assert_eq!(token_hash(a.expose()).len(), 64);
         assert_ne!(token_hash(a.expose()), token_hash(b.expose()));
         assert_eq!(format!("{a:?}"), "***");
-        assert!(
-            !plausible_refresh_token("short")
-                && !plausible_refresh_token(&"a".repeat(42).replace('a', "é"))
-        );
+        assert!(!plausible_refresh_token("short") && !plausible_refresh_token(&"a".repeat(42).replace('a', "é")));
     }
 }

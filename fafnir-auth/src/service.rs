@@ -72,16 +72,8 @@ impl ThrottleConfig {
 
     /// Never locks (for benchmarks and load tests of the work itself).
     pub fn unlimited() -> Self {
-        let rule = ThrottleRule {
-            max_failures: i64::MAX,
-            window_ms: 60_000,
-            base_lockout_ms: 0,
-            max_lockout_ms: 0,
-        };
-        Self {
-            per_account: rule,
-            per_address: rule,
-        }
+        let rule = ThrottleRule { max_failures: i64::MAX, window_ms: 60_000, base_lockout_ms: 0, max_lockout_ms: 0 };
+        Self { per_account: rule, per_address: rule }
     }
 }
 
@@ -122,10 +114,7 @@ impl AuthConfig {
     }
 
     pub fn token_audience(&self) -> TokenAudience {
-        TokenAudience {
-            issuer: self.issuer.clone(),
-            audience: self.audience.clone(),
-        }
+        TokenAudience { issuer: self.issuer.clone(), audience: self.audience.clone() }
     }
 }
 
@@ -140,9 +129,7 @@ impl Default for AuthConfig {
             refresh_grace: Duration::from_secs(10),
             session_check_ttl: Duration::from_secs(2),
             argon2: Argon2Config::default(),
-            max_concurrent_hashes: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            max_concurrent_hashes: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             password_policy: PasswordPolicy::default(),
             throttle: ThrottleConfig::default(),
             register_throttle: ThrottleConfig::registrations(),
@@ -168,12 +155,7 @@ pub struct Account {
 
 impl From<&UserRecord> for Account {
     fn from(u: &UserRecord) -> Self {
-        Account {
-            id: u.id,
-            email: u.email.clone(),
-            email_verified: u.email_verified,
-            created_at: u.created_at,
-        }
+        Account { id: u.id, email: u.email.clone(), email_verified: u.email_verified, created_at: u.created_at }
     }
 }
 
@@ -220,9 +202,7 @@ const SESSION_CACHE_MAX: usize = 100_000;
 impl SessionCache {
     fn get(&self, sid: &SessionId, now_ms: i64, ttl_ms: i64) -> Option<UserId> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(sid)
-            .filter(|(_, at)| now_ms - at < ttl_ms)
-            .map(|(u, _)| *u)
+        map.get(sid).filter(|(_, at)| now_ms - at < ttl_ms).map(|(u, _)| *u)
     }
 
     fn put(&self, sid: SessionId, user: UserId, now_ms: i64) {
@@ -234,17 +214,11 @@ impl SessionCache {
     }
 
     fn forget(&self, sid: &SessionId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(sid);
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(sid);
     }
 
     fn forget_user(&self, user: &UserId) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (u, _)| u != user);
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (u, _)| u != user);
     }
 }
 
@@ -262,9 +236,7 @@ pub struct Auth {
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+        f.debug_struct("Auth").field("cfg", &self.cfg).finish_non_exhaustive()
     }
 }
 
@@ -322,18 +294,11 @@ impl Auth {
         password: &str,
         display_name: Option<&str>,
     ) -> Result<Account, AuthError> {
-        let email =
-            Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
+        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
         let password = Password::new(password);
         self.cfg
             .password_policy
-            .check(
-                &password,
-                &[
-                    email.as_str(),
-                    email.as_str().split('@').next().unwrap_or_default(),
-                ],
-            )
+            .check(&password, &[email.as_str(), email.as_str().split('@').next().unwrap_or_default()])
             .map_err(|m| AuthError::validation("password", m))?;
         // Hash before looking at the table: taken and free addresses cost the same time.
         let hash = self.hasher.hash(&password).await?;
@@ -344,14 +309,8 @@ impl Auth {
             email_verified: false,
             created_at: from_ms(self.now_ms()),
         };
-        let display_name = display_name
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.chars().take(100).collect());
-        let event = AccountEvent::UserCreated {
-            user_id: user.id,
-            display_name,
-        };
+        let display_name = display_name.map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect());
+        let event = AccountEvent::UserCreated { user_id: user.id, display_name };
         self.store.create_user(&user, &event).await?;
         tracing::info!(user_id = %user.id, "account registered");
         self.deliver_events().await;
@@ -411,9 +370,7 @@ impl Auth {
         let now = self.now_ms();
         if until > now {
             let ms = u64::try_from(until - now).unwrap_or(0);
-            return Err(AuthError::RateLimited {
-                retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000),
-            });
+            return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
         }
         Ok(())
     }
@@ -423,18 +380,10 @@ impl Auth {
     }
 
     /// Counts one event against each key, under the account or address rule of `rules`.
-    async fn count(
-        &self,
-        keys: &[(String, bool)],
-        rules: &ThrottleConfig,
-    ) -> Result<(), AuthError> {
+    async fn count(&self, keys: &[(String, bool)], rules: &ThrottleConfig) -> Result<(), AuthError> {
         let now = self.now_ms();
         for (key, is_account) in keys {
-            let rule = if *is_account {
-                rules.per_account
-            } else {
-                rules.per_address
-            };
+            let rule = if *is_account { rules.per_account } else { rules.per_address };
             self.store.record_failure(key, rule, now).await?;
         }
         Ok(())
@@ -444,12 +393,7 @@ impl Auth {
     ///
     /// Unknown e-mail, wrong password and malformed e-mail all answer `InvalidCredentials` after
     /// the same Argon2 work. Locked accounts and addresses answer `RateLimited` before any.
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-        client: &ClientInfo,
-    ) -> Result<Login, AuthError> {
+    pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
         let email = Email::parse(email).ok();
         let keys = Self::throttle_keys(email.as_ref(), client);
         self.check_throttle(&keys).await?;
@@ -458,10 +402,7 @@ impl Auth {
             Some(e) => self.store.user_by_email(e).await?,
             None => None,
         };
-        let verified = self
-            .hasher
-            .verify(&password, user.as_ref().map(|u| u.password_hash.as_str()))
-            .await?;
+        let verified = self.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let user = match user {
             Some(u) if verified.ok => u,
             _ => {
@@ -476,9 +417,7 @@ impl Auth {
         if verified.needs_rehash {
             // Parameters changed since this hash was made: upgrade it now that we know the password.
             let hash = self.hasher.hash(&password).await?;
-            self.store
-                .set_password_hash(user.id, &hash, self.now_ms())
-                .await?;
+            self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
         }
         let login = self.open_session(&user, client).await?;
@@ -486,11 +425,7 @@ impl Auth {
         Ok(login)
     }
 
-    async fn open_session(
-        &self,
-        user: &UserRecord,
-        client: &ClientInfo,
-    ) -> Result<Login, AuthError> {
+    async fn open_session(&self, user: &UserRecord, client: &ClientInfo) -> Result<Login, AuthError> {
         let now = self.now_ms();
         let session = SessionRecord {
             id: SessionId::new(),
@@ -498,27 +433,16 @@ impl Auth {
             created_at: from_ms(now),
             last_used_at: from_ms(now),
             expires_at: from_ms(now.saturating_add(dur_ms(self.cfg.refresh_ttl))),
-            user_agent: client
-                .user_agent
-                .as_ref()
-                .map(|s| s.chars().take(256).collect()),
+            user_agent: client.user_agent.as_ref().map(|s| s.chars().take(256).collect()),
             ip: client.ip.as_ref().map(|s| s.chars().take(64).collect()),
         };
         let refresh = new_refresh_token();
-        self.store
-            .create_session(&session, &token_hash(refresh.expose()))
-            .await?;
+        self.store.create_session(&session, &token_hash(refresh.expose())).await?;
         self.sessions.put(session.id, user.id, now);
         self.issue(Account::from(user), session.id, refresh, now)
     }
 
-    fn issue(
-        &self,
-        user: Account,
-        sid: SessionId,
-        refresh: SecretString,
-        now: i64,
-    ) -> Result<Login, AuthError> {
+    fn issue(&self, user: Account, sid: SessionId, refresh: SecretString, now: i64) -> Result<Login, AuthError> {
         let exp = now.saturating_add(dur_ms(self.cfg.access_ttl));
         let claims = AccessClaims {
             iss: self.cfg.issuer.clone(),
@@ -542,21 +466,13 @@ impl Auth {
 
     /// Verifies an access token and that its session is still active.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self
-            .keys
-            .verify(access_token, &self.audience)
-            .await
-            .map_err(|_| AuthError::Unauthorized)?;
+        let claims = self.keys.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
         let now = self.now_ms();
         let ttl = dur_ms(self.cfg.session_check_ttl);
         let user = match self.sessions.get(&claims.sid, now, ttl) {
             Some(u) => u,
             None => {
-                let u = self
-                    .store
-                    .active_session(claims.sid, now)
-                    .await?
-                    .ok_or(AuthError::Unauthorized)?;
+                let u = self.store.active_session(claims.sid, now).await?.ok_or(AuthError::Unauthorized)?;
                 self.sessions.put(claims.sid, u, now);
                 u
             }
@@ -564,29 +480,17 @@ impl Auth {
         if user != claims.sub {
             return Err(AuthError::Unauthorized);
         }
-        Ok(Principal {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            claims,
-        })
+        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims })
     }
 
     /// The caller's account.
     pub async fn me(&self, who: &Principal) -> Result<Account, AuthError> {
-        let user = self
-            .store
-            .user_by_id(who.user_id)
-            .await?
-            .ok_or(AuthError::Unauthorized)?;
+        let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
         Ok(Account::from(&user))
     }
 
     /// Exchanges a refresh token for new tokens (the presented one is used up).
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        _client: &ClientInfo,
-    ) -> Result<Login, AuthError> {
+    pub async fn refresh(&self, refresh_token: &str, _client: &ClientInfo) -> Result<Login, AuthError> {
         if !plausible_refresh_token(refresh_token) {
             return Err(AuthError::InvalidRefreshToken);
         }
@@ -606,11 +510,7 @@ impl Auth {
             .await?;
         match outcome {
             Rotation::Rotated { session, user } => {
-                let user = self
-                    .store
-                    .user_by_id(user)
-                    .await?
-                    .ok_or(AuthError::InvalidRefreshToken)?;
+                let user = self.store.user_by_id(user).await?.ok_or(AuthError::InvalidRefreshToken)?;
                 self.issue(Account::from(&user), session, fresh, now)
             }
             Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
@@ -624,9 +524,7 @@ impl Auth {
 
     /// Ends the caller's session.
     pub async fn logout(&self, who: &Principal) -> Result<(), AuthError> {
-        self.store
-            .revoke_session(who.user_id, who.session_id, "logout", self.now_ms())
-            .await?;
+        self.store.revoke_session(who.user_id, who.session_id, "logout", self.now_ms()).await?;
         self.sessions.forget(&who.session_id);
         Ok(())
     }
@@ -637,14 +535,8 @@ impl Auth {
         if !plausible_refresh_token(refresh_token) {
             return Ok(());
         }
-        if let Some((sid, uid)) = self
-            .store
-            .session_of_refresh(&token_hash(refresh_token), self.now_ms())
-            .await?
-        {
-            self.store
-                .revoke_session(uid, sid, "logout", self.now_ms())
-                .await?;
+        if let Some((sid, uid)) = self.store.session_of_refresh(&token_hash(refresh_token), self.now_ms()).await? {
+            self.store.revoke_session(uid, sid, "logout", self.now_ms()).await?;
             self.sessions.forget(&sid);
         }
         Ok(())
@@ -652,10 +544,7 @@ impl Auth {
 
     /// Ends every session of the caller; returns how many.
     pub async fn logout_all(&self, user: UserId) -> Result<u64, AuthError> {
-        let n = self
-            .store
-            .revoke_sessions(user, None, "logout_all", self.now_ms())
-            .await?;
+        let n = self.store.revoke_sessions(user, None, "logout_all", self.now_ms()).await?;
         self.sessions.forget_user(&user);
         Ok(n)
     }
@@ -678,11 +567,7 @@ impl Auth {
 
     /// Revokes one of the caller's own sessions. Someone else's session is `SessionNotFound`.
     pub async fn revoke_session(&self, who: &Principal, sid: SessionId) -> Result<(), AuthError> {
-        if !self
-            .store
-            .revoke_session(who.user_id, sid, "revoked_by_user", self.now_ms())
-            .await?
-        {
+        if !self.store.revoke_session(who.user_id, sid, "revoked_by_user", self.now_ms()).await? {
             return Err(AuthError::SessionNotFound);
         }
         self.sessions.forget(&sid);
@@ -698,17 +583,10 @@ impl Auth {
         new: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        let user = self
-            .store
-            .user_by_id(who.user_id)
-            .await?
-            .ok_or(AuthError::Unauthorized)?;
+        let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
         let keys = Self::throttle_keys(Some(&user.email), client);
         self.check_throttle(&keys).await?;
-        let verified = self
-            .hasher
-            .verify(&Password::new(current), Some(&user.password_hash))
-            .await?;
+        let verified = self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await?;
         if !verified.ok {
             self.record_failures(&keys).await?;
             return Err(AuthError::InvalidCredentials);
@@ -719,18 +597,8 @@ impl Auth {
             .check(&new, &[user.email.as_str()])
             .map_err(|m| AuthError::validation("new_password", m))?;
         let hash = self.hasher.hash(&new).await?;
-        self.store
-            .set_password_hash(user.id, &hash, self.now_ms())
-            .await?;
-        let n = self
-            .store
-            .revoke_sessions(
-                user.id,
-                Some(who.session_id),
-                "password_changed",
-                self.now_ms(),
-            )
-            .await?;
+        self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
+        let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
         self.sessions.forget_user(&user.id);
         tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
         Ok(())
@@ -738,51 +606,32 @@ impl Auth {
 
     /// Sets a user's password without the current one (admin tooling). Revokes every session.
     pub async fn set_password(&self, user: UserId, new: &str) -> Result<(), AuthError> {
-        let rec = self
-            .store
-            .user_by_id(user)
-            .await?
-            .ok_or(AuthError::UserNotFound)?;
+        let rec = self.store.user_by_id(user).await?.ok_or(AuthError::UserNotFound)?;
         let new = Password::new(new);
         self.cfg
             .password_policy
             .check(&new, &[rec.email.as_str()])
             .map_err(|m| AuthError::validation("password", m))?;
         let hash = self.hasher.hash(&new).await?;
-        self.store
-            .set_password_hash(user, &hash, self.now_ms())
-            .await?;
+        self.store.set_password_hash(user, &hash, self.now_ms()).await?;
         self.logout_all(user).await?;
         Ok(())
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Account, AuthError> {
-        let email =
-            Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
-        let user = self
-            .store
-            .user_by_email(&email)
-            .await?
-            .ok_or(AuthError::UserNotFound)?;
+        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
+        let user = self.store.user_by_email(&email).await?.ok_or(AuthError::UserNotFound)?;
         Ok(Account::from(&user))
     }
 
     pub async fn user(&self, id: UserId) -> Result<Account, AuthError> {
-        let user = self
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or(AuthError::UserNotFound)?;
+        let user = self.store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
         Ok(Account::from(&user))
     }
 
     /// Deletes an account and its sessions; roles and profile follow through the outbox.
     pub async fn delete_user(&self, id: UserId) -> Result<(), AuthError> {
-        if !self
-            .store
-            .delete_user(id, &AccountEvent::UserDeleted { user_id: id })
-            .await?
-        {
+        if !self.store.delete_user(id, &AccountEvent::UserDeleted { user_id: id }).await? {
             return Err(AuthError::UserNotFound);
         }
         self.sessions.forget_user(&id);

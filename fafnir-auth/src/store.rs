@@ -25,10 +25,7 @@ pub struct UserRecord {
 
 impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("id", &self.id)
-            .field("email", &self.email)
-            .finish_non_exhaustive()
+        f.debug_struct("UserRecord").field("id", &self.id).field("email", &self.email).finish_non_exhaustive()
     }
 }
 
@@ -83,25 +80,16 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, AuthError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, AuthError>;
-    async fn set_password_hash(&self, id: UserId, hash: &str, now_ms: i64)
-        -> Result<(), AuthError>;
+    async fn set_password_hash(&self, id: UserId, hash: &str, now_ms: i64) -> Result<(), AuthError>;
     /// Deletes the account (its sessions go with it) and records `event`, atomically.
     async fn delete_user(&self, id: UserId, event: &AccountEvent) -> Result<bool, AuthError>;
 
     async fn create_session(&self, s: &SessionRecord, refresh_hash: &str) -> Result<(), AuthError>;
     async fn rotate_refresh(&self, p: RotateParams<'_>) -> Result<Rotation, AuthError>;
     /// The session's user, if the session is active (not revoked, not expired).
-    async fn active_session(&self, id: SessionId, now_ms: i64)
-        -> Result<Option<UserId>, AuthError>;
-    async fn sessions_of(&self, user: UserId, now_ms: i64)
-        -> Result<Vec<SessionRecord>, AuthError>;
-    async fn revoke_session(
-        &self,
-        user: UserId,
-        id: SessionId,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<bool, AuthError>;
+    async fn active_session(&self, id: SessionId, now_ms: i64) -> Result<Option<UserId>, AuthError>;
+    async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRecord>, AuthError>;
+    async fn revoke_session(&self, user: UserId, id: SessionId, reason: &str, now_ms: i64) -> Result<bool, AuthError>;
     /// Revokes every active session of `user` except `keep`; returns how many.
     async fn revoke_sessions(
         &self,
@@ -119,12 +107,7 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
 
     /// The latest `locked_until` among `keys` (0 when none is locked).
     async fn locked_until(&self, keys: &[String]) -> Result<i64, AuthError>;
-    async fn record_failure(
-        &self,
-        key: &str,
-        rule: ThrottleRule,
-        now_ms: i64,
-    ) -> Result<(), AuthError>;
+    async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError>;
     async fn clear_failures(&self, key: &str) -> Result<(), AuthError>;
     /// How many sessions are active (not revoked, not expired) at `now_ms`.
     async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError>;
@@ -219,12 +202,7 @@ impl AuthStore for SqlAuthStore {
         row.as_ref().map(user_row).transpose()
     }
 
-    async fn set_password_hash(
-        &self,
-        id: UserId,
-        hash: &str,
-        now_ms: i64,
-    ) -> Result<(), AuthError> {
+    async fn set_password_hash(&self, id: UserId, hash: &str, now_ms: i64) -> Result<(), AuthError> {
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(hash)
             .bind(now_ms)
@@ -242,15 +220,8 @@ impl AuthStore for SqlAuthStore {
             .bind(&uid)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(&uid)
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(&uid)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&uid).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?.rows_affected();
         if n == 0 {
             return Ok(false);
         }
@@ -274,12 +245,14 @@ impl AuthStore for SqlAuthStore {
         .bind(s.ip.clone())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at) VALUES ($1, $2, 0, $3)")
-            .bind(refresh_hash)
-            .bind(s.id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at) VALUES ($1, $2, 0, $3)",
+        )
+        .bind(refresh_hash)
+        .bind(s.id.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -302,8 +275,7 @@ impl AuthStore for SqlAuthStore {
             };
             let sid: String = row.try_get("session_id")?;
             let session = SessionId::parse(&sid).map_err(|_| corrupt("session id"))?;
-            let user = UserId::parse(&row.try_get::<String, _>("user_id")?)
-                .map_err(|_| corrupt("user id"))?;
+            let user = UserId::parse(&row.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?;
             let generation: i64 = row.try_get("generation")?;
             let current: i64 = row.try_get("current")?;
             let rotated_at: i64 = row.try_get("rotated_at")?;
@@ -355,56 +327,41 @@ impl AuthStore for SqlAuthStore {
                 tx.rollback().await?;
                 continue;
             }
-            sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
-            )
-            .bind(p.now_ms)
-            .bind(p.presented_hash)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(p.fresh_hash)
-                .bind(&sid)
-                .bind(new_generation)
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
                 .bind(p.now_ms)
+                .bind(p.presented_hash)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, generation, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(p.fresh_hash)
+            .bind(&sid)
+            .bind(new_generation)
+            .bind(p.now_ms)
+            .execute(&mut *tx)
+            .await?;
             // Used tokens stay until the session ends: replaying any of them, however old, must be
             // recognised as reuse (and revoke the family), not as an unknown token.
             tx.commit().await?;
             return Ok(Rotation::Rotated { session, user });
         }
-        Err(AuthError::Store(CoreError::Corrupt(
-            "refresh rotation kept losing races".into(),
-        )))
+        Err(AuthError::Store(CoreError::Corrupt("refresh rotation kept losing races".into())))
     }
 
-    async fn active_session(
-        &self,
-        id: SessionId,
-        now_ms: i64,
-    ) -> Result<Option<UserId>, AuthError> {
-        let row = sqlx::query(
-            "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
-        )
-        .bind(id.to_string())
-        .bind(now_ms)
-        .fetch_optional(self.db.pool())
-        .await?;
+    async fn active_session(&self, id: SessionId, now_ms: i64) -> Result<Option<UserId>, AuthError> {
+        let row = sqlx::query("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2")
+            .bind(id.to_string())
+            .bind(now_ms)
+            .fetch_optional(self.db.pool())
+            .await?;
         match row {
-            Some(r) => Ok(Some(
-                UserId::parse(&r.try_get::<String, _>("user_id")?)
-                    .map_err(|_| corrupt("user id"))?,
-            )),
+            Some(r) => Ok(Some(UserId::parse(&r.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?)),
             None => Ok(None),
         }
     }
 
-    async fn sessions_of(
-        &self,
-        user: UserId,
-        now_ms: i64,
-    ) -> Result<Vec<SessionRecord>, AuthError> {
+    async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRecord>, AuthError> {
         let rows = sqlx::query(&format!(
             "SELECT {SESSION_COLS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
              ORDER BY created_at DESC"
@@ -416,13 +373,7 @@ impl AuthStore for SqlAuthStore {
         rows.iter().map(session_row).collect()
     }
 
-    async fn revoke_session(
-        &self,
-        user: UserId,
-        id: SessionId,
-        reason: &str,
-        now_ms: i64,
-    ) -> Result<bool, AuthError> {
+    async fn revoke_session(&self, user: UserId, id: SessionId, reason: &str, now_ms: i64) -> Result<bool, AuthError> {
         let n = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL",
         )
@@ -471,32 +422,24 @@ impl AuthStore for SqlAuthStore {
         .fetch_optional(self.db.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let sid = SessionId::parse(&row.try_get::<String, _>("id")?)
-            .map_err(|_| corrupt("session id"))?;
-        let uid =
-            UserId::parse(&row.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?;
+        let sid = SessionId::parse(&row.try_get::<String, _>("id")?).map_err(|_| corrupt("session id"))?;
+        let uid = UserId::parse(&row.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?;
         Ok(Some((sid, uid)))
     }
 
     async fn locked_until(&self, keys: &[String]) -> Result<i64, AuthError> {
         let mut latest = 0;
         for key in keys {
-            let v: Option<i64> =
-                sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(self.db.pool())
-                    .await?;
+            let v: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.db.pool())
+                .await?;
             latest = latest.max(v.unwrap_or(0));
         }
         Ok(latest)
     }
 
-    async fn record_failure(
-        &self,
-        key: &str,
-        rule: ThrottleRule,
-        now_ms: i64,
-    ) -> Result<(), AuthError> {
+    async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError> {
         // Atomic on both backends: concurrent failures from several instances all count.
         let failures: i64 = sqlx::query_scalar(
             "INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0) \
@@ -511,49 +454,36 @@ impl AuthStore for SqlAuthStore {
         .fetch_one(self.db.pool())
         .await?;
         if failures >= rule.max_failures {
-            let doublings =
-                u32::try_from((failures - rule.max_failures).clamp(0, 20)).unwrap_or(20);
-            let lockout = rule
-                .base_lockout_ms
-                .saturating_mul(1 << doublings)
-                .min(rule.max_lockout_ms);
-            sqlx::query(
-                "UPDATE login_throttle SET locked_until = $1 WHERE key = $2 AND locked_until < $1",
-            )
-            .bind(now_ms + lockout)
-            .bind(key)
-            .execute(self.db.pool())
-            .await?;
+            let doublings = u32::try_from((failures - rule.max_failures).clamp(0, 20)).unwrap_or(20);
+            let lockout = rule.base_lockout_ms.saturating_mul(1 << doublings).min(rule.max_lockout_ms);
+            sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE key = $2 AND locked_until < $1")
+                .bind(now_ms + lockout)
+                .bind(key)
+                .execute(self.db.pool())
+                .await?;
         }
         Ok(())
     }
 
     async fn clear_failures(&self, key: &str) -> Result<(), AuthError> {
-        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-            .bind(key)
-            .execute(self.db.pool())
-            .await?;
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(self.db.pool()).await?;
         Ok(())
     }
 
     async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
-        )
-        .bind(now_ms)
-        .fetch_one(self.db.pool())
-        .await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1")
+            .bind(now_ms)
+            .fetch_one(self.db.pool())
+            .await?)
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, AuthError> {
         let mut tx = self.db.pool().begin().await?;
         let ended = "SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1";
-        sqlx::query(&format!(
-            "DELETE FROM refresh_tokens WHERE session_id IN ({ended})"
-        ))
-        .bind(before_ms)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(&format!("DELETE FROM refresh_tokens WHERE session_id IN ({ended})"))
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
         let n = sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
             .bind(before_ms)
             .execute(&mut *tx)

@@ -19,11 +19,7 @@ const PW2: &str = "another long passphrase 42";
 /// Cheap Argon2 parameters keep the suite fast; the production defaults are tested in the unit
 /// tests and measured in the benches.
 fn cheap() -> Argon2Config {
-    Argon2Config {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    }
+    Argon2Config { memory_kib: 64, iterations: 1, parallelism: 1 }
 }
 
 struct Stack {
@@ -36,39 +32,18 @@ struct Stack {
 
 async fn stack_with(db: &Db, clock: Arc<ManualClock>, argon2: Argon2Config) -> Stack {
     let shared: SharedClock = clock.clone();
-    let rbac = Arc::new(
-        Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), shared.clone())))
-            .await
-            .unwrap(),
-    );
+    let rbac = Arc::new(Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), shared.clone()))).await.unwrap());
     let profiles = Profiles::new(Arc::new(SqlProfileStore::new(db.clone(), shared.clone())));
-    let handlers: Vec<Arc<dyn AccountEventHandler>> = vec![
-        Arc::new(RbacEvents(rbac.clone())),
-        Arc::new(ProfileEvents(profiles.clone())),
-    ];
+    let handlers: Vec<Arc<dyn AccountEventHandler>> =
+        vec![Arc::new(RbacEvents(rbac.clone())), Arc::new(ProfileEvents(profiles.clone()))];
     let outbox = Arc::new(Outbox::new(db.clone(), shared.clone(), handlers));
-    let cfg = AuthConfig {
-        argon2,
-        ..AuthConfig::default()
-    };
+    let cfg = AuthConfig { argon2, ..AuthConfig::default() };
     let keys = Arc::new(
-        KeyManager::load_or_create(
-            db.clone(),
-            shared.clone(),
-            cfg.access_ttl + Duration::from_secs(60),
-        )
-        .await
-        .unwrap(),
+        KeyManager::load_or_create(db.clone(), shared.clone(), cfg.access_ttl + Duration::from_secs(60)).await.unwrap(),
     );
     let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
     let auth = Arc::new(Auth::new(cfg, store, keys, shared, outbox.clone()).unwrap());
-    Stack {
-        auth,
-        rbac,
-        profiles,
-        clock,
-        outbox,
-    }
+    Stack { auth, rbac, profiles, clock, outbox }
 }
 
 async fn stack(db: &Db) -> Stack {
@@ -76,47 +51,21 @@ async fn stack(db: &Db) -> Stack {
 }
 
 fn client(ip: &str) -> ClientInfo {
-    ClientInfo {
-        ip: Some(ip.into()),
-        user_agent: Some("tests".into()),
-    }
+    ClientInfo { ip: Some(ip.into()), user_agent: Some("tests".into()) }
 }
 
 async fn register_gives_member_role_and_profile_and_login_works(db: Db) {
     let s = stack(&db).await;
-    let acct = s
-        .auth
-        .register("Ada@Example.com", PW, Some("Ada"))
-        .await
-        .unwrap();
+    let acct = s.auth.register("Ada@Example.com", PW, Some("Ada")).await.unwrap();
     assert_eq!(acct.email.as_str(), "ada@example.com");
     assert!(!acct.email_verified);
-    assert_eq!(
-        s.rbac.user_roles(&acct.id),
-        Some(vec![RoleName::parse("member").unwrap()])
-    );
-    assert_eq!(
-        s.profiles
-            .get(acct.id)
-            .await
-            .unwrap()
-            .display_name
-            .as_deref(),
-        Some("Ada")
-    );
+    assert_eq!(s.rbac.user_roles(&acct.id), Some(vec![RoleName::parse("member").unwrap()]));
+    assert_eq!(s.profiles.get(acct.id).await.unwrap().display_name.as_deref(), Some("Ada"));
     assert_eq!(s.outbox.pending().await.unwrap(), 0);
 
-    let login = s
-        .auth
-        .login("ADA@example.com ", PW, &client("10.0.0.1"))
-        .await
-        .unwrap();
+    let login = s.auth.login("ADA@example.com ", PW, &client("10.0.0.1")).await.unwrap();
     assert_eq!(login.user, acct);
-    let who = s
-        .auth
-        .authenticate(login.access_token.expose())
-        .await
-        .unwrap();
+    let who = s.auth.authenticate(login.access_token.expose()).await.unwrap();
     assert_eq!((who.user_id, who.session_id), (acct.id, login.session_id));
     assert_eq!(s.auth.me(&who).await.unwrap(), acct);
     let claims = &who.claims;
@@ -141,22 +90,11 @@ async fn bad_registrations_are_refused_and_change_nothing(db: Db) {
         }
     }
     s.auth.register("bob@example.com", PW, None).await.unwrap();
-    assert!(matches!(
-        s.auth.register("BOB@example.com", PW2, None).await,
-        Err(AuthError::EmailTaken)
-    ));
+    assert!(matches!(s.auth.register("BOB@example.com", PW2, None).await, Err(AuthError::EmailTaken)));
     // The failed attempt left nothing behind: one profile, and the old password still works.
     assert_eq!(s.profiles.list(None, None).await.unwrap().items.len(), 1);
-    assert!(s
-        .auth
-        .login("bob@example.com", PW, &ClientInfo::default())
-        .await
-        .is_ok());
-    assert!(s
-        .auth
-        .login("bob@example.com", PW2, &ClientInfo::default())
-        .await
-        .is_err());
+    assert!(s.auth.login("bob@example.com", PW, &ClientInfo::default()).await.is_ok());
+    assert!(s.auth.login("bob@example.com", PW2, &ClientInfo::default()).await.is_err());
 }
 
 async fn concurrent_registrations_of_one_email_exactly_one_wins(db: Db) {
@@ -164,11 +102,7 @@ async fn concurrent_registrations_of_one_email_exactly_one_wins(db: Db) {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let auth = s.auth.clone();
-            let email = if i % 2 == 0 {
-                "race@example.com"
-            } else {
-                "RACE@example.com"
-            };
+            let email = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
             tokio::spawn(async move { auth.register(email, PW, None).await })
         })
         .collect();
@@ -187,29 +121,10 @@ async fn concurrent_registrations_of_one_email_exactly_one_wins(db: Db) {
 
 async fn wrong_and_unknown_credentials_look_the_same(db: Db) {
     let s = stack(&db).await;
-    s.auth
-        .register("carol@example.com", PW, None)
-        .await
-        .unwrap();
-    let wrong = s
-        .auth
-        .login(
-            "carol@example.com",
-            "wrong password here",
-            &ClientInfo::default(),
-        )
-        .await
-        .unwrap_err();
-    let unknown = s
-        .auth
-        .login("nobody@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap_err();
-    let garbage = s
-        .auth
-        .login("\0\u{202e}", PW, &ClientInfo::default())
-        .await
-        .unwrap_err();
+    s.auth.register("carol@example.com", PW, None).await.unwrap();
+    let wrong = s.auth.login("carol@example.com", "wrong password here", &ClientInfo::default()).await.unwrap_err();
+    let unknown = s.auth.login("nobody@example.com", PW, &ClientInfo::default()).await.unwrap_err();
+    let garbage = s.auth.login("\0\u{202e}", PW, &ClientInfo::default()).await.unwrap_err();
     for e in [&wrong, &unknown, &garbage] {
         assert!(matches!(e, AuthError::InvalidCredentials), "{e:?}");
         assert_eq!(e.to_string(), "email or password is incorrect");
@@ -221,26 +136,13 @@ async fn failed_logins_are_throttled_per_account_with_backoff(db: Db) {
     s.auth.register("dave@example.com", PW, None).await.unwrap();
     let attempt = |ip: &'static str| {
         let auth = s.auth.clone();
-        async move {
-            auth.login("dave@example.com", "not the password!", &client(ip))
-                .await
-        }
+        async move { auth.login("dave@example.com", "not the password!", &client(ip)).await }
     };
     for i in 0..5 {
-        assert!(
-            matches!(
-                attempt("10.0.0.1").await,
-                Err(AuthError::InvalidCredentials)
-            ),
-            "attempt {i}"
-        );
+        assert!(matches!(attempt("10.0.0.1").await, Err(AuthError::InvalidCredentials)), "attempt {i}");
     }
     // The 6th is refused before any password work, from any address, even with the right password.
-    match s
-        .auth
-        .login("dave@example.com", PW, &client("10.0.0.2"))
-        .await
-    {
+    match s.auth.login("dave@example.com", PW, &client("10.0.0.2")).await {
         Err(AuthError::RateLimited { retry_after }) => {
             assert_eq!(retry_after, Duration::from_secs(30))
         }
@@ -248,10 +150,7 @@ async fn failed_logins_are_throttled_per_account_with_backoff(db: Db) {
     }
     s.clock.advance(Duration::from_secs(31));
     // One more failure doubles the lockout.
-    assert!(matches!(
-        attempt("10.0.0.1").await,
-        Err(AuthError::InvalidCredentials)
-    ));
+    assert!(matches!(attempt("10.0.0.1").await, Err(AuthError::InvalidCredentials)));
     match attempt("10.0.0.1").await {
         Err(AuthError::RateLimited { retry_after }) => {
             assert_eq!(retry_after, Duration::from_secs(60))
@@ -260,15 +159,9 @@ async fn failed_logins_are_throttled_per_account_with_backoff(db: Db) {
     }
     s.clock.advance(Duration::from_secs(61));
     // Success resets the account's counter.
-    s.auth
-        .login("dave@example.com", PW, &client("10.0.0.1"))
-        .await
-        .unwrap();
+    s.auth.login("dave@example.com", PW, &client("10.0.0.1")).await.unwrap();
     for _ in 0..4 {
-        assert!(matches!(
-            attempt("10.0.0.1").await,
-            Err(AuthError::InvalidCredentials)
-        ));
+        assert!(matches!(attempt("10.0.0.1").await, Err(AuthError::InvalidCredentials)));
     }
 }
 
@@ -276,36 +169,20 @@ async fn failed_logins_are_throttled_per_address(db: Db) {
     let s = stack(&db).await;
     // Spraying many accounts from one address trips the address rule (50 failures).
     for i in 0..50 {
-        let r = s
-            .auth
-            .login(&format!("user{i}@example.com"), PW, &client("192.0.2.7"))
-            .await;
-        assert!(
-            matches!(r, Err(AuthError::InvalidCredentials)),
-            "{i}: {r:?}"
-        );
+        let r = s.auth.login(&format!("user{i}@example.com"), PW, &client("192.0.2.7")).await;
+        assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{i}: {r:?}");
     }
-    let r = s
-        .auth
-        .login("user99@example.com", PW, &client("192.0.2.7"))
-        .await;
+    let r = s.auth.login("user99@example.com", PW, &client("192.0.2.7")).await;
     assert!(matches!(r, Err(AuthError::RateLimited { .. })), "{r:?}");
     // Another address is unaffected.
-    let r = s
-        .auth
-        .login("user99@example.com", PW, &client("192.0.2.8"))
-        .await;
+    let r = s.auth.login("user99@example.com", PW, &client("192.0.2.8")).await;
     assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{r:?}");
 }
 
 async fn refresh_rotates_and_replay_revokes_the_family(db: Db) {
     let s = stack(&db).await;
     s.auth.register("erin@example.com", PW, None).await.unwrap();
-    let l0 = s
-        .auth
-        .login("erin@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l0 = s.auth.login("erin@example.com", PW, &ClientInfo::default()).await.unwrap();
     let r0 = l0.refresh_token.expose().to_owned();
     s.clock.advance(Duration::from_secs(60));
     let l1 = s.auth.refresh(&r0, &ClientInfo::default()).await.unwrap();
@@ -318,75 +195,37 @@ async fn refresh_rotates_and_replay_revokes_the_family(db: Db) {
     assert_eq!(sibling.session_id, l0.session_id);
     // After it, replaying the parent is theft: the whole family is revoked.
     s.clock.advance(Duration::from_secs(6));
-    assert!(matches!(
-        s.auth.refresh(&r0, &ClientInfo::default()).await,
-        Err(AuthError::RefreshTokenReused)
-    ));
+    assert!(matches!(s.auth.refresh(&r0, &ClientInfo::default()).await, Err(AuthError::RefreshTokenReused)));
     for t in [l1.refresh_token.expose(), sibling.refresh_token.expose()] {
-        assert!(matches!(
-            s.auth.refresh(t, &ClientInfo::default()).await,
-            Err(AuthError::InvalidRefreshToken)
-        ));
+        assert!(matches!(s.auth.refresh(t, &ClientInfo::default()).await, Err(AuthError::InvalidRefreshToken)));
     }
-    assert!(matches!(
-        s.auth.authenticate(l1.access_token.expose()).await,
-        Err(AuthError::Unauthorized)
-    ));
+    assert!(matches!(s.auth.authenticate(l1.access_token.expose()).await, Err(AuthError::Unauthorized)));
     // Garbage and unknown tokens are simply invalid.
-    for junk in [
-        "",
-        "x",
-        &"A".repeat(43),
-        &"é".repeat(43),
-        &"A".repeat(10_000),
-    ] {
-        assert!(matches!(
-            s.auth.refresh(junk, &ClientInfo::default()).await,
-            Err(AuthError::InvalidRefreshToken)
-        ));
+    for junk in ["", "x", &"A".repeat(43), &"é".repeat(43), &"A".repeat(10_000)] {
+        assert!(matches!(s.auth.refresh(junk, &ClientInfo::default()).await, Err(AuthError::InvalidRefreshToken)));
     }
 }
 
 async fn an_old_used_token_replayed_much_later_is_reuse(db: Db) {
     let s = stack(&db).await;
     s.auth.register("old@example.com", PW, None).await.unwrap();
-    let l0 = s
-        .auth
-        .login("old@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l0 = s.auth.login("old@example.com", PW, &ClientInfo::default()).await.unwrap();
     let mut current = l0.refresh_token.expose().to_owned();
     for _ in 0..3 {
         s.clock.advance(Duration::from_secs(60));
-        current = s
-            .auth
-            .refresh(&current, &ClientInfo::default())
-            .await
-            .unwrap()
-            .refresh_token
-            .expose()
-            .to_owned();
+        current = s.auth.refresh(&current, &ClientInfo::default()).await.unwrap().refresh_token.expose().to_owned();
     }
     assert!(matches!(
-        s.auth
-            .refresh(l0.refresh_token.expose(), &ClientInfo::default())
-            .await,
+        s.auth.refresh(l0.refresh_token.expose(), &ClientInfo::default()).await,
         Err(AuthError::RefreshTokenReused)
     ));
-    assert!(matches!(
-        s.auth.refresh(&current, &ClientInfo::default()).await,
-        Err(AuthError::InvalidRefreshToken)
-    ));
+    assert!(matches!(s.auth.refresh(&current, &ClientInfo::default()).await, Err(AuthError::InvalidRefreshToken)));
 }
 
 async fn concurrent_refreshes_of_one_token_all_succeed_without_half_rotation(db: Db) {
     let s = stack(&db).await;
     s.auth.register("tabs@example.com", PW, None).await.unwrap();
-    let l0 = s
-        .auth
-        .login("tabs@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l0 = s.auth.login("tabs@example.com", PW, &ClientInfo::default()).await.unwrap();
     let r0 = l0.refresh_token.expose().to_owned();
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -397,10 +236,7 @@ async fn concurrent_refreshes_of_one_token_all_succeed_without_half_rotation(db:
         .collect();
     let mut fresh = Vec::new();
     for t in tasks {
-        let l = t
-            .await
-            .unwrap()
-            .expect("a concurrent refresh within the grace window must succeed");
+        let l = t.await.unwrap().expect("a concurrent refresh within the grace window must succeed");
         assert_eq!(l.session_id, l0.session_id);
         fresh.push(l.refresh_token.expose().to_owned());
     }
@@ -411,42 +247,22 @@ async fn concurrent_refreshes_of_one_token_all_succeed_without_half_rotation(db:
     let who = s.auth.authenticate(l0.access_token.expose()).await.unwrap();
     assert_eq!(s.auth.sessions(&who).await.unwrap().len(), 1);
     s.clock.advance(Duration::from_secs(11));
-    let next = s
-        .auth
-        .refresh(&fresh[0], &ClientInfo::default())
-        .await
-        .unwrap();
+    let next = s.auth.refresh(&fresh[0], &ClientInfo::default()).await.unwrap();
     // Its siblings are now the immediate parent of the newest token: still fine within grace...
-    assert!(s
-        .auth
-        .refresh(&fresh[1], &ClientInfo::default())
-        .await
-        .is_ok());
+    assert!(s.auth.refresh(&fresh[1], &ClientInfo::default()).await.is_ok());
     // ...and reuse once the window has passed.
     s.clock.advance(Duration::from_secs(11));
+    assert!(matches!(s.auth.refresh(&fresh[2], &ClientInfo::default()).await, Err(AuthError::RefreshTokenReused)));
     assert!(matches!(
-        s.auth.refresh(&fresh[2], &ClientInfo::default()).await,
-        Err(AuthError::RefreshTokenReused)
-    ));
-    assert!(matches!(
-        s.auth
-            .refresh(next.refresh_token.expose(), &ClientInfo::default())
-            .await,
+        s.auth.refresh(next.refresh_token.expose(), &ClientInfo::default()).await,
         Err(AuthError::InvalidRefreshToken)
     ));
 }
 
 async fn concurrent_replays_after_the_window_revoke_once(db: Db) {
     let s = stack(&db).await;
-    s.auth
-        .register("replay@example.com", PW, None)
-        .await
-        .unwrap();
-    let l0 = s
-        .auth
-        .login("replay@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    s.auth.register("replay@example.com", PW, None).await.unwrap();
+    let l0 = s.auth.login("replay@example.com", PW, &ClientInfo::default()).await.unwrap();
     let r0 = l0.refresh_token.expose().to_owned();
     let l1 = s.auth.refresh(&r0, &ClientInfo::default()).await.unwrap();
     s.clock.advance(Duration::from_secs(30));
@@ -458,99 +274,48 @@ async fn concurrent_replays_after_the_window_revoke_once(db: Db) {
         .collect();
     for t in tasks {
         let r = t.await.unwrap();
-        assert!(
-            matches!(
-                r,
-                Err(AuthError::RefreshTokenReused) | Err(AuthError::InvalidRefreshToken)
-            ),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(AuthError::RefreshTokenReused) | Err(AuthError::InvalidRefreshToken)), "{r:?}");
     }
-    assert!(s
-        .auth
-        .refresh(l1.refresh_token.expose(), &ClientInfo::default())
-        .await
-        .is_err());
+    assert!(s.auth.refresh(l1.refresh_token.expose(), &ClientInfo::default()).await.is_err());
 }
 
 async fn logout_logout_all_and_session_management(db: Db) {
     let s = stack(&db).await;
     let acct = s.auth.register("fay@example.com", PW, None).await.unwrap();
     let other = s.auth.register("gus@example.com", PW, None).await.unwrap();
-    let a = s
-        .auth
-        .login("fay@example.com", PW, &client("10.1.1.1"))
-        .await
-        .unwrap();
-    let b = s
-        .auth
-        .login("fay@example.com", PW, &client("10.1.1.2"))
-        .await
-        .unwrap();
-    let g = s
-        .auth
-        .login("gus@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let a = s.auth.login("fay@example.com", PW, &client("10.1.1.1")).await.unwrap();
+    let b = s.auth.login("fay@example.com", PW, &client("10.1.1.2")).await.unwrap();
+    let g = s.auth.login("gus@example.com", PW, &ClientInfo::default()).await.unwrap();
     let wa = s.auth.authenticate(a.access_token.expose()).await.unwrap();
     let list = s.auth.sessions(&wa).await.unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|x| x.current).count(), 1);
     assert!(list.iter().any(|x| x.ip.as_deref() == Some("10.1.1.2")));
     // Someone else's session is not found (and not revoked).
-    assert!(matches!(
-        s.auth.revoke_session(&wa, g.session_id).await,
-        Err(AuthError::SessionNotFound)
-    ));
+    assert!(matches!(s.auth.revoke_session(&wa, g.session_id).await, Err(AuthError::SessionNotFound)));
     assert!(s.auth.authenticate(g.access_token.expose()).await.is_ok());
     // Revoke b from a: b's tokens die at once.
     s.auth.revoke_session(&wa, b.session_id).await.unwrap();
-    assert!(matches!(
-        s.auth.authenticate(b.access_token.expose()).await,
-        Err(AuthError::Unauthorized)
-    ));
-    assert!(s
-        .auth
-        .refresh(b.refresh_token.expose(), &ClientInfo::default())
-        .await
-        .is_err());
+    assert!(matches!(s.auth.authenticate(b.access_token.expose()).await, Err(AuthError::Unauthorized)));
+    assert!(s.auth.refresh(b.refresh_token.expose(), &ClientInfo::default()).await.is_err());
     // Logout ends a; its refresh token cannot bring it back.
     s.auth.logout(&wa).await.unwrap();
+    assert!(matches!(s.auth.authenticate(a.access_token.expose()).await, Err(AuthError::Unauthorized)));
     assert!(matches!(
-        s.auth.authenticate(a.access_token.expose()).await,
-        Err(AuthError::Unauthorized)
-    ));
-    assert!(matches!(
-        s.auth
-            .refresh(a.refresh_token.expose(), &ClientInfo::default())
-            .await,
+        s.auth.refresh(a.refresh_token.expose(), &ClientInfo::default()).await,
         Err(AuthError::InvalidRefreshToken)
     ));
     // logout-all ends every session of one user only.
-    let c = s
-        .auth
-        .login("fay@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
-    let d = s
-        .auth
-        .login("fay@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let c = s.auth.login("fay@example.com", PW, &ClientInfo::default()).await.unwrap();
+    let d = s.auth.login("fay@example.com", PW, &ClientInfo::default()).await.unwrap();
     assert_eq!(s.auth.logout_all(acct.id).await.unwrap(), 2);
     for l in [&c, &d] {
         assert!(s.auth.authenticate(l.access_token.expose()).await.is_err());
     }
     assert!(s.auth.authenticate(g.access_token.expose()).await.is_ok());
     // Logout with only a refresh token (access expired) also works, and is idempotent.
-    s.auth
-        .logout_with_refresh(g.refresh_token.expose())
-        .await
-        .unwrap();
-    s.auth
-        .logout_with_refresh(g.refresh_token.expose())
-        .await
-        .unwrap();
+    s.auth.logout_with_refresh(g.refresh_token.expose()).await.unwrap();
+    s.auth.logout_with_refresh(g.refresh_token.expose()).await.unwrap();
     assert!(s.auth.authenticate(g.access_token.expose()).await.is_err());
     let _ = other;
 }
@@ -558,58 +323,23 @@ async fn logout_logout_all_and_session_management(db: Db) {
 async fn change_password_revokes_other_sessions(db: Db) {
     let s = stack(&db).await;
     s.auth.register("hal@example.com", PW, None).await.unwrap();
-    let here = s
-        .auth
-        .login("hal@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
-    let there = s
-        .auth
-        .login("hal@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
-    let who = s
-        .auth
-        .authenticate(here.access_token.expose())
-        .await
-        .unwrap();
+    let here = s.auth.login("hal@example.com", PW, &ClientInfo::default()).await.unwrap();
+    let there = s.auth.login("hal@example.com", PW, &ClientInfo::default()).await.unwrap();
+    let who = s.auth.authenticate(here.access_token.expose()).await.unwrap();
     let cl = ClientInfo::default();
     assert!(matches!(
-        s.auth
-            .change_password(&who, "wrong wrong wrong", PW2, &cl)
-            .await,
+        s.auth.change_password(&who, "wrong wrong wrong", PW2, &cl).await,
         Err(AuthError::InvalidCredentials)
     ));
     assert!(matches!(
         s.auth.change_password(&who, PW, "password1", &cl).await,
-        Err(AuthError::Validation {
-            field: "new_password",
-            ..
-        })
+        Err(AuthError::Validation { field: "new_password", .. })
     ));
-    assert!(
-        s.auth
-            .authenticate(there.access_token.expose())
-            .await
-            .is_ok(),
-        "refused changes revoke nothing"
-    );
+    assert!(s.auth.authenticate(there.access_token.expose()).await.is_ok(), "refused changes revoke nothing");
     s.auth.change_password(&who, PW, PW2, &cl).await.unwrap();
-    assert!(s
-        .auth
-        .authenticate(here.access_token.expose())
-        .await
-        .is_ok());
-    assert!(s
-        .auth
-        .authenticate(there.access_token.expose())
-        .await
-        .is_err());
-    assert!(s
-        .auth
-        .refresh(there.refresh_token.expose(), &cl)
-        .await
-        .is_err());
+    assert!(s.auth.authenticate(here.access_token.expose()).await.is_ok());
+    assert!(s.auth.authenticate(there.access_token.expose()).await.is_err());
+    assert!(s.auth.refresh(there.refresh_token.expose(), &cl).await.is_err());
     assert!(s.auth.login("hal@example.com", PW, &cl).await.is_err());
     assert!(s.auth.login("hal@example.com", PW2, &cl).await.is_ok());
 }
@@ -617,59 +347,31 @@ async fn change_password_revokes_other_sessions(db: Db) {
 async fn login_rehashes_when_parameters_change(db: Db) {
     let clock = ManualClock::new();
     let old = stack_with(&db, clock.clone(), cheap()).await;
-    let acct = old
-        .auth
-        .register("ivy@example.com", PW, None)
-        .await
-        .unwrap();
-    let stronger = Argon2Config {
-        memory_kib: 128,
-        iterations: 2,
-        parallelism: 1,
-    };
+    let acct = old.auth.register("ivy@example.com", PW, None).await.unwrap();
+    let stronger = Argon2Config { memory_kib: 128, iterations: 2, parallelism: 1 };
     let new = stack_with(&db, clock, stronger).await;
-    new.auth
-        .login("ivy@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    new.auth.login("ivy@example.com", PW, &ClientInfo::default()).await.unwrap();
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(acct.id.to_string())
         .fetch_one(db.pool())
         .await
         .unwrap();
     assert!(hash.starts_with("$argon2id$v=19$m=128,t=2,p=1$"), "{hash}");
-    assert!(new
-        .auth
-        .login("ivy@example.com", PW, &ClientInfo::default())
-        .await
-        .is_ok());
+    assert!(new.auth.login("ivy@example.com", PW, &ClientInfo::default()).await.is_ok());
 }
 
 async fn expired_tokens_are_refused(db: Db) {
     let s = stack(&db).await;
     s.auth.register("jan@example.com", PW, None).await.unwrap();
-    let l = s
-        .auth
-        .login("jan@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l = s.auth.login("jan@example.com", PW, &ClientInfo::default()).await.unwrap();
     s.clock.advance(Duration::from_secs(15 * 60 + 1));
-    assert!(matches!(
-        s.auth.authenticate(l.access_token.expose()).await,
-        Err(AuthError::Unauthorized)
-    ));
+    assert!(matches!(s.auth.authenticate(l.access_token.expose()).await, Err(AuthError::Unauthorized)));
     // The refresh token still works (sliding 30 days)...
-    let l2 = s
-        .auth
-        .refresh(l.refresh_token.expose(), &ClientInfo::default())
-        .await
-        .unwrap();
+    let l2 = s.auth.refresh(l.refresh_token.expose(), &ClientInfo::default()).await.unwrap();
     // ...until the session has been idle for longer than the refresh TTL.
     s.clock.advance(Duration::from_secs(30 * 86_400 + 1));
     assert!(matches!(
-        s.auth
-            .refresh(l2.refresh_token.expose(), &ClientInfo::default())
-            .await,
+        s.auth.refresh(l2.refresh_token.expose(), &ClientInfo::default()).await,
         Err(AuthError::InvalidRefreshToken)
     ));
 }
@@ -679,42 +381,25 @@ async fn revocation_on_another_instance_is_seen_within_the_session_check_ttl(db:
     let a = stack_with(&db, clock.clone(), cheap()).await;
     let b = stack_with(&db, clock.clone(), cheap()).await;
     a.auth.register("kim@example.com", PW, None).await.unwrap();
-    let l = a
-        .auth
-        .login("kim@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l = a.auth.login("kim@example.com", PW, &ClientInfo::default()).await.unwrap();
     let who = a.auth.authenticate(l.access_token.expose()).await.unwrap();
     b.auth.logout(&who).await.unwrap();
     // b refuses at once; a may still answer from its cache, but not after the TTL.
     assert!(b.auth.authenticate(l.access_token.expose()).await.is_err());
     clock.advance(a.auth.config().session_check_ttl);
-    assert!(matches!(
-        a.auth.authenticate(l.access_token.expose()).await,
-        Err(AuthError::Unauthorized)
-    ));
+    assert!(matches!(a.auth.authenticate(l.access_token.expose()).await, Err(AuthError::Unauthorized)));
 }
 
 async fn deleting_a_user_reaches_roles_and_profile(db: Db) {
     let s = stack(&db).await;
     let acct = s.auth.register("leo@example.com", PW, None).await.unwrap();
-    let l = s
-        .auth
-        .login("leo@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l = s.auth.login("leo@example.com", PW, &ClientInfo::default()).await.unwrap();
     s.auth.delete_user(acct.id).await.unwrap();
     assert!(s.rbac.user_roles(&acct.id).is_none());
     assert!(s.profiles.get(acct.id).await.is_err());
     assert!(s.auth.authenticate(l.access_token.expose()).await.is_err());
-    assert!(matches!(
-        s.auth.delete_user(acct.id).await,
-        Err(AuthError::UserNotFound)
-    ));
-    assert!(matches!(
-        s.auth.delete_user(UserId::new()).await,
-        Err(AuthError::UserNotFound)
-    ));
+    assert!(matches!(s.auth.delete_user(acct.id).await, Err(AuthError::UserNotFound)));
+    assert!(matches!(s.auth.delete_user(UserId::new()).await, Err(AuthError::UserNotFound)));
     // The address is free again.
     s.auth.register("leo@example.com", PW, None).await.unwrap();
 }
@@ -722,18 +407,10 @@ async fn deleting_a_user_reaches_roles_and_profile(db: Db) {
 async fn prune_removes_ended_sessions(db: Db) {
     let s = stack(&db).await;
     s.auth.register("max@example.com", PW, None).await.unwrap();
-    let l = s
-        .auth
-        .login("max@example.com", PW, &ClientInfo::default())
-        .await
-        .unwrap();
+    let l = s.auth.login("max@example.com", PW, &ClientInfo::default()).await.unwrap();
     let who = s.auth.authenticate(l.access_token.expose()).await.unwrap();
     s.auth.logout(&who).await.unwrap();
-    assert_eq!(
-        s.auth.prune().await.unwrap(),
-        0,
-        "recently ended sessions are kept a day"
-    );
+    assert_eq!(s.auth.prune().await.unwrap(), 0, "recently ended sessions are kept a day");
     s.clock.advance(Duration::from_secs(86_401));
     assert_eq!(s.auth.prune().await.unwrap(), 1);
 }
@@ -741,48 +418,24 @@ async fn prune_removes_ended_sessions(db: Db) {
 async fn registrations_are_throttled_per_email_and_per_address(db: Db) {
     let s = stack(&db).await;
     let c = client("203.0.113.9");
-    assert!(s
-        .auth
-        .register_from("same@example.com", PW, None, &c)
-        .await
-        .is_ok());
+    assert!(s.auth.register_from("same@example.com", PW, None, &c).await.is_ok());
     for _ in 0..4 {
         let r = s.auth.register_from("same@example.com", PW, None, &c).await;
         assert!(matches!(r, Err(AuthError::EmailTaken)), "{r:?}");
     }
-    let r = s
-        .auth
-        .register_from("same@example.com", PW, None, &client("203.0.113.10"))
-        .await;
-    assert!(
-        matches!(r, Err(AuthError::RateLimited { .. })),
-        "6th attempt on one address: {r:?}"
-    );
+    let r = s.auth.register_from("same@example.com", PW, None, &client("203.0.113.10")).await;
+    assert!(matches!(r, Err(AuthError::RateLimited { .. })), "6th attempt on one address: {r:?}");
     // 5 attempts so far from .9; 25 more with fresh e-mails reach the per-address limit of 30.
     for i in 0..25 {
-        let r = s
-            .auth
-            .register_from(&format!("u{i}@example.com"), PW, None, &c)
-            .await;
+        let r = s.auth.register_from(&format!("u{i}@example.com"), PW, None, &c).await;
         assert!(r.is_ok(), "{i}: {r:?}");
     }
-    let r = s
-        .auth
-        .register_from("fresh@example.com", PW, None, &c)
-        .await;
+    let r = s.auth.register_from("fresh@example.com", PW, None, &c).await;
     assert!(matches!(r, Err(AuthError::RateLimited { .. })), "{r:?}");
-    assert!(s
-        .auth
-        .register_from("fresh@example.com", PW, None, &client("203.0.113.11"))
-        .await
-        .is_ok());
+    assert!(s.auth.register_from("fresh@example.com", PW, None, &client("203.0.113.11")).await.is_ok());
     // Limits lift after the lockout.
     s.clock.advance(Duration::from_secs(3601));
-    assert!(s
-        .auth
-        .register_from("later@example.com", PW, None, &c)
-        .await
-        .is_ok());
+    assert!(s.auth.register_from("later@example.com", PW, None, &c).await.is_ok());
 }
 
 fafnir_core::conformance_tests!(

@@ -37,22 +37,10 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub const GRANTED: Decision = Decision {
-        allowed: true,
-        code: CheckCode::PermissionGranted,
-    };
-    pub const DENIED: Decision = Decision {
-        allowed: false,
-        code: CheckCode::PermissionDenied,
-    };
-    pub const NO_USER: Decision = Decision {
-        allowed: false,
-        code: CheckCode::UserNotFound,
-    };
-    pub const INVALID: Decision = Decision {
-        allowed: false,
-        code: CheckCode::InvalidPermission,
-    };
+    pub const GRANTED: Decision = Decision { allowed: true, code: CheckCode::PermissionGranted };
+    pub const DENIED: Decision = Decision { allowed: false, code: CheckCode::PermissionDenied };
+    pub const NO_USER: Decision = Decision { allowed: false, code: CheckCode::UserNotFound };
+    pub const INVALID: Decision = Decision { allowed: false, code: CheckCode::InvalidPermission };
 }
 
 /// A user's roles and effective permissions.
@@ -76,11 +64,7 @@ pub trait PermissionChecker: Send + Sync + std::fmt::Debug {
     /// Checks one permission (given as a string: an invalid one answers `INVALID_PERMISSION`).
     async fn check(&self, user: UserId, permission: &str) -> Result<Decision, ServiceError>;
     /// Checks several permissions in one call, against one consistent policy.
-    async fn check_many(
-        &self,
-        user: UserId,
-        permissions: &[String],
-    ) -> Result<Vec<Decision>, ServiceError>;
+    async fn check_many(&self, user: UserId, permissions: &[String]) -> Result<Vec<Decision>, ServiceError>;
     /// The user's roles and effective permissions; `None` for an unknown user.
     async fn grants(&self, user: UserId) -> Result<Option<Grants>, ServiceError>;
 }

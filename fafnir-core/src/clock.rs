@@ -37,15 +37,11 @@ pub struct ManualClock {
 impl ManualClock {
     /// Starts at the current system time.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            ms: AtomicI64::new(Utc::now().timestamp_millis()),
-        })
+        Arc::new(Self { ms: AtomicI64::new(Utc::now().timestamp_millis()) })
     }
 
     pub fn at(t: DateTime<Utc>) -> Arc<Self> {
-        Arc::new(Self {
-            ms: AtomicI64::new(t.timestamp_millis()),
-        })
+        Arc::new(Self { ms: AtomicI64::new(t.timestamp_millis()) })
     }
 
     pub fn advance(&self, d: std::time::Duration) {
@@ -62,9 +58,7 @@ impl Clock for ManualClock {
 
 /// Converts stored epoch milliseconds back to a timestamp (saturating on nonsense values).
 pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// A `std::time::Duration` as whole milliseconds, saturating.

@@ -61,18 +61,14 @@ impl Default for Config {
 impl Config {
     /// The issuer: explicit, else the public URL, else `fafnir`.
     pub fn issuer(&self) -> String {
-        self.issuer
-            .clone()
-            .or_else(|| self.public_url.clone())
-            .unwrap_or_else(|| "fafnir".into())
+        self.issuer.clone().or_else(|| self.public_url.clone()).unwrap_or_else(|| "fafnir".into())
     }
 
     /// Overlays `FAFNIR_*` variables read through `var` (pass `|k| std::env::var(k).ok()`).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), CoreError> {
         let parse_addr = |k: &str, v: String| {
-            v.parse::<SocketAddr>().map_err(|_| {
-                CoreError::Config(format!("{k} must be host:port, such as 127.0.0.1:8080"))
-            })
+            v.parse::<SocketAddr>()
+                .map_err(|_| CoreError::Config(format!("{k} must be host:port, such as 127.0.0.1:8080")))
         };
         if let Some(v) = var("FAFNIR_DATABASE_URL") {
             self.database_url = v;
@@ -90,25 +86,17 @@ impl Config {
             self.issuer = Some(v);
         }
         if let Some(v) = var("FAFNIR_ALLOWED_ORIGINS") {
-            self.allowed_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            self.allowed_origins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
         if let Some(v) = var("FAFNIR_COOKIE_SECURE") {
-            self.cookie_secure = parse_bool(&v).ok_or_else(|| {
-                CoreError::Config("FAFNIR_COOKIE_SECURE must be true or false".into())
-            })?;
+            self.cookie_secure =
+                parse_bool(&v).ok_or_else(|| CoreError::Config("FAFNIR_COOKIE_SECURE must be true or false".into()))?;
         }
         if let Some(v) = var("FAFNIR_ACCESS_TTL") {
-            self.access_ttl = parse_duration(&v)
-                .map_err(|e| CoreError::Config(format!("FAFNIR_ACCESS_TTL: {e}")))?;
+            self.access_ttl = parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_ACCESS_TTL: {e}")))?;
         }
         if let Some(v) = var("FAFNIR_REFRESH_TTL") {
-            self.refresh_ttl = parse_duration(&v)
-                .map_err(|e| CoreError::Config(format!("FAFNIR_REFRESH_TTL: {e}")))?;
+            self.refresh_ttl = parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_REFRESH_TTL: {e}")))?;
         }
         if let Some(v) = var("FAFNIR_LOG") {
             self.log = v;
@@ -127,17 +115,11 @@ impl Config {
 
     /// Refuses combinations that would make Fafnir unsafe or unusable.
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.access_ttl < Duration::from_secs(10)
-            || self.access_ttl > Duration::from_secs(24 * 3600)
-        {
-            return Err(CoreError::Config(
-                "access TTL must be between 10s and 24h".into(),
-            ));
+        if self.access_ttl < Duration::from_secs(10) || self.access_ttl > Duration::from_secs(24 * 3600) {
+            return Err(CoreError::Config("access TTL must be between 10s and 24h".into()));
         }
         if self.refresh_ttl < self.access_ttl {
-            return Err(CoreError::Config(
-                "refresh TTL must not be shorter than the access TTL".into(),
-            ));
+            return Err(CoreError::Config("refresh TTL must not be shorter than the access TTL".into()));
         }
         Ok(())
     }
@@ -156,12 +138,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!(
-            "`{}` is not a duration such as 15m or 30d",
-            s.chars().take(40).collect::<String>()
-        )
-    })?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{}` is not a duration such as 15m or 30d", s.chars().take(40).collect::<String>()))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -174,9 +153,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    n.checked_mul(mult)
-        .map(Duration::from_secs)
-        .ok_or_else(|| "duration is too large".into())
+    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| "duration is too large".into())
 }
 
 /// Formats a duration the way [`parse_duration`] reads it.
@@ -212,15 +189,7 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        for bad in [
-            "",
-            "m",
-            "15x",
-            "-5m",
-            "1.5h",
-            "99999999999999999999d",
-            "15 m",
-        ] {
+        for bad in ["", "m", "15x", "-5m", "1.5h", "99999999999999999999d", "15 m"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(format_duration(Duration::from_secs(900)), "15m");
@@ -231,29 +200,19 @@ mod tests {
         let env: HashMap<&str, &str> = [
             ("FAFNIR_ACCESS_TTL", "5m"),
             ("FAFNIR_COOKIE_SECURE", "false"),
-            (
-                "FAFNIR_ALLOWED_ORIGINS",
-                "https://a.example, https://b.example,",
-            ),
+            ("FAFNIR_ALLOWED_ORIGINS", "https://a.example, https://b.example,"),
         ]
         .into();
         let mut c = Config::default();
         c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(c.access_ttl, Duration::from_secs(300));
         assert!(!c.cookie_secure);
-        assert_eq!(
-            c.allowed_origins,
-            vec!["https://a.example", "https://b.example"]
-        );
+        assert_eq!(c.allowed_origins, vec!["https://a.example", "https://b.example"]);
 
         let mut c = Config::default();
-        let err = c
-            .apply_env(|k| (k == "FAFNIR_HTTP_ADDR").then(|| "nope".into()))
-            .unwrap_err();
+        let err = c.apply_env(|k| (k == "FAFNIR_HTTP_ADDR").then(|| "nope".into())).unwrap_err();
         assert!(err.to_string().contains("FAFNIR_HTTP_ADDR"));
         let mut c = Config::default();
-        assert!(c
-            .apply_env(|k| (k == "FAFNIR_ACCESS_TTL").then(|| "1s".into()))
-            .is_err());
+        assert!(c.apply_env(|k| (k == "FAFNIR_ACCESS_TTL").then(|| "1s".into())).is_err());
     }
 }

@@ -30,9 +30,7 @@ impl Backend {
         match scheme {
             "sqlite" => Ok(Backend::Sqlite),
             "postgres" | "postgresql" => Ok(Backend::Postgres),
-            other => Err(CoreError::UnsupportedDatabaseUrl(
-                other.chars().take(32).collect(),
-            )),
+            other => Err(CoreError::UnsupportedDatabaseUrl(other.chars().take(32).collect())),
         }
     }
 }
@@ -46,10 +44,7 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(10),
-        }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -62,9 +57,7 @@ pub struct Db {
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -84,9 +77,8 @@ impl Db {
         let connect_opts = AnyConnectOptions::from_str(&url)?
             // Statements are logged by our own spans; sqlx's per-statement logging is noise.
             .disable_statement_logging();
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(opts.max_connections)
-            .acquire_timeout(opts.acquire_timeout);
+        let mut pool =
+            AnyPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout);
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -152,17 +144,9 @@ mod tests {
 
     #[test]
     fn backend_by_scheme() {
-        assert_eq!(
-            Backend::from_url("sqlite://x.db").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgres://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        let err = Backend::from_url("mysql://root:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(Backend::from_url("sqlite://x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://u@h/db").ok(), Some(Backend::Postgres));
+        let err = Backend::from_url("mysql://root:hunter2@h/db").unwrap_err().to_string();
         assert!(err.contains("mysql") && !err.contains("hunter2"), "{err}");
     }
 

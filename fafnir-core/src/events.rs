@@ -26,13 +26,8 @@ use crate::id::UserId;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AccountEvent {
-    UserCreated {
-        user_id: UserId,
-        display_name: Option<String>,
-    },
-    UserDeleted {
-        user_id: UserId,
-    },
+    UserCreated { user_id: UserId, display_name: Option<String> },
+    UserDeleted { user_id: UserId },
 }
 
 /// A failed delivery; the row is retried later.
@@ -68,21 +63,13 @@ pub struct Outbox {
 impl fmt::Debug for Outbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.handlers.iter().map(|h| h.name()).collect();
-        f.debug_struct("Outbox")
-            .field("subscribers", &names)
-            .finish_non_exhaustive()
+        f.debug_struct("Outbox").field("subscribers", &names).finish_non_exhaustive()
     }
 }
 
 impl Outbox {
     pub fn new(db: Db, clock: SharedClock, handlers: Vec<Arc<dyn AccountEventHandler>>) -> Self {
-        Self {
-            db,
-            clock,
-            handlers,
-            wake: Notify::new(),
-            pass: tokio::sync::Mutex::new(()),
-        }
+        Self { db, clock, handlers, wake: Notify::new(), pass: tokio::sync::Mutex::new(()) }
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = &str> {
@@ -91,13 +78,9 @@ impl Outbox {
 
     /// Records `event` for every subscriber, inside the caller's transaction: the event exists
     /// if and only if the change that caused it was committed.
-    pub async fn enqueue(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &AccountEvent,
-    ) -> Result<(), CoreError> {
-        let payload = serde_json::to_string(event)
-            .map_err(|e| CoreError::Corrupt(format!("event does not serialise: {e}")))?;
+    pub async fn enqueue(&self, tx: &mut Transaction<'static, Any>, event: &AccountEvent) -> Result<(), CoreError> {
+        let payload =
+            serde_json::to_string(event).map_err(|e| CoreError::Corrupt(format!("event does not serialise: {e}")))?;
         let now = self.clock.now_ms();
         for h in &self.handlers {
             sqlx::query(
@@ -168,8 +151,8 @@ impl Outbox {
                 Err(e) => {
                     tracing::warn!(subscriber = %subscriber, event_id = id, attempts, error = %e,
                         "event delivery failed; will retry");
-                    let next = self.clock.now_ms()
-                        + i64::try_from(backoff(attempts).as_millis()).unwrap_or(i64::MAX / 2);
+                    let next =
+                        self.clock.now_ms() + i64::try_from(backoff(attempts).as_millis()).unwrap_or(i64::MAX / 2);
                     sqlx::query(
                         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, \
                          last_error = $2 WHERE id = $3",

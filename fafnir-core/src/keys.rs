@@ -18,9 +18,7 @@ use tokio::sync::Mutex;
 use crate::clock::{dur_ms, SharedClock};
 use crate::db::Db;
 use crate::error::CoreError;
-use crate::token::{
-    AccessClaims, Jwk, Jwks, TokenAudience, TokenError, VerifyingKeys, ACCESS_TOKEN_TYP,
-};
+use crate::token::{AccessClaims, Jwk, Jwks, TokenAudience, TokenError, VerifyingKeys, ACCESS_TOKEN_TYP};
 
 /// How often an unknown `kid` may trigger a reload from the store (bounds the work an attacker
 /// can cause with made-up key ids).
@@ -44,9 +42,7 @@ pub struct KeyManager {
 
 impl fmt::Debug for KeyManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyManager")
-            .field("active_kid", &self.ring.load().active_kid)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyManager").field("active_kid", &self.ring.load().active_kid).finish_non_exhaustive()
     }
 }
 
@@ -55,11 +51,7 @@ impl KeyManager {
     ///
     /// `retain_retired` is how long a rotated-out public key stays published: at least the
     /// access-token lifetime (plus clock skew).
-    pub async fn load_or_create(
-        db: Db,
-        clock: SharedClock,
-        retain_retired: Duration,
-    ) -> Result<Self, CoreError> {
+    pub async fn load_or_create(db: Db, clock: SharedClock, retain_retired: Duration) -> Result<Self, CoreError> {
         let ring = load_ring(&db, &clock).await?;
         let ring = match ring {
             Some(r) => r,
@@ -67,9 +59,9 @@ impl KeyManager {
                 // Two instances starting at once both get here; the unique `active` column lets
                 // exactly one insert win, and both then load that one.
                 insert_key(&db, &clock).await?;
-                load_ring(&db, &clock).await?.ok_or_else(|| {
-                    CoreError::Key("no active signing key after creating one".into())
-                })?
+                load_ring(&db, &clock)
+                    .await?
+                    .ok_or_else(|| CoreError::Key("no active signing key after creating one".into()))?
             }
         };
         Ok(Self {
@@ -96,27 +88,18 @@ impl KeyManager {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(ring.active_kid.clone());
         header.typ = Some(ACCESS_TOKEN_TYP.into());
-        jsonwebtoken::encode(&header, claims, &ring.signing)
-            .map_err(|e| CoreError::Key(format!("signing failed: {e}")))
+        jsonwebtoken::encode(&header, claims, &ring.signing).map_err(|e| CoreError::Key(format!("signing failed: {e}")))
     }
 
     /// Verifies from memory; never touches the store.
-    pub fn verify_cached(
-        &self,
-        token: &str,
-        expect: &TokenAudience,
-    ) -> Result<AccessClaims, TokenError> {
+    pub fn verify_cached(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
         let now_s = self.clock.now().timestamp();
         self.ring.load().verifying.verify(token, expect, now_s)
     }
 
     /// Verifies; on an unknown `kid` (another instance rotated) reloads the keys once, at most
     /// every few seconds, and tries again.
-    pub async fn verify(
-        &self,
-        token: &str,
-        expect: &TokenAudience,
-    ) -> Result<AccessClaims, TokenError> {
+    pub async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
         match self.verify_cached(token, expect) {
             Err(TokenError::UnknownKey) => {
                 let mut last = self.last_reload.lock().await;
@@ -169,8 +152,8 @@ impl KeyManager {
 
 fn generate() -> Result<(Vec<u8>, Vec<u8>), CoreError> {
     let rng = SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|_| CoreError::Key("could not generate an Ed25519 key".into()))?;
+    let pkcs8 =
+        Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| CoreError::Key("could not generate an Ed25519 key".into()))?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
         .map_err(|_| CoreError::Key("generated key does not parse".into()))?;
     Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
@@ -193,23 +176,17 @@ async fn insert_key(db: &Db, clock: &SharedClock) -> Result<(), CoreError> {
     Ok(())
 }
 
-async fn insert_key_retiring(
-    db: &Db,
-    clock: &SharedClock,
-    retain: Duration,
-) -> Result<String, CoreError> {
+async fn insert_key_retiring(db: &Db, clock: &SharedClock, retain: Duration) -> Result<String, CoreError> {
     let (private, public) = generate()?;
     let kid = Jwk::thumbprint(&public);
     let now = clock.now_ms();
     let mut tx = db.pool().begin().await?;
     // The write comes first so SQLite takes its write lock at once (no lock upgrade later).
-    sqlx::query(
-        "UPDATE signing_keys SET active = NULL, retired_at = $1, publish_until = $2 WHERE active = 1",
-    )
-    .bind(now)
-    .bind(now.saturating_add(dur_ms(retain)))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE signing_keys SET active = NULL, retired_at = $1, publish_until = $2 WHERE active = 1")
+        .bind(now)
+        .bind(now.saturating_add(dur_ms(retain)))
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, active) \
          VALUES ($1, 'EdDSA', $2, $3, $4, 1)",
@@ -271,9 +248,7 @@ pub async fn server_secret(db: &Db, name: &str, now_ms: i64) -> Result<Vec<u8>, 
         .bind(now_ms)
         .execute(db.pool())
         .await?;
-    let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-        .bind(name)
-        .fetch_one(db.pool())
-        .await?;
+    let value: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(db.pool()).await?;
     Ok(value)
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 pub enum PermissionError {
     #[error("permission must have the form resource:action")]
     Format,
-    #[error("permission parts must be `*` or 1 to 64 characters of a-z, 0-9, `_`, `-` and `.`, starting with a letter")]
+    #[error(
+        "permission parts must be `*` or 1 to 64 characters of a-z, 0-9, `_`, `-` and `.`, starting with a letter"
+    )]
     Part,
 }
 
@@ -35,10 +37,7 @@ impl Permission {
         if !valid_part(resource) || !valid_part(action) {
             return Err(PermissionError::Part);
         }
-        Ok(Permission {
-            full: s.to_owned(),
-            colon: resource.len(),
-        })
+        Ok(Permission { full: s.to_owned(), colon: resource.len() })
     }
 
     /// `resource:action` from two parts (each validated).
@@ -79,9 +78,7 @@ fn valid_part(p: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.')
-        })
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.'))
 }
 
 impl fmt::Display for Permission {

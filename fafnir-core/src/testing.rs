@@ -13,6 +13,8 @@ use crate::db::{Db, DbOptions};
 #[derive(Debug)]
 pub struct TestDb {
     pub db: Db,
+    /// The URL of this database, for code that opens its own pool (servers, binaries).
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -51,30 +53,17 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("test setup: temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = Db::connect_with(
-            &url,
-            DbOptions {
-                max_connections: 8,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("test setup: open sqlite");
+        let db = Db::connect_with(&url, DbOptions { max_connections: 8, ..Default::default() })
+            .await
+            .expect("test setup: open sqlite");
         db.migrate().await.expect("test setup: migrate sqlite");
-        TestDb {
-            db,
-            _dir: Some(dir),
-            pg: None,
-        }
+        TestDb { db, url, _dir: Some(dir), pg: None }
     }
 
     /// A fresh Postgres database, or `None` (after printing why) when no server is configured.
     pub async fn postgres(test_name: &str) -> Option<TestDb> {
         let Some(admin_url) = postgres_url() else {
-            assert!(
-                !require_postgres(),
-                "FAFNIR_REQUIRE_POSTGRES is set but FAFNIR_TEST_DATABASE_URL is not"
-            );
+            assert!(!require_postgres(), "FAFNIR_REQUIRE_POSTGRES is set but FAFNIR_TEST_DATABASE_URL is not");
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIP postgres::{test_name}: set FAFNIR_TEST_DATABASE_URL=postgres://user@host/db to run it"
@@ -82,53 +71,31 @@ impl TestDb {
             return None;
         };
         let name = format!("fafnir_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = Db::connect_with(
-            &admin_url,
-            DbOptions {
-                max_connections: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("test setup: connect to the Postgres server in FAFNIR_TEST_DATABASE_URL");
+        let admin = Db::connect_with(&admin_url, DbOptions { max_connections: 1, ..Default::default() })
+            .await
+            .expect("test setup: connect to the Postgres server in FAFNIR_TEST_DATABASE_URL");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(admin.pool())
             .await
             .expect("test setup: create test database");
         admin.close().await;
-        let db = Db::connect_with(
-            &with_database(&admin_url, &name),
-            DbOptions {
-                max_connections: 8,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("test setup: connect to test database");
+        let url = with_database(&admin_url, &name);
+        let db = Db::connect_with(&url, DbOptions { max_connections: 8, ..Default::default() })
+            .await
+            .expect("test setup: connect to test database");
         db.migrate().await.expect("test setup: migrate postgres");
-        Some(TestDb {
-            db,
-            _dir: None,
-            pg: Some((admin_url, name)),
-        })
+        Some(TestDb { db, url, _dir: None, pg: Some((admin_url, name)) })
     }
 
     /// Closes the pool and drops the Postgres database.
     pub async fn cleanup(self) {
         self.db.close().await;
         if let Some((admin_url, name)) = self.pg {
-            if let Ok(admin) = Db::connect_with(
-                &admin_url,
-                DbOptions {
-                    max_connections: 1,
-                    ..Default::default()
-                },
-            )
-            .await
+            if let Ok(admin) =
+                Db::connect_with(&admin_url, DbOptions { max_connections: 1, ..Default::default() }).await
             {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(admin.pool())
-                    .await;
+                let _ =
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin.pool()).await;
                 admin.close().await;
             }
         }
@@ -137,8 +104,34 @@ impl TestDb {
 
 /// Runs each listed `async fn(Db)` once on SQLite and once on Postgres, as
 /// `sqlite::<name>` and `postgres::<name>` tests: one suite, both backends.
+///
+/// With `@testdb` first, each function gets the `&TestDb` (for tests that need the URL).
 #[macro_export]
 macro_rules! conformance_tests {
+    (@testdb $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let t = $crate::testing::TestDb::sqlite().await;
+                    super::$name(&t).await;
+                    t.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(t) = $crate::testing::TestDb::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&t).await;
+                    t.cleanup().await;
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
@@ -171,14 +164,8 @@ mod tests {
 
     #[test]
     fn replaces_database_name() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/postgres", "x"),
-            "postgres://u@h:5432/x"
-        );
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
     }
 }

@@ -86,10 +86,7 @@ impl Jwk {
     pub fn thumbprint(public_key: &[u8]) -> String {
         let x = URL_SAFE_NO_PAD.encode(public_key);
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        URL_SAFE_NO_PAD.encode(ring::digest::digest(
-            &ring::digest::SHA256,
-            canonical.as_bytes(),
-        ))
+        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
     }
 
     /// The verification key, if this is a well-formed Ed25519 key.
@@ -123,19 +120,13 @@ pub struct VerifyingKeys {
 
 impl fmt::Debug for VerifyingKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyingKeys")
-            .field("kids", &self.keys.keys())
-            .finish()
+        f.debug_struct("VerifyingKeys").field("kids", &self.keys.keys()).finish()
     }
 }
 
 impl VerifyingKeys {
     pub fn from_jwks(jwks: &Jwks) -> Self {
-        let keys = jwks
-            .keys
-            .iter()
-            .filter_map(|k| Some((k.kid.clone(), k.decoding_key()?)))
-            .collect();
+        let keys = jwks.keys.iter().filter_map(|k| Some((k.kid.clone(), k.decoding_key()?))).collect();
         Self { keys }
     }
 
@@ -145,12 +136,7 @@ impl VerifyingKeys {
 
     /// Verifies signature, algorithm, type, issuer, audience and expiry (against `now_s`,
     /// seconds since the epoch, from the caller's clock).
-    pub fn verify(
-        &self,
-        token: &str,
-        expect: &TokenAudience,
-        now_s: i64,
-    ) -> Result<AccessClaims, TokenError> {
+    pub fn verify(&self, token: &str, expect: &TokenAudience, now_s: i64) -> Result<AccessClaims, TokenError> {
         if token.len() > 4096 {
             return Err(TokenError::Malformed);
         }

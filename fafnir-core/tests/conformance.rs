@@ -14,10 +14,7 @@ use fafnir_core::token::{AccessClaims, TokenAudience, TokenError};
 use fafnir_core::{Db, ManualClock, SessionId, SharedClock, UserId};
 
 fn aud() -> TokenAudience {
-    TokenAudience {
-        issuer: "https://id.example".into(),
-        audience: "fafnir".into(),
-    }
+    TokenAudience { issuer: "https://id.example".into(), audience: "fafnir".into() }
 }
 
 fn claims(clock: &ManualClock, ttl_s: i64) -> AccessClaims {
@@ -43,15 +40,12 @@ async fn migrations_are_idempotent(db: Db) {
 async fn first_start_creates_one_key_and_later_starts_reuse_it(db: Db) {
     let clock: SharedClock = ManualClock::new();
     // Several instances starting at once agree on one key.
-    let starts = (0..4)
-        .map(|_| KeyManager::load_or_create(db.clone(), clock.clone(), Duration::from_secs(900)));
+    let starts = (0..4).map(|_| KeyManager::load_or_create(db.clone(), clock.clone(), Duration::from_secs(900)));
     let managers = futures_join(starts).await;
     let kids: Vec<String> = managers.iter().map(|m| m.active_kid()).collect();
     assert!(kids.iter().all(|k| k == &kids[0]), "{kids:?}");
     assert_eq!(managers[0].jwks().keys.len(), 1);
-    let again = KeyManager::load_or_create(db, clock, Duration::from_secs(900))
-        .await
-        .unwrap();
+    let again = KeyManager::load_or_create(db, clock, Duration::from_secs(900)).await.unwrap();
     assert_eq!(again.active_kid(), kids[0]);
 }
 
@@ -72,9 +66,7 @@ where
 async fn tokens_verify_and_rotation_keeps_old_keys_until_expiry(db: Db) {
     let clock = ManualClock::new();
     let shared: SharedClock = clock.clone();
-    let km = KeyManager::load_or_create(db.clone(), shared.clone(), Duration::from_secs(900))
-        .await
-        .unwrap();
+    let km = KeyManager::load_or_create(db.clone(), shared.clone(), Duration::from_secs(900)).await.unwrap();
     let old_kid = km.active_kid();
     let c = claims(&clock, 900);
     let token = km.sign(&c).unwrap();
@@ -87,15 +79,10 @@ async fn tokens_verify_and_rotation_keeps_old_keys_until_expiry(db: Db) {
     // A token signed before the rotation still verifies, and new tokens use the new key.
     assert!(km.verify_cached(&token, &aud()).is_ok());
     let t2 = km.sign(&claims(&clock, 900)).unwrap();
-    assert_eq!(
-        jsonwebtoken::decode_header(&t2).unwrap().kid.as_deref(),
-        Some(new_kid.as_str())
-    );
+    assert_eq!(jsonwebtoken::decode_header(&t2).unwrap().kid.as_deref(), Some(new_kid.as_str()));
 
     // Another instance on the same database learns the new key on the unknown kid.
-    let other = KeyManager::load_or_create(db.clone(), shared.clone(), Duration::from_secs(900))
-        .await
-        .unwrap();
+    let other = KeyManager::load_or_create(db.clone(), shared.clone(), Duration::from_secs(900)).await.unwrap();
     assert_eq!(other.active_kid(), new_kid);
 
     // Once every token of the old key has expired, the old key leaves the JWKS.
@@ -103,17 +90,12 @@ async fn tokens_verify_and_rotation_keeps_old_keys_until_expiry(db: Db) {
     km.reload().await.unwrap();
     let kids: Vec<String> = km.jwks().keys.into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, vec![new_kid]);
-    assert_eq!(
-        km.verify_cached(&token, &aud()),
-        Err(TokenError::UnknownKey)
-    );
+    assert_eq!(km.verify_cached(&token, &aud()), Err(TokenError::UnknownKey));
 }
 
 async fn hostile_tokens_are_refused(db: Db) {
     let clock = ManualClock::new();
-    let km = KeyManager::load_or_create(db.clone(), clock.clone(), Duration::from_secs(900))
-        .await
-        .unwrap();
+    let km = KeyManager::load_or_create(db.clone(), clock.clone(), Duration::from_secs(900)).await.unwrap();
     let good = km.sign(&claims(&clock, 60)).unwrap();
     let parts: Vec<&str> = good.split('.').collect();
 
@@ -124,42 +106,22 @@ async fn hostile_tokens_are_refused(db: Db) {
     // HS256 header (the classic "sign with the public key" confusion).
     let hs = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"at+jwt"}"#);
     let hs = format!("{hs}.{}.{}", parts[1], parts[2]);
-    assert_eq!(
-        km.verify_cached(&hs, &aud()),
-        Err(TokenError::UnsupportedAlgorithm)
-    );
+    assert_eq!(km.verify_cached(&hs, &aud()), Err(TokenError::UnsupportedAlgorithm));
     // Payload changed, signature kept.
     let mut forged = claims(&clock, 60);
     forged.sub = UserId::new();
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
     let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
-    assert_eq!(
-        km.verify_cached(&tampered, &aud()),
-        Err(TokenError::BadSignature)
-    );
+    assert_eq!(km.verify_cached(&tampered, &aud()), Err(TokenError::BadSignature));
     // Signed by a key this issuer never published.
     let stranger_db = fafnir_core::testing::TestDb::sqlite().await;
-    let stranger = KeyManager::load_or_create(
-        stranger_db.db.clone(),
-        clock.clone(),
-        Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let stranger =
+        KeyManager::load_or_create(stranger_db.db.clone(), clock.clone(), Duration::from_secs(60)).await.unwrap();
     let foreign = stranger.sign(&claims(&clock, 60)).unwrap();
-    assert_eq!(
-        km.verify(&foreign, &aud()).await,
-        Err(TokenError::UnknownKey)
-    );
+    assert_eq!(km.verify(&foreign, &aud()).await, Err(TokenError::UnknownKey));
     // Wrong audience, expiry, garbage.
-    let other_aud = TokenAudience {
-        issuer: "https://id.example".into(),
-        audience: "other".into(),
-    };
-    assert_eq!(
-        km.verify_cached(&good, &other_aud),
-        Err(TokenError::WrongIssuerOrAudience)
-    );
+    let other_aud = TokenAudience { issuer: "https://id.example".into(), audience: "other".into() };
+    assert_eq!(km.verify_cached(&good, &other_aud), Err(TokenError::WrongIssuerOrAudience));
     clock.advance(Duration::from_secs(61));
     assert_eq!(km.verify_cached(&good, &aud()), Err(TokenError::Expired));
     for junk in ["", ".", "..", "a.b.c", "\0\0", &"x".repeat(100_000)] {
@@ -194,10 +156,7 @@ async fn outbox_delivers_in_order_and_retries_until_acknowledged(db: Db) {
     let outbox = Outbox::new(db.clone(), clock.clone(), vec![rec.clone()]);
     let u1 = UserId::new();
     let events = [
-        AccountEvent::UserCreated {
-            user_id: u1,
-            display_name: Some("A".into()),
-        },
+        AccountEvent::UserCreated { user_id: u1, display_name: Some("A".into()) },
         AccountEvent::UserDeleted { user_id: u1 },
     ];
     // A rolled-back transaction leaves no event behind.

@@ -14,8 +14,7 @@ impl RoleName {
         let ok = !b.is_empty()
             && b.len() <= 64
             && b[0].is_ascii_lowercase()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'));
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-'));
         if ok {
             Ok(RoleName(s.to_owned()))
         } else {

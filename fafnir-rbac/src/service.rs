@@ -67,10 +67,7 @@ impl Rbac {
     /// Several checks against one consistent snapshot.
     pub fn check_many<S: AsRef<str>>(&self, user: &UserId, permissions: &[S]) -> Vec<Decision> {
         let snap = self.snapshot.load();
-        permissions
-            .iter()
-            .map(|p| snap.check_str(user, p.as_ref()))
-            .collect()
+        permissions.iter().map(|p| snap.check_str(user, p.as_ref())).collect()
     }
 
     /// The user's roles, or `None` for an unknown user.
@@ -84,12 +81,7 @@ impl Rbac {
     }
 
     pub fn roles(&self) -> Vec<Role> {
-        self.snapshot
-            .load()
-            .roles
-            .values()
-            .map(|e| e.role.clone())
-            .collect()
+        self.snapshot.load().roles.values().map(|e| e.role.clone()).collect()
     }
 
     pub fn role(&self, name: &RoleName) -> Option<Role> {
@@ -143,22 +135,14 @@ impl Rbac {
         self.reload().await
     }
 
-    pub async fn set_role_permissions(
-        &self,
-        name: &RoleName,
-        permissions: Vec<Permission>,
-    ) -> Result<(), RbacError> {
+    pub async fn set_role_permissions(&self, name: &RoleName, permissions: Vec<Permission>) -> Result<(), RbacError> {
         let _g = self.write_lock.lock().await;
         self.store.set_role_permissions(name, &permissions).await?;
         self.reload().await
     }
 
     /// Replaces the roles `name` inherits from. Refused if it would close a cycle.
-    pub async fn set_role_parents(
-        &self,
-        name: &RoleName,
-        parents: Vec<RoleName>,
-    ) -> Result<(), RbacError> {
+    pub async fn set_role_parents(&self, name: &RoleName, parents: Vec<RoleName>) -> Result<(), RbacError> {
         let _g = self.write_lock.lock().await;
         self.store.set_role_parents(name, &parents).await?;
         self.reload().await
@@ -224,11 +208,7 @@ impl Rbac {
 /// The in-process permission checker: answers from the snapshot, never fails.
 #[async_trait::async_trait]
 impl fafnir_core::PermissionChecker for Rbac {
-    async fn check(
-        &self,
-        user: UserId,
-        permission: &str,
-    ) -> Result<Decision, fafnir_core::ServiceError> {
+    async fn check(&self, user: UserId, permission: &str) -> Result<Decision, fafnir_core::ServiceError> {
         Ok(self.check_str(&user, permission))
     }
 
@@ -240,22 +220,14 @@ impl fafnir_core::PermissionChecker for Rbac {
         Ok(Rbac::check_many(self, &user, permissions))
     }
 
-    async fn grants(
-        &self,
-        user: UserId,
-    ) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
+    async fn grants(&self, user: UserId) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
         let snap = self.snapshot.load();
         let Some(roles) = snap.user_role_names.get(&user) else {
             return Ok(None);
         };
         Ok(Some(fafnir_core::Grants {
             roles: roles.iter().map(|r| r.to_string()).collect(),
-            permissions: snap
-                .permissions_of(&user)
-                .unwrap_or_default()
-                .iter()
-                .map(|p| p.to_string())
-                .collect(),
+            permissions: snap.permissions_of(&user).unwrap_or_default().iter().map(|p| p.to_string()).collect(),
         }))
     }
 }

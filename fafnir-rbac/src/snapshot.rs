@@ -95,20 +95,10 @@ impl Snapshot {
                 }
             }
             list.sort();
-            roles.insert(
-                role.name.clone(),
-                Arc::new(RoleEntry {
-                    role: role.clone(),
-                    effective,
-                    effective_list: list,
-                }),
-            );
+            roles
+                .insert(role.name.clone(), Arc::new(RoleEntry { role: role.clone(), effective, effective_list: list }));
         }
-        let mut snap = Snapshot {
-            version: data.version,
-            roles,
-            ..Default::default()
-        };
+        let mut snap = Snapshot { version: data.version, roles, ..Default::default() };
         for (user, names) in data.users {
             snap.set_user(user, names);
         }
@@ -118,10 +108,7 @@ impl Snapshot {
     /// Replaces one user's grants (a local write, without reloading everything).
     pub(crate) fn set_user(&mut self, user: UserId, mut names: Vec<RoleName>) {
         names.sort();
-        let entries = names
-            .iter()
-            .filter_map(|n| self.roles.get(n).cloned())
-            .collect();
+        let entries = names.iter().filter_map(|n| self.roles.get(n).cloned()).collect();
         self.users.insert(user, entries);
         self.user_role_names.insert(user, names);
     }
@@ -159,10 +146,7 @@ impl Snapshot {
 
     pub(crate) fn permissions_of(&self, user: &UserId) -> Option<Vec<Permission>> {
         let roles = self.users.get(user)?;
-        let mut out: Vec<Permission> = roles
-            .iter()
-            .flat_map(|r| r.effective_list.iter().cloned())
-            .collect();
+        let mut out: Vec<Permission> = roles.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
         out.sort();
         out.dedup();
         Some(out)
@@ -170,10 +154,7 @@ impl Snapshot {
 }
 
 /// Refuses an inheritance graph in which a role reaches itself. `edges` maps role → parents.
-pub fn find_cycle(
-    edges: &HashMap<RoleName, Vec<RoleName>>,
-    start: &RoleName,
-) -> Option<Vec<RoleName>> {
+pub fn find_cycle(edges: &HashMap<RoleName, Vec<RoleName>>, start: &RoleName) -> Option<Vec<RoleName>> {
     // Depth-first search from `start`, remembering the path to report it.
     fn dfs(
         edges: &HashMap<RoleName, Vec<RoleName>>,
@@ -245,18 +226,9 @@ mod tests {
         assert!(yes("docs:read") && yes("docs:write") && yes("images:delete") && yes("users:list"));
         assert!(yes("images:*"));
         assert!(!yes("docs:delete") && !yes("docs:*") && !yes("*:*") && !yes("*:read"));
-        assert_eq!(
-            snap.check_str(&u, "Docs:Read").code,
-            crate::CheckCode::InvalidPermission
-        );
-        assert_eq!(
-            snap.check_str(&v, "docs:read").code,
-            crate::CheckCode::PermissionDenied
-        );
-        assert_eq!(
-            snap.check_str(&UserId::new(), "docs:read").code,
-            crate::CheckCode::UserNotFound
-        );
+        assert_eq!(snap.check_str(&u, "Docs:Read").code, crate::CheckCode::InvalidPermission);
+        assert_eq!(snap.check_str(&v, "docs:read").code, crate::CheckCode::PermissionDenied);
+        assert_eq!(snap.check_str(&UserId::new(), "docs:read").code, crate::CheckCode::UserNotFound);
         assert_eq!(snap.permissions_of(&u).unwrap().len(), 4);
     }
 

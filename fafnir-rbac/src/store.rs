@@ -27,16 +27,8 @@ pub trait RbacStore: Send + Sync + std::fmt::Debug {
     async fn remove_user(&self, user: UserId) -> Result<i64, RbacError>;
     async fn create_role(&self, role: &NewRole) -> Result<i64, RbacError>;
     async fn delete_role(&self, name: &RoleName) -> Result<i64, RbacError>;
-    async fn set_role_permissions(
-        &self,
-        name: &RoleName,
-        perms: &[Permission],
-    ) -> Result<i64, RbacError>;
-    async fn set_role_parents(
-        &self,
-        name: &RoleName,
-        parents: &[RoleName],
-    ) -> Result<i64, RbacError>;
+    async fn set_role_permissions(&self, name: &RoleName, perms: &[Permission]) -> Result<i64, RbacError>;
+    async fn set_role_parents(&self, name: &RoleName, parents: &[RoleName]) -> Result<i64, RbacError>;
     /// Grants a role; `Ok((version, false))` if the user already had it.
     async fn grant(&self, user: UserId, role: &RoleName) -> Result<(i64, bool), RbacError>;
     /// Revokes a role; `Ok((version, false))` if the user did not have it.
@@ -57,35 +49,23 @@ impl SqlRbacStore {
 
     async fn begin_write(&self) -> Result<(Transaction<'static, Any>, i64), RbacError> {
         let mut tx = self.db.pool().begin().await?;
-        let v: i64 = sqlx::query_scalar(
-            "UPDATE rbac_version SET version = version + 1 WHERE id = 1 RETURNING version",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let v: i64 = sqlx::query_scalar("UPDATE rbac_version SET version = version + 1 WHERE id = 1 RETURNING version")
+            .fetch_one(&mut *tx)
+            .await?;
         Ok((tx, v))
     }
 }
 
 fn parse_role(s: String) -> Result<RoleName, RbacError> {
-    RoleName::parse(&s).map_err(|_| {
-        RbacError::Store(fafnir_core::CoreError::Corrupt(format!(
-            "bad role name in store: {s:?}"
-        )))
-    })
+    RoleName::parse(&s)
+        .map_err(|_| RbacError::Store(fafnir_core::CoreError::Corrupt(format!("bad role name in store: {s:?}"))))
 }
 
 fn parse_user(s: &str) -> Result<UserId, RbacError> {
-    UserId::parse(s).map_err(|_| {
-        RbacError::Store(fafnir_core::CoreError::Corrupt(
-            "bad user id in store".into(),
-        ))
-    })
+    UserId::parse(s).map_err(|_| RbacError::Store(fafnir_core::CoreError::Corrupt("bad user id in store".into())))
 }
 
-async fn role_exists(
-    tx: &mut Transaction<'static, Any>,
-    name: &RoleName,
-) -> Result<bool, RbacError> {
+async fn role_exists(tx: &mut Transaction<'static, Any>, name: &RoleName) -> Result<bool, RbacError> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roles WHERE name = $1")
         .bind(name.as_str())
         .fetch_one(&mut **tx)
@@ -101,10 +81,7 @@ async fn user_exists(tx: &mut Transaction<'static, Any>, user: UserId) -> Result
     Ok(n > 0)
 }
 
-async fn require_roles(
-    tx: &mut Transaction<'static, Any>,
-    names: &[RoleName],
-) -> Result<(), RbacError> {
+async fn require_roles(tx: &mut Transaction<'static, Any>, names: &[RoleName]) -> Result<(), RbacError> {
     for n in names {
         if !role_exists(tx, n).await? {
             return Err(RbacError::RoleNotFound(n.clone()));
@@ -119,13 +96,11 @@ async fn insert_parents(
     parents: &[RoleName],
 ) -> Result<(), RbacError> {
     for parent in parents {
-        sqlx::query(
-            "INSERT INTO role_parents (role, parent) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(name.as_str())
-        .bind(parent.as_str())
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO role_parents (role, parent) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name.as_str())
+            .bind(parent.as_str())
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -148,11 +123,7 @@ async fn insert_permissions(
 #[async_trait]
 impl RbacStore for SqlRbacStore {
     async fn version(&self) -> Result<i64, RbacError> {
-        Ok(
-            sqlx::query_scalar("SELECT version FROM rbac_version WHERE id = 1")
-                .fetch_one(self.db.pool())
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT version FROM rbac_version WHERE id = 1").fetch_one(self.db.pool()).await?)
     }
 
     async fn load(&self) -> Result<PolicyData, RbacError> {
@@ -160,18 +131,13 @@ impl RbacStore for SqlRbacStore {
         // needs REPEATABLE READ; on SQLite a read transaction is already a snapshot).
         let mut tx = self.db.pool().begin().await?;
         if self.db.backend() == fafnir_core::Backend::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
         }
-        let version: i64 = sqlx::query_scalar("SELECT version FROM rbac_version WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT version FROM rbac_version WHERE id = 1").fetch_one(&mut *tx).await?;
         let mut roles: Vec<Role> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for row in sqlx::query("SELECT name, description, builtin FROM roles ORDER BY name")
-            .fetch_all(&mut *tx)
-            .await?
+        for row in sqlx::query("SELECT name, description, builtin FROM roles ORDER BY name").fetch_all(&mut *tx).await?
         {
             let name: String = row.try_get("name")?;
             index.insert(name.clone(), roles.len());
@@ -183,10 +149,9 @@ impl RbacStore for SqlRbacStore {
                 builtin: row.try_get::<i64, _>("builtin")? != 0,
             });
         }
-        for row in
-            sqlx::query("SELECT role, permission FROM role_permissions ORDER BY role, permission")
-                .fetch_all(&mut *tx)
-                .await?
+        for row in sqlx::query("SELECT role, permission FROM role_permissions ORDER BY role, permission")
+            .fetch_all(&mut *tx)
+            .await?
         {
             let role: String = row.try_get("role")?;
             let perm: String = row.try_get("permission")?;
@@ -194,9 +159,8 @@ impl RbacStore for SqlRbacStore {
                 roles[i].permissions.push(p);
             }
         }
-        for row in sqlx::query("SELECT role, parent FROM role_parents ORDER BY role, parent")
-            .fetch_all(&mut *tx)
-            .await?
+        for row in
+            sqlx::query("SELECT role, parent FROM role_parents ORDER BY role, parent").fetch_all(&mut *tx).await?
         {
             let role: String = row.try_get("role")?;
             let parent: String = row.try_get("parent")?;
@@ -205,31 +169,15 @@ impl RbacStore for SqlRbacStore {
             }
         }
         let mut users: HashMap<UserId, Vec<RoleName>> = HashMap::new();
-        for row in sqlx::query("SELECT user_id FROM rbac_users")
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            users.insert(
-                parse_user(&row.try_get::<String, _>("user_id")?)?,
-                Vec::new(),
-            );
+        for row in sqlx::query("SELECT user_id FROM rbac_users").fetch_all(&mut *tx).await? {
+            users.insert(parse_user(&row.try_get::<String, _>("user_id")?)?, Vec::new());
         }
-        for row in sqlx::query("SELECT user_id, role FROM user_roles")
-            .fetch_all(&mut *tx)
-            .await?
-        {
+        for row in sqlx::query("SELECT user_id, role FROM user_roles").fetch_all(&mut *tx).await? {
             let user = parse_user(&row.try_get::<String, _>("user_id")?)?;
-            users
-                .entry(user)
-                .or_default()
-                .push(parse_role(row.try_get("role")?)?);
+            users.entry(user).or_default().push(parse_role(row.try_get("role")?)?);
         }
         tx.commit().await?;
-        Ok(PolicyData {
-            version,
-            roles,
-            users: users.into_iter().collect(),
-        })
+        Ok(PolicyData { version, roles, users: users.into_iter().collect() })
     }
 
     async fn user_roles(&self, user: UserId) -> Result<Option<Vec<RoleName>>, RbacError> {
@@ -242,34 +190,32 @@ impl RbacStore for SqlRbacStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|r| parse_role(r.try_get("role")?))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        rows.into_iter().map(|r| parse_role(r.try_get("role")?)).collect::<Result<Vec<_>, _>>().map(Some)
     }
 
     async fn ensure_user(&self, user: UserId, roles: &[RoleName]) -> Result<i64, RbacError> {
         let (mut tx, v) = self.begin_write().await?;
         let now = self.clock.now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO rbac_users (user_id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(user.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let inserted =
+            sqlx::query("INSERT INTO rbac_users (user_id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(user.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         // Default roles are granted only when the user first appears: a redelivered
         // "user created" event must not restore a role an admin has since revoked.
         if inserted > 0 {
             for role in roles {
                 if role_exists(&mut tx, role).await? {
-                    sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                        .bind(user.to_string())
-                        .bind(role.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(user.to_string())
+                    .bind(role.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 } else {
                     tracing::warn!(role = %role, "default role does not exist; not granted");
                 }
@@ -281,14 +227,8 @@ impl RbacStore for SqlRbacStore {
 
     async fn remove_user(&self, user: UserId) -> Result<i64, RbacError> {
         let (mut tx, v) = self.begin_write().await?;
-        sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM rbac_users WHERE user_id = $1")
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM rbac_users WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(v)
     }
@@ -296,24 +236,17 @@ impl RbacStore for SqlRbacStore {
     async fn create_role(&self, role: &NewRole) -> Result<i64, RbacError> {
         let (mut tx, v) = self.begin_write().await?;
         if role.inherits.contains(&role.name) {
-            return Err(cycle_error(
-                &role.name,
-                &[role.name.clone(), role.name.clone()],
-            ));
+            return Err(cycle_error(&role.name, &[role.name.clone(), role.name.clone()]));
         }
         require_roles(&mut tx, &role.inherits).await?;
-        let res = sqlx::query(
-            "INSERT INTO roles (name, description, builtin, created_at) VALUES ($1, $2, 0, $3)",
-        )
-        .bind(role.name.as_str())
-        .bind(&role.description)
-        .bind(self.clock.now_ms())
-        .execute(&mut *tx)
-        .await;
+        let res = sqlx::query("INSERT INTO roles (name, description, builtin, created_at) VALUES ($1, $2, 0, $3)")
+            .bind(role.name.as_str())
+            .bind(&role.description)
+            .bind(self.clock.now_ms())
+            .execute(&mut *tx)
+            .await;
         match res {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(RbacError::RoleExists(role.name.clone()))
-            }
+            Err(e) if is_unique_violation(&e) => return Err(RbacError::RoleExists(role.name.clone())),
             other => other?,
         };
         insert_permissions(&mut tx, &role.name, &role.permissions).await?;
@@ -341,58 +274,35 @@ impl RbacStore for SqlRbacStore {
             "DELETE FROM role_parents WHERE role = $1 OR parent = $1",
             "DELETE FROM roles WHERE name = $1",
         ] {
-            sqlx::query(sql)
-                .bind(name.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(sql).bind(name.as_str()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(v)
     }
 
-    async fn set_role_permissions(
-        &self,
-        name: &RoleName,
-        perms: &[Permission],
-    ) -> Result<i64, RbacError> {
+    async fn set_role_permissions(&self, name: &RoleName, perms: &[Permission]) -> Result<i64, RbacError> {
         let (mut tx, v) = self.begin_write().await?;
         require_roles(&mut tx, std::slice::from_ref(name)).await?;
-        sqlx::query("DELETE FROM role_permissions WHERE role = $1")
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM role_permissions WHERE role = $1").bind(name.as_str()).execute(&mut *tx).await?;
         insert_permissions(&mut tx, name, perms).await?;
         tx.commit().await?;
         Ok(v)
     }
 
-    async fn set_role_parents(
-        &self,
-        name: &RoleName,
-        parents: &[RoleName],
-    ) -> Result<i64, RbacError> {
+    async fn set_role_parents(&self, name: &RoleName, parents: &[RoleName]) -> Result<i64, RbacError> {
         let (mut tx, v) = self.begin_write().await?;
         require_roles(&mut tx, std::slice::from_ref(name)).await?;
         require_roles(&mut tx, parents).await?;
         let mut edges: HashMap<RoleName, Vec<RoleName>> = HashMap::new();
-        for row in sqlx::query("SELECT role, parent FROM role_parents")
-            .fetch_all(&mut *tx)
-            .await?
-        {
+        for row in sqlx::query("SELECT role, parent FROM role_parents").fetch_all(&mut *tx).await? {
             let role = parse_role(row.try_get("role")?)?;
-            edges
-                .entry(role)
-                .or_default()
-                .push(parse_role(row.try_get("parent")?)?);
+            edges.entry(role).or_default().push(parse_role(row.try_get("parent")?)?);
         }
         edges.insert(name.clone(), parents.to_vec());
         if let Some(path) = find_cycle(&edges, name) {
             return Err(cycle_error(name, &path));
         }
-        sqlx::query("DELETE FROM role_parents WHERE role = $1")
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM role_parents WHERE role = $1").bind(name.as_str()).execute(&mut *tx).await?;
         insert_parents(&mut tx, name, parents).await?;
         tx.commit().await?;
         Ok(v)
@@ -404,13 +314,15 @@ impl RbacStore for SqlRbacStore {
             return Err(RbacError::UserNotFound(user));
         }
         require_roles(&mut tx, std::slice::from_ref(role)).await?;
-        let n = sqlx::query("INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(user.to_string())
-            .bind(role.as_str())
-            .bind(self.clock.now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "INSERT INTO user_roles (user_id, role, granted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(user.to_string())
+        .bind(role.as_str())
+        .bind(self.clock.now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok((v, n > 0))
     }

@@ -35,25 +35,13 @@ async fn seeded_roles_and_new_users_get_member(db: Db) {
     let names: Vec<String> = r.roles().into_iter().map(|x| x.name.to_string()).collect();
     assert_eq!(names, ["admin", "member"]);
     let u = UserId::new();
-    assert_eq!(
-        r.check_str(&u, "profile:read").code,
-        CheckCode::UserNotFound
-    );
+    assert_eq!(r.check_str(&u, "profile:read").code, CheckCode::UserNotFound);
     r.ensure_user(u).await.unwrap();
     r.ensure_user(u).await.unwrap(); // idempotent
     assert_eq!(r.user_roles(&u), Some(vec![rn("member")]));
-    assert_eq!(
-        r.check_str(&u, "profile:write").code,
-        CheckCode::PermissionGranted
-    );
-    assert_eq!(
-        r.check_str(&u, "users:read").code,
-        CheckCode::PermissionDenied
-    );
-    assert_eq!(
-        r.check_str(&u, "not a permission").code,
-        CheckCode::InvalidPermission
-    );
+    assert_eq!(r.check_str(&u, "profile:write").code, CheckCode::PermissionGranted);
+    assert_eq!(r.check_str(&u, "users:read").code, CheckCode::PermissionDenied);
+    assert_eq!(r.check_str(&u, "not a permission").code, CheckCode::InvalidPermission);
     // A redelivered "user created" does not restore a revoked default role.
     assert!(r.revoke(u, &rn("member")).await.unwrap());
     r.ensure_user(u).await.unwrap();
@@ -84,98 +72,47 @@ async fn admin_has_everything_and_batch_checks(db: Db) {
 async fn grants_need_known_users_and_roles(db: Db) {
     let r = rbac(&db).await;
     let ghost = UserId::new();
-    assert!(matches!(
-        r.grant(ghost, &rn("admin")).await,
-        Err(RbacError::UserNotFound(_))
-    ));
+    assert!(matches!(r.grant(ghost, &rn("admin")).await, Err(RbacError::UserNotFound(_))));
     let u = UserId::new();
     r.ensure_user(u).await.unwrap();
-    assert!(matches!(
-        r.grant(u, &rn("nope")).await,
-        Err(RbacError::RoleNotFound(_))
-    ));
-    assert!(matches!(
-        r.revoke(u, &rn("nope")).await,
-        Err(RbacError::RoleNotFound(_))
-    ));
+    assert!(matches!(r.grant(u, &rn("nope")).await, Err(RbacError::RoleNotFound(_))));
+    assert!(matches!(r.revoke(u, &rn("nope")).await, Err(RbacError::RoleNotFound(_))));
     assert!(!r.revoke(u, &rn("admin")).await.unwrap());
     r.remove_user(u).await.unwrap();
-    assert_eq!(
-        r.check_str(&u, "profile:read").code,
-        CheckCode::UserNotFound
-    );
+    assert_eq!(r.check_str(&u, "profile:read").code, CheckCode::UserNotFound);
     assert_eq!(store(&db).user_roles(u).await.unwrap(), None);
 }
 
 async fn inheritance_wildcards_and_cycles(db: Db) {
     let r = rbac(&db).await;
-    r.create_role(new_role("viewer", &["docs:read"], &[]))
-        .await
-        .unwrap();
-    r.create_role(new_role("editor", &["docs:write", "images:*"], &["viewer"]))
-        .await
-        .unwrap();
-    r.create_role(new_role("chief", &["*:publish"], &["editor"]))
-        .await
-        .unwrap();
-    assert!(matches!(
-        r.create_role(new_role("viewer", &[], &[])).await,
-        Err(RbacError::RoleExists(_))
-    ));
-    assert!(matches!(
-        r.create_role(new_role("x", &[], &["ghost"])).await,
-        Err(RbacError::RoleNotFound(_))
-    ));
-    assert!(matches!(
-        r.create_role(new_role("selfish", &[], &["selfish"])).await,
-        Err(RbacError::Cycle(..))
-    ));
+    r.create_role(new_role("viewer", &["docs:read"], &[])).await.unwrap();
+    r.create_role(new_role("editor", &["docs:write", "images:*"], &["viewer"])).await.unwrap();
+    r.create_role(new_role("chief", &["*:publish"], &["editor"])).await.unwrap();
+    assert!(matches!(r.create_role(new_role("viewer", &[], &[])).await, Err(RbacError::RoleExists(_))));
+    assert!(matches!(r.create_role(new_role("x", &[], &["ghost"])).await, Err(RbacError::RoleNotFound(_))));
+    assert!(matches!(r.create_role(new_role("selfish", &[], &["selfish"])).await, Err(RbacError::Cycle(..))));
 
     let u = UserId::new();
     r.ensure_user(u).await.unwrap();
     r.grant(u, &rn("chief")).await.unwrap();
-    for yes in [
-        "docs:read",
-        "docs:write",
-        "images:upload",
-        "blog:publish",
-        "profile:read",
-    ] {
+    for yes in ["docs:read", "docs:write", "images:upload", "blog:publish", "profile:read"] {
         assert!(r.check_str(&u, yes).allowed, "{yes}");
     }
     for no in ["docs:delete", "users:read", "*:*"] {
         assert!(!r.check_str(&u, no).allowed, "{no}");
     }
     // viewer -> chief would close viewer -> chief -> editor -> viewer.
-    let err = r
-        .set_role_parents(&rn("viewer"), vec![rn("chief")])
-        .await
-        .unwrap_err();
+    let err = r.set_role_parents(&rn("viewer"), vec![rn("chief")]).await.unwrap_err();
     assert!(matches!(err, RbacError::Cycle(..)), "{err}");
-    assert!(
-        err.to_string()
-            .contains("viewer -> chief -> editor -> viewer"),
-        "{err}"
-    );
-    assert!(
-        r.role(&rn("viewer")).unwrap().inherits.is_empty(),
-        "a refused write changes nothing"
-    );
+    assert!(err.to_string().contains("viewer -> chief -> editor -> viewer"), "{err}");
+    assert!(r.role(&rn("viewer")).unwrap().inherits.is_empty(), "a refused write changes nothing");
 
     // Changing a parent's permissions reaches every descendant.
-    r.set_role_permissions(&rn("viewer"), vec![p("docs:read"), p("docs:comment")])
-        .await
-        .unwrap();
+    r.set_role_permissions(&rn("viewer"), vec![p("docs:read"), p("docs:comment")]).await.unwrap();
     assert!(r.check_str(&u, "docs:comment").allowed);
     // Deleting a role removes its grants and its place in the graph; built-ins stay.
-    assert!(matches!(
-        r.delete_role(&rn("admin")).await,
-        Err(RbacError::BuiltinRole(_))
-    ));
-    assert!(matches!(
-        r.delete_role(&rn("ghost")).await,
-        Err(RbacError::RoleNotFound(_))
-    ));
+    assert!(matches!(r.delete_role(&rn("admin")).await, Err(RbacError::BuiltinRole(_))));
+    assert!(matches!(r.delete_role(&rn("ghost")).await, Err(RbacError::RoleNotFound(_))));
     r.delete_role(&rn("editor")).await.unwrap();
     assert!(!r.check_str(&u, "docs:read").allowed);
     assert!(r.check_str(&u, "blog:publish").allowed);
@@ -198,15 +135,10 @@ async fn other_instances_notice_writes_within_the_watch_interval(db: Db) {
     }
     assert!(seen, "instance b never saw the grant made on instance a");
     // And b's own write on top of a's keeps both.
-    b.create_role(new_role("auditor", &["audit:read"], &[]))
-        .await
-        .unwrap();
+    b.create_role(new_role("auditor", &["audit:read"], &[])).await.unwrap();
     b.grant(u, &rn("auditor")).await.unwrap();
     a.refresh().await.unwrap();
-    assert_eq!(
-        a.user_roles(&u),
-        Some(vec![rn("admin"), rn("auditor"), rn("member")])
-    );
+    assert_eq!(a.user_roles(&u), Some(vec![rn("admin"), rn("auditor"), rn("member")]));
 }
 
 async fn concurrent_writes_from_two_instances_converge(db: Db) {
@@ -218,9 +150,7 @@ async fn concurrent_writes_from_two_instances_converge(db: Db) {
         let inst = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
             inst.ensure_user(u).await?;
-            inst.grant(u, &RoleName::parse("admin").unwrap())
-                .await
-                .map(|_| ())
+            inst.grant(u, &RoleName::parse("admin").unwrap()).await.map(|_| ())
         }));
     }
     for t in tasks {

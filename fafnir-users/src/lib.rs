@@ -65,30 +65,20 @@ impl Profiles {
     /// Creates the empty profile of a new user (idempotent).
     pub async fn create(&self, user: UserId, display_name: Option<&str>) -> Result<(), UsersError> {
         let display_name = display_name.map(str::trim).filter(|s| !s.is_empty());
-        let checked = ProfileUpdate {
-            display_name: Some(display_name.map(String::from)),
-            ..Default::default()
-        }
-        .validate()
-        .map_err(UsersError::Validation)?;
+        let checked = ProfileUpdate { display_name: Some(display_name.map(String::from)), ..Default::default() }
+            .validate()
+            .map_err(UsersError::Validation)?;
         let display_name = checked.into_iter().next().and_then(|(_, v)| v);
         self.store.create(user, display_name.as_deref()).await
     }
 
     /// Applies a partial update; an invalid field refuses the whole update.
-    pub async fn update(
-        &self,
-        user: UserId,
-        update: &ProfileUpdate,
-    ) -> Result<Profile, UsersError> {
+    pub async fn update(&self, user: UserId, update: &ProfileUpdate) -> Result<Profile, UsersError> {
         let columns = update.validate().map_err(UsersError::Validation)?;
         if columns.is_empty() {
             return self.get(user).await;
         }
-        self.store
-            .update(user, &columns)
-            .await?
-            .ok_or(UsersError::NotFound)
+        self.store.update(user, &columns).await?.ok_or(UsersError::NotFound)
     }
 
     pub async fn delete(&self, user: UserId) -> Result<(), UsersError> {
@@ -100,11 +90,7 @@ impl Profiles {
     }
 
     /// A page of profiles in creation order. `after` is the `next_cursor` of the previous page.
-    pub async fn list(
-        &self,
-        first: Option<u32>,
-        after: Option<&str>,
-    ) -> Result<Page<Profile>, UsersError> {
+    pub async fn list(&self, first: Option<u32>, after: Option<&str>) -> Result<Page<Profile>, UsersError> {
         let limit = first.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(UsersError::InvalidPageSize);
@@ -114,11 +100,7 @@ impl Profiles {
         let mut items = self.store.list(after, limit + 1).await?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
-        let next_cursor = if more {
-            items.last().map(|p| encode_cursor(&p.user_id))
-        } else {
-            None
-        };
+        let next_cursor = if more { items.last().map(|p| encode_cursor(&p.user_id)) } else { None };
         Ok(Page { items, next_cursor })
     }
 }
@@ -132,9 +114,7 @@ fn decode_cursor(c: &str) -> Result<UserId, UsersError> {
     if c.len() > 128 {
         return Err(UsersError::InvalidCursor);
     }
-    let raw = URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| UsersError::InvalidCursor)?;
+    let raw = URL_SAFE_NO_PAD.decode(c).map_err(|_| UsersError::InvalidCursor)?;
     let s = std::str::from_utf8(&raw).map_err(|_| UsersError::InvalidCursor)?;
     let id = s.strip_prefix("v1:").ok_or(UsersError::InvalidCursor)?;
     UserId::parse(id).map_err(|_| UsersError::InvalidCursor)
@@ -155,10 +135,7 @@ impl AccountEventHandler for ProfileEvents {
 
     async fn handle(&self, event: &AccountEvent) -> Result<(), HandlerError> {
         let r = match event {
-            AccountEvent::UserCreated {
-                user_id,
-                display_name,
-            } => {
+            AccountEvent::UserCreated { user_id, display_name } => {
                 match self.0.create(*user_id, display_name.as_deref()).await {
                     // A display name that fails validation must not block the profile.
                     Err(UsersError::Validation(_)) => self.0.create(*user_id, None).await,

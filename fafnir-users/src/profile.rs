@@ -56,15 +56,8 @@ pub struct FieldError {
 }
 
 /// The profile columns, in the order `ProfileUpdate::fields` yields them.
-pub(crate) const COLUMNS: [&str; 7] = [
-    "first_name",
-    "last_name",
-    "display_name",
-    "avatar_url",
-    "bio",
-    "locale",
-    "timezone",
-];
+pub(crate) const COLUMNS: [&str; 7] =
+    ["first_name", "last_name", "display_name", "avatar_url", "bio", "locale", "timezone"];
 
 impl ProfileUpdate {
     pub fn is_empty(&self) -> bool {
@@ -93,10 +86,7 @@ impl ProfileUpdate {
             let v = value.as_deref().map(str::trim).filter(|s| !s.is_empty());
             match v.map(|s| validate_field(column, s)).transpose() {
                 Ok(v) => out.push((*column, v)),
-                Err(message) => errors.push(FieldError {
-                    field: column,
-                    message,
-                }),
+                Err(message) => errors.push(FieldError { field: column, message }),
             }
         }
         if errors.is_empty() {
@@ -116,9 +106,7 @@ fn text(s: &str, max: usize, multiline: bool) -> Result<String, String> {
         return Err("must not contain control characters".into());
     }
     // Bidirectional overrides can disguise a name ("evil\u{202e}gpj.exe").
-    if s.chars()
-        .any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
-    {
+    if s.chars().any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')) {
         return Err("must not contain bidirectional control characters".into());
     }
     Ok(s.to_owned())
@@ -145,8 +133,7 @@ fn avatar_url(s: &str) -> Result<String, String> {
     }
     let u = url::Url::parse(s).map_err(|_| MSG.to_string())?;
     // `javascript:`, `data:` and friends would be an XSS vector wherever the URL is rendered.
-    if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none() || !u.username().is_empty()
-    {
+    if !matches!(u.scheme(), "https" | "http") || u.host_str().is_none() || !u.username().is_empty() {
         return Err(MSG.into());
     }
     Ok(u.to_string())
@@ -156,10 +143,7 @@ fn locale(s: &str) -> Result<String, String> {
     const MSG: &str = "must be a language tag such as en or pt-BR";
     let mut parts = s.split(['-', '_']);
     let lang = parts.next().unwrap_or_default();
-    if s.len() > 35
-        || !(2..=3).contains(&lang.len())
-        || !lang.bytes().all(|b| b.is_ascii_alphabetic())
-    {
+    if s.len() > 35 || !(2..=3).contains(&lang.len()) || !lang.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Err(MSG.into());
     }
     if !parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())) {
@@ -174,8 +158,7 @@ fn timezone(s: &str) -> Result<String, String> {
         && s.split('/').all(|p| {
             !p.is_empty()
                 && p.as_bytes()[0].is_ascii_alphabetic()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+'))
+                && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+'))
         });
     if ok {
         Ok(s.to_owned())
@@ -196,14 +179,7 @@ mod tests {
     #[test]
     fn absent_null_and_empty() {
         let u = upd(r#"{"first_name": "  Ada ", "bio": null, "locale": ""}"#);
-        assert_eq!(
-            u.validate().unwrap(),
-            vec![
-                ("first_name", Some("Ada".into())),
-                ("bio", None),
-                ("locale", None)
-            ]
-        );
+        assert_eq!(u.validate().unwrap(), vec![("first_name", Some("Ada".into())), ("bio", None), ("locale", None)]);
         assert!(upd("{}").is_empty());
         assert!(serde_json::from_str::<ProfileUpdate>(r#"{"user_id": "x"}"#).is_err());
     }

@@ -38,15 +38,13 @@ impl SqlProfileStore {
     }
 }
 
-const SELECT: &str =
-    "SELECT user_id, first_name, last_name, display_name, avatar_url, bio, locale, \
+const SELECT: &str = "SELECT user_id, first_name, last_name, display_name, avatar_url, bio, locale, \
                       timezone, created_at, updated_at FROM profiles";
 
 fn row_to_profile(row: &AnyRow) -> Result<Profile, UsersError> {
     let id: String = row.try_get("user_id")?;
     Ok(Profile {
-        user_id: UserId::parse(&id)
-            .map_err(|_| CoreError::Corrupt("bad user id in profiles".into()))?,
+        user_id: UserId::parse(&id).map_err(|_| CoreError::Corrupt("bad user id in profiles".into()))?,
         first_name: row.try_get("first_name")?,
         last_name: row.try_get("last_name")?,
         display_name: row.try_get("display_name")?,
@@ -95,9 +93,7 @@ impl ProfileStore for SqlProfileStore {
             sql.push_str(&format!(", {col} = ${}", i + 3));
         }
         sql.push_str(" WHERE user_id = $1");
-        let mut q = sqlx::query(&sql)
-            .bind(user.to_string())
-            .bind(self.clock.now_ms());
+        let mut q = sqlx::query(&sql).bind(user.to_string()).bind(self.clock.now_ms());
         for (_, v) in columns {
             q = q.bind(v.clone());
         }
@@ -118,13 +114,11 @@ impl ProfileStore for SqlProfileStore {
 
     async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<Profile>, UsersError> {
         let after = after.map(|u| u.to_string()).unwrap_or_default();
-        let rows = sqlx::query(&format!(
-            "{SELECT} WHERE user_id > $1 ORDER BY user_id LIMIT $2"
-        ))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(self.db.pool())
-        .await?;
+        let rows = sqlx::query(&format!("{SELECT} WHERE user_id > $1 ORDER BY user_id LIMIT $2"))
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter().map(row_to_profile).collect()
     }
 }

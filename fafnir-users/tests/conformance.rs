@@ -30,17 +30,12 @@ async fn create_get_update_delete(db: Db) {
     .unwrap();
     let after = p.update(u, &upd).await.unwrap();
     assert_eq!(after.last_name.as_deref(), Some("Lovelace"));
-    assert_eq!(
-        after.display_name.as_deref(),
-        Some("Ada"),
-        "fields left out are unchanged"
-    );
+    assert_eq!(after.display_name.as_deref(), Some("Ada"), "fields left out are unchanged");
     assert!(after.updated_at >= got.updated_at);
 
     // An invalid field refuses the whole update and changes nothing.
     let bad: ProfileUpdate =
-        serde_json::from_str(r#"{"first_name":"Grace","avatar_url":"javascript:alert(1)"}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"first_name":"Grace","avatar_url":"javascript:alert(1)"}"#).unwrap();
     assert!(matches!(p.update(u, &bad).await, Err(UsersError::Validation(e)) if e.len() == 1));
     assert_eq!(p.get(u).await.unwrap().first_name.as_deref(), Some("Ada"));
 
@@ -49,10 +44,7 @@ async fn create_get_update_delete(db: Db) {
     let cleared = p.update(u, &clear).await.unwrap();
     assert_eq!((cleared.bio, cleared.locale), (None, None));
 
-    assert!(matches!(
-        p.update(UserId::new(), &upd).await,
-        Err(UsersError::NotFound)
-    ));
+    assert!(matches!(p.update(UserId::new(), &upd).await, Err(UsersError::NotFound)));
     p.delete(u).await.unwrap();
     assert!(matches!(p.delete(u).await, Err(UsersError::NotFound)));
 }
@@ -81,31 +73,16 @@ async fn cursor_pagination_visits_everyone_once(db: Db) {
     assert_eq!(seen, ids, "creation order, each once");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23);
     for bad in ["", "!!!", "djE6bm90LWEtdXVpZA", &"A".repeat(500)] {
-        assert!(
-            matches!(
-                p.list(None, Some(bad)).await,
-                Err(UsersError::InvalidCursor)
-            ),
-            "{bad:?}"
-        );
+        assert!(matches!(p.list(None, Some(bad)).await, Err(UsersError::InvalidCursor)), "{bad:?}");
     }
-    assert!(matches!(
-        p.list(Some(0), None).await,
-        Err(UsersError::InvalidPageSize)
-    ));
-    assert!(matches!(
-        p.list(Some(101), None).await,
-        Err(UsersError::InvalidPageSize)
-    ));
+    assert!(matches!(p.list(Some(0), None).await, Err(UsersError::InvalidPageSize)));
+    assert!(matches!(p.list(Some(101), None).await, Err(UsersError::InvalidPageSize)));
 }
 
 async fn events_create_and_remove_profiles_idempotently(db: Db) {
     let h = ProfileEvents(profiles(&db));
     let u = UserId::new();
-    let created = AccountEvent::UserCreated {
-        user_id: u,
-        display_name: Some("bad\0name".into()),
-    };
+    let created = AccountEvent::UserCreated { user_id: u, display_name: Some("bad\0name".into()) };
     h.handle(&created).await.unwrap();
     h.handle(&created).await.unwrap();
     assert_eq!(profiles(&db).get(u).await.unwrap().display_name, None);

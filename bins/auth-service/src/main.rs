@@ -21,10 +21,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let defaults = Config {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
-        ..Config::default()
-    };
+    let defaults = Config { http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)), ..Config::default() };
     let config = match cli.config.load(defaults, |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {

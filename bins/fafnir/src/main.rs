@@ -114,29 +114,17 @@ fn read_password() -> Result<String, String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = cli
-        .config
-        .load(Config::default(), |k| std::env::var(k).ok())
-        .map_err(|e| e.to_string())?;
+    let config = cli.config.load(Config::default(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => fafnir_server::run_http(config, axum::Router::new())
-            .await
-            .map_err(|e| e.to_string()),
+        Command::Serve => fafnir_server::run_http(config, axum::Router::new()).await.map_err(|e| e.to_string()),
         Command::Migrate => {
             let stack = open(config).await?;
             stack.db.close().await;
             println!("migrations applied");
             Ok(())
         }
-        Command::User(UserCommand::Create {
-            email,
-            password_stdin: _,
-            roles,
-        }) => {
-            let roles = roles
-                .iter()
-                .map(|r| role(r))
-                .collect::<Result<Vec<_>, _>>()?;
+        Command::User(UserCommand::Create { email, password_stdin: _, roles }) => {
+            let roles = roles.iter().map(|r| role(r)).collect::<Result<Vec<_>, _>>()?;
             let password = read_password()?;
             let stack = open(config).await?;
             for r in &roles {
@@ -144,17 +132,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                     return Err(format!("role `{r}` does not exist"));
                 }
             }
-            let account = stack
-                .auth
-                .register(&email, &password, None)
-                .await
-                .map_err(|e| e.to_string())?;
+            let account = stack.auth.register(&email, &password, None).await.map_err(|e| e.to_string())?;
             for r in &roles {
-                stack
-                    .rbac
-                    .grant(account.id, r)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                stack.rbac.grant(account.id, r).await.map_err(|e| e.to_string())?;
             }
             println!("created {} ({})", account.email, account.id);
             Ok(())
@@ -171,32 +151,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 other => other.to_string(),
             })?;
             // The account exists; make sure RBAC knows it (its creation event may be pending).
-            stack
-                .outbox
-                .deliver_pending()
-                .await
-                .map_err(|e| e.to_string())?;
-            let changed = if grant {
-                stack.rbac.grant(account.id, &r).await
-            } else {
-                stack.rbac.revoke(account.id, &r).await
-            }
-            .map_err(|e| e.to_string())?;
+            stack.outbox.deliver_pending().await.map_err(|e| e.to_string())?;
+            let changed =
+                if grant { stack.rbac.grant(account.id, &r).await } else { stack.rbac.revoke(account.id, &r).await }
+                    .map_err(|e| e.to_string())?;
             let verb = if grant { "granted" } else { "revoked" };
             let note = if changed { "" } else { " (no change)" };
-            println!(
-                "{verb} {r} {} {}{note}",
-                if grant { "to" } else { "from" },
-                account.email
-            );
+            println!("{verb} {r} {} {}{note}", if grant { "to" } else { "from" }, account.email);
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
             let stack = open(config).await?;
             let kid = stack.keys.rotate().await.map_err(|e| e.to_string())?;
-            println!(
-                "new signing key {kid}; the previous key stays published until its tokens expire"
-            );
+            println!("new signing key {kid}; the previous key stays published until its tokens expire");
             Ok(())
         }
     }

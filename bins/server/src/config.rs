@@ -48,20 +48,12 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Builds the configuration; `defaults` holds the binary's own defaults (e.g. its port).
-    pub fn load(
-        &self,
-        defaults: Config,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, CoreError> {
+    pub fn load(&self, defaults: Config, env: impl Fn(&str) -> Option<String>) -> Result<Config, CoreError> {
         let mut config = defaults;
-        let file = self
-            .config
-            .clone()
-            .or_else(|| env("FAFNIR_CONFIG").map(PathBuf::from));
+        let file = self.config.clone().or_else(|| env("FAFNIR_CONFIG").map(PathBuf::from));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                CoreError::Config(format!("cannot read config file {}: {e}", path.display()))
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| CoreError::Config(format!("cannot read config file {}: {e}", path.display())))?;
             config = overlay_toml(config, &text)
                 .map_err(|e| CoreError::Config(format!("config file {}: {e}", path.display())))?;
         }
@@ -82,23 +74,16 @@ impl ConfigArgs {
             config.issuer = Some(v.clone());
         }
         if let Some(v) = &self.allowed_origins {
-            config.allowed_origins = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+            config.allowed_origins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
         if let Some(v) = self.cookie_secure {
             config.cookie_secure = v;
         }
         if let Some(v) = &self.access_ttl {
-            config.access_ttl =
-                parse_duration(v).map_err(|e| CoreError::Config(format!("--access-ttl: {e}")))?;
+            config.access_ttl = parse_duration(v).map_err(|e| CoreError::Config(format!("--access-ttl: {e}")))?;
         }
         if let Some(v) = &self.refresh_ttl {
-            config.refresh_ttl =
-                parse_duration(v).map_err(|e| CoreError::Config(format!("--refresh-ttl: {e}")))?;
+            config.refresh_ttl = parse_duration(v).map_err(|e| CoreError::Config(format!("--refresh-ttl: {e}")))?;
         }
         if let Some(v) = &self.log {
             config.log = v.clone();
@@ -115,9 +100,7 @@ fn overlay_toml(base: Config, text: &str) -> Result<Config, String> {
     for (k, v) in overlay {
         merged.insert(k, v);
     }
-    toml::Value::Table(merged)
-        .try_into::<Config>()
-        .map_err(|e| e.message().to_owned())
+    toml::Value::Table(merged).try_into::<Config>().map_err(|e| e.message().to_owned())
 }
 
 #[cfg(test)]
@@ -130,20 +113,19 @@ mod tests {
     #[test]
     fn flag_beats_env_beats_file_beats_default() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "database_url = \"sqlite://from-file.db\"\naccess_ttl = \"5m\"\nlog = \"debug\"\nrefresh_ttl = \"7d\"").unwrap();
-        let env: HashMap<&str, &str> = [
-            ("FAFNIR_ACCESS_TTL", "10m"),
-            ("FAFNIR_DATABASE_URL", "sqlite://from-env.db"),
-        ]
-        .into();
+        writeln!(
+            file,
+            "database_url = \"sqlite://from-file.db\"\naccess_ttl = \"5m\"\nlog = \"debug\"\nrefresh_ttl = \"7d\""
+        )
+        .unwrap();
+        let env: HashMap<&str, &str> =
+            [("FAFNIR_ACCESS_TTL", "10m"), ("FAFNIR_DATABASE_URL", "sqlite://from-env.db")].into();
         let args = ConfigArgs {
             config: Some(file.path().to_owned()),
             database_url: Some("sqlite://from-flag.db".into()),
             ..Default::default()
         };
-        let c = args
-            .load(Config::default(), |k| env.get(k).map(|v| v.to_string()))
-            .unwrap();
+        let c = args.load(Config::default(), |k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(c.database_url, "sqlite://from-flag.db");
         assert_eq!(c.access_ttl, Duration::from_secs(600));
         assert_eq!(c.log, "debug");
@@ -155,28 +137,12 @@ mod tests {
     fn bad_files_and_values_are_clear_errors() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "databse_url = 1").unwrap();
-        let args = ConfigArgs {
-            config: Some(file.path().to_owned()),
-            ..Default::default()
-        };
-        let e = args
-            .load(Config::default(), |_| None)
-            .unwrap_err()
-            .to_string();
+        let args = ConfigArgs { config: Some(file.path().to_owned()), ..Default::default() };
+        let e = args.load(Config::default(), |_| None).unwrap_err().to_string();
         assert!(e.contains("databse_url"), "{e}");
-        let args = ConfigArgs {
-            config: Some("/nonexistent.toml".into()),
-            ..Default::default()
-        };
-        assert!(args
-            .load(Config::default(), |_| None)
-            .unwrap_err()
-            .to_string()
-            .contains("cannot read"));
-        let args = ConfigArgs {
-            access_ttl: Some("forever".into()),
-            ..Default::default()
-        };
+        let args = ConfigArgs { config: Some("/nonexistent.toml".into()), ..Default::default() };
+        assert!(args.load(Config::default(), |_| None).unwrap_err().to_string().contains("cannot read"));
+        let args = ConfigArgs { access_ttl: Some("forever".into()), ..Default::default() };
         assert!(args.load(Config::default(), |_| None).is_err());
     }
 }

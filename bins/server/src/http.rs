@@ -65,19 +65,11 @@ async fn metrics_handler(State(s): State<System>) -> Response {
         metrics::gauge!("fafnir_outbox_pending").set(n as f64);
     }
     metrics::gauge!("fafnir_password_hash_queue_depth").set(s.stack.auth.hash_queue_depth() as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
 async fn openapi_json(State(s): State<System>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        s.openapi.as_str().to_owned(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], s.openapi.as_str().to_owned()).into_response()
 }
 
 const DOCS_HTML: &str = r#"<!doctype html>
@@ -85,43 +77,25 @@ const DOCS_HTML: &str = r#"<!doctype html>
 <link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>"#;
-const DOCS_INIT: &str = r##"window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", withCredentials: true });"##;
+const DOCS_INIT: &str =
+    r##"window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", withCredentials: true });"##;
 static SWAGGER_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
 static SWAGGER_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
 // The docs page loads only its own assets; scripts run from this origin only.
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }
 
 fn docs_routes() -> Router {
-    let csp = SetResponseHeaderLayer::overriding(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CSP),
-    );
+    let csp = SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
     Router::new()
         .route("/docs", get(|| async { Html(DOCS_HTML) }))
         .route("/docs/", get(|| async { Html(DOCS_HTML) }))
-        .route(
-            "/docs/init.js",
-            get(|| async { asset("text/javascript", DOCS_INIT.as_bytes()) }),
-        )
-        .route(
-            "/docs/swagger-ui-bundle.js",
-            get(|| async { asset("text/javascript", SWAGGER_JS) }),
-        )
-        .route(
-            "/docs/swagger-ui.css",
-            get(|| async { asset("text/css", SWAGGER_CSS) }),
-        )
+        .route("/docs/init.js", get(|| async { asset("text/javascript", DOCS_INIT.as_bytes()) }))
+        .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript", SWAGGER_JS) }))
+        .route("/docs/swagger-ui.css", get(|| async { asset("text/css", SWAGGER_CSS) }))
         .layer(csp)
 }
 
@@ -129,26 +103,19 @@ fn docs_routes() -> Router {
 async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("fafnir_http_requests_total", &labels).increment(1);
-    metrics::histogram!("fafnir_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("fafnir_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     res
 }
 
 fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = settings
-        .allowed_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    let origins: Vec<HeaderValue> =
+        settings.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     if origins.is_empty() {
         return None;
     }
@@ -156,18 +123,8 @@ fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_credentials(true)
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ])
-            .allow_headers([
-                header::CONTENT_TYPE,
-                header::AUTHORIZATION,
-                HeaderName::from_static("x-csrf-token"),
-            ])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-csrf-token")])
             .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
             .max_age(Duration::from_secs(600)),
     )
@@ -182,28 +139,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn system_routes() -> OpenApiRouter<System> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics_handler))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics_handler))
 }
 
 /// The HTTP app of a process serving `stack`, with `extra` routes (GraphQL, later) merged in.
 pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), StartError> {
+    // Install the recorder before anything is counted (metrics recorded earlier are dropped).
+    let _ = telemetry::prometheus();
     let settings = HttpSettings::from_config(&stack.config);
     let checker: Arc<dyn PermissionChecker> = stack.rbac.clone();
     let auth_http = AuthHttp::new(stack.auth.clone(), checker, settings.clone(), &stack.db).await?;
-    let doc = openapi()
-        .to_pretty_json()
-        .map_err(|e| StartError::Io(e.to_string()))?;
-    let system = System {
-        stack: stack.clone(),
-        openapi: Arc::new(doc),
-    };
+    let doc = openapi().to_pretty_json().map_err(|e| StartError::Io(e.to_string()))?;
+    let system = System { stack: stack.clone(), openapi: Arc::new(doc) };
     let (system_router, _) = system_routes().split_for_parts();
-    let system_router = system_router
-        .route("/openapi.json", get(openapi_json))
-        .with_state(system);
+    let system_router = system_router.route("/openapi.json", get(openapi_json)).with_state(system);
 
     let mut router = Router::new()
         .merge(fafnir_auth::http::router(auth_http.clone()))
@@ -220,31 +169,14 @@ pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), Sta
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
+        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
     ];
-    if stack
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
-    {
-        headers.push((
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        ));
+    if stack.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+        headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"));
     }
     for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ));
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
     let router = router.layer(
         ServiceBuilder::new()

@@ -19,9 +19,7 @@ use tokio::net::TcpListener;
 
 /// Binds `addr` (port 0 picks a free port).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::Io(format!("cannot listen on {addr}: {e}")))
+    TcpListener::bind(addr).await.map_err(|e| StartError::Io(format!("cannot listen on {addr}: {e}")))
 }
 
 /// Serves `app` until `shutdown` resolves, then stops accepting and lets in-flight requests
@@ -31,13 +29,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|e| StartError::Io(format!("server error: {e}")))
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| StartError::Io(format!("server error: {e}")))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -71,9 +66,7 @@ pub async fn run_http(config: fafnir_core::Config, extra: Router) -> Result<(), 
     let _background = stack.spawn_background();
     let (app, _) = http::app(&stack, extra).await?;
     let listener = bind(stack.config.http_addr).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Io(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
     tracing::info!(%addr, database = ?stack.db.backend(), "listening on http://{addr}");
     serve(listener, app, shutdown_signal()).await?;
     stack.db.close().await;

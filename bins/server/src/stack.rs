@@ -43,20 +43,14 @@ impl Stack {
     }
 
     /// As [`Stack::open`], with the auth settings built from `base()` and the config's tokens.
-    pub async fn open_with(
-        config: Config,
-        base: impl FnOnce() -> AuthConfig,
-    ) -> Result<Self, StartError> {
+    pub async fn open_with(config: Config, base: impl FnOnce() -> AuthConfig) -> Result<Self, StartError> {
         let clock: SharedClock = Arc::new(SystemClock);
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
-        let rbac =
-            Arc::new(Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), clock.clone()))).await?);
+        let rbac = Arc::new(Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), clock.clone()))).await?);
         let profiles = Profiles::new(Arc::new(SqlProfileStore::new(db.clone(), clock.clone())));
-        let subscribers: Vec<Arc<dyn AccountEventHandler>> = vec![
-            Arc::new(RbacEvents(rbac.clone())),
-            Arc::new(ProfileEvents(profiles.clone())),
-        ];
+        let subscribers: Vec<Arc<dyn AccountEventHandler>> =
+            vec![Arc::new(RbacEvents(rbac.clone())), Arc::new(ProfileEvents(profiles.clone()))];
         let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
         let auth_cfg = AuthConfig {
             issuer: config.issuer(),
@@ -69,23 +63,8 @@ impl Stack {
         let retain = auth_cfg.access_ttl + Duration::from_secs(60);
         let keys = Arc::new(KeyManager::load_or_create(db.clone(), clock.clone(), retain).await?);
         let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
-        let auth = Arc::new(Auth::new(
-            auth_cfg,
-            store,
-            keys.clone(),
-            clock.clone(),
-            outbox.clone(),
-        )?);
-        Ok(Self {
-            config,
-            db,
-            clock,
-            keys,
-            rbac,
-            profiles,
-            outbox,
-            auth,
-        })
+        let auth = Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?);
+        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth })
     }
 
     /// The background work of a serving process: event delivery, policy and key refresh,

@@ -18,13 +18,7 @@ fn content_type(req: &Request) -> String {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .unwrap_or_default()
 }
 
@@ -35,17 +29,9 @@ fn is_json(ct: &str) -> bool {
 async fn bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "request body is too large",
-            )
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body is too large")
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                "request body could not be read",
-            )
+            ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "request body could not be read")
         }
     })
 }
@@ -63,11 +49,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
                 err.details = Some(serde_json::json!({ "line": e.line(), "column": e.column() }));
                 err
             }
-            _ => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MALFORMED_JSON",
-                "request body is not valid JSON",
-            ),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", "request body is not valid JSON"),
         }
     })
 }
@@ -127,13 +109,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonOrForm<T> {
         } else if ct == "application/x-www-form-urlencoded" {
             serde_urlencoded::from_bytes(&body)
                 .map(JsonOrForm)
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_REQUEST",
-                        "the form could not be read",
-                    )
-                })
+                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "the form could not be read"))
         } else {
             Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -15,11 +15,7 @@ pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| {
-            Cookie::split_parse(v.to_owned())
-                .filter_map(Result::ok)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|v| Cookie::split_parse(v.to_owned()).filter_map(Result::ok).collect::<Vec<_>>())
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
 }

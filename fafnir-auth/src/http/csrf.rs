@@ -43,20 +43,11 @@ impl CsrfKey {
     }
 
     /// Header and cookie must be equal; with `sid`, the token must also be bound to it.
-    pub fn verify(
-        &self,
-        sid: Option<&SessionId>,
-        header_value: Option<&str>,
-        cookie_value: Option<&str>,
-    ) -> bool {
+    pub fn verify(&self, sid: Option<&SessionId>, header_value: Option<&str>, cookie_value: Option<&str>) -> bool {
         let (Some(h), Some(c)) = (header_value, cookie_value) else {
             return false;
         };
-        if h.is_empty()
-            || h.len() > 256
-            || h.len() != c.len()
-            || !bool::from(h.as_bytes().ct_eq(c.as_bytes()))
-        {
+        if h.is_empty() || h.len() > 256 || h.len() != c.len() || !bool::from(h.as_bytes().ct_eq(c.as_bytes())) {
             return false;
         }
         match sid {
@@ -76,10 +67,7 @@ impl CsrfKey {
 
 /// POST, PUT, PATCH, DELETE (anything but GET, HEAD, OPTIONS, TRACE).
 pub fn is_unsafe(m: &Method) -> bool {
-    !matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
 /// `scheme://host[:port]` of a URL, lower-cased.
@@ -89,11 +77,7 @@ pub fn origin_of(url: &str) -> Option<String> {
     if authority.is_empty() || !matches!(scheme, "http" | "https") {
         return None;
     }
-    Some(format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        authority.to_ascii_lowercase()
-    ))
+    Some(format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
 }
 
 /// The Origin (or, failing that, Referer) check. No header at all passes: non-browser clients
@@ -110,20 +94,14 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], own_origin: Optio
         },
     };
     let Some(claimed) = claimed else { return false };
-    if allowed
-        .iter()
-        .any(|a| origin_of(a).as_deref() == Some(claimed.as_str()))
-    {
+    if allowed.iter().any(|a| origin_of(a).as_deref() == Some(claimed.as_str())) {
         return true;
     }
     if let Some(own) = own_origin {
         return own.eq_ignore_ascii_case(&claimed);
     }
     // Without a configured public URL, the server's own origin is the one the Host header names.
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_ascii_lowercase);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
     matches!((host, claimed.split_once("://")), (Some(h), Some((_, authority))) if h == authority)
 }
 
@@ -138,14 +116,8 @@ mod tests {
         let s1 = SessionId::new();
         let t = k.issue(&s1);
         assert!(k.verify(Some(&s1), Some(&t), Some(&t)));
-        assert!(
-            !k.verify(Some(&SessionId::new()), Some(&t), Some(&t)),
-            "another session's token"
-        );
-        assert!(
-            !k.verify(Some(&s1), Some(&t), Some("other")),
-            "header differs from cookie"
-        );
+        assert!(!k.verify(Some(&SessionId::new()), Some(&t), Some(&t)), "another session's token");
+        assert!(!k.verify(Some(&s1), Some(&t), Some("other")), "header differs from cookie");
         assert!(!k.verify(Some(&s1), None, Some(&t)));
         assert!(!k.verify(Some(&s1), Some("a.b"), Some("a.b")));
         assert!(k.verify(None, Some("x"), Some("x")));
@@ -156,36 +128,18 @@ mod tests {
         let allowed = vec!["https://app.example.com".to_owned()];
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("api.example.com"));
-        assert!(
-            origin_allowed(&h, &allowed, None),
-            "no Origin, no Referer: not a browser"
-        );
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://app.example.com"),
-        );
+        assert!(origin_allowed(&h, &allowed, None), "no Origin, no Referer: not a browser");
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://app.example.com"));
         assert!(origin_allowed(&h, &allowed, None));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://evil.example"),
-        );
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
         assert!(!origin_allowed(&h, &allowed, None));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!origin_allowed(&h, &allowed, None));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://api.example.com"),
-        );
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://api.example.com"));
         assert!(origin_allowed(&h, &allowed, None), "same host");
-        assert!(
-            !origin_allowed(&h, &allowed, Some("https://api.example.com")),
-            "public URL is https"
-        );
+        assert!(!origin_allowed(&h, &allowed, Some("https://api.example.com")), "public URL is https");
         h.remove(header::ORIGIN);
-        h.insert(
-            header::REFERER,
-            HeaderValue::from_static("https://evil.example/page"),
-        );
+        h.insert(header::REFERER, HeaderValue::from_static("https://evil.example/page"));
         assert!(!origin_allowed(&h, &allowed, None));
     }
 }

@@ -38,21 +38,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-            retry_after_secs: None,
-        }
+        Self { status, code, message: message.into(), details: None, retry_after_secs: None }
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "authentication required",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "authentication required")
     }
 
     pub fn csrf() -> Self {
@@ -64,19 +54,11 @@ impl ApiError {
     }
 
     pub fn permission_denied(permission: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            format!("this needs the permission {permission}"),
-        )
+        Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", format!("this needs the permission {permission}"))
     }
 
     pub fn unavailable(what: &str) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            format!("{what} is unavailable; try again shortly"),
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", format!("{what} is unavailable; try again shortly"))
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
@@ -90,11 +72,7 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "internal error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
     }
 }
 
@@ -102,47 +80,33 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let code = e.code();
         let (status, details) = match &e {
-            AuthError::Validation { field, .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(serde_json::json!({ "field": field })),
-            ),
+            AuthError::Validation { field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(serde_json::json!({ "field": field })))
+            }
             AuthError::EmailTaken => (StatusCode::CONFLICT, None),
             AuthError::InvalidCredentials
             | AuthError::Unauthorized
             | AuthError::InvalidRefreshToken
             | AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, None),
-            AuthError::RateLimited { retry_after } => {
-                return ApiError::rate_limited(retry_after.as_secs())
-            }
+            AuthError::RateLimited { retry_after } => return ApiError::rate_limited(retry_after.as_secs()),
             AuthError::SessionNotFound | AuthError::UserNotFound => (StatusCode::NOT_FOUND, None),
             AuthError::Config(_) | AuthError::Store(_) => {
                 tracing::error!(error = %e, "request failed");
                 return ApiError::internal();
             }
         };
-        ApiError {
-            status,
-            code,
-            message: e.to_string(),
-            details,
-            retry_after_secs: None,
-        }
+        ApiError { status, code, message: e.to_string(), details, retry_after_secs: None }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-                details: self.details,
-            },
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message, details: self.details },
         };
         let mut res = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after_secs {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res
     }

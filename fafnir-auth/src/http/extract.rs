@@ -19,14 +19,8 @@ pub(crate) enum Presented {
 }
 
 pub(crate) fn presented(headers: &HeaderMap) -> Presented {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = v
-            .strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-        {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             return Presented::Bearer(t.trim().to_owned());
         }
     }
@@ -54,18 +48,12 @@ impl AuthHttp {
     }
 
     /// The CSRF checks of a cookie-authenticated unsafe request.
-    pub(crate) fn check_csrf(
-        &self,
-        headers: &HeaderMap,
-        who: Option<&Principal>,
-    ) -> Result<(), ApiError> {
+    pub(crate) fn check_csrf(&self, headers: &HeaderMap, who: Option<&Principal>) -> Result<(), ApiError> {
         let s = self.settings();
         let header_value = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
         let cookie_value = cookies::read(headers, cookies::CSRF);
         let bound = who.map(|w| &w.session_id);
-        if self
-            .csrf_key()
-            .verify(bound, header_value, cookie_value.as_deref())
+        if self.csrf_key().verify(bound, header_value, cookie_value.as_deref())
             && csrf::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref())
         {
             Ok(())
@@ -91,10 +79,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        AuthHttp::from_ref(state)
-            .authenticate_parts(parts)
-            .await
-            .map(CurrentUser)
+        AuthHttp::from_ref(state).authenticate_parts(parts).await.map(CurrentUser)
     }
 }
 
@@ -137,14 +122,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let http = AuthHttp::from_ref(state);
         let who = http.authenticate_parts(parts).await?;
-        let decision = http
-            .checker()
-            .check(who.user_id, P::PERMISSION)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "permission checker unavailable");
-                ApiError::unavailable("the permission service")
-            })?;
+        let decision = http.checker().check(who.user_id, P::PERMISSION).await.map_err(|e| {
+            tracing::warn!(error = %e, "permission checker unavailable");
+            ApiError::unavailable("the permission service")
+        })?;
         if decision.allowed {
             Ok(Authorized(who, PhantomData))
         } else {
@@ -167,28 +148,14 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let trust = AuthHttp::from_ref(state).settings().trust_forwarded_for;
         let forwarded = trust
-            .then(|| {
-                parts
-                    .headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-            })
+            .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
             .flatten()
             .and_then(|v| v.split(',').next())
             .map(|s| s.trim().to_owned())
             .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
-        Ok(Client(ClientInfo {
-            ip: forwarded.or(peer),
-            user_agent,
-        }))
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let user_agent =
+            parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+        Ok(Client(ClientInfo { ip: forwarded.or(peer), user_agent }))
     }
 }

@@ -39,17 +39,9 @@ impl Modify for SecuritySchemes {
         let c = openapi.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
-        c.add_security_scheme(
-            "cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(cookies::ACCESS))),
-        );
+        c.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(cookies::ACCESS))));
     }
 }
 
@@ -243,22 +235,9 @@ async fn register(
     Client(client): Client,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
-    let acct = h
-        .auth()
-        .register_from(
-            &req.email,
-            &req.password,
-            req.display_name.as_deref(),
-            &client,
-        )
-        .await?;
+    let acct = h.auth().register_from(&req.email, &req.password, req.display_name.as_deref(), &client).await?;
     metrics::counter!("fafnir_registrations_total").increment(1);
-    Ok((
-        StatusCode::CREATED,
-        Json(UserResponse {
-            user: UserDto::from(&acct),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(UserResponse { user: UserDto::from(&acct) })))
 }
 
 /// Log in with e-mail and password: sets `fafnir_access`, `fafnir_refresh` and `fafnir_csrf`.
@@ -292,48 +271,26 @@ async fn login(
     Ok(res)
 }
 
-fn oauth_error(
-    status: StatusCode,
-    error: &'static str,
-    description: impl Into<String>,
-) -> Response {
-    let mut res = (
-        status,
-        Json(OAuthError {
-            error,
-            error_description: description.into(),
-        }),
-    )
-        .into_response();
+fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<String>) -> Response {
+    let mut res = (status, Json(OAuthError { error, error_description: description.into() })).into_response();
     no_store(res.headers_mut());
     res
 }
 
 fn oauth_from(e: AuthError) -> Response {
     match e {
-        AuthError::InvalidCredentials
-        | AuthError::InvalidRefreshToken
-        | AuthError::RefreshTokenReused => {
+        AuthError::InvalidCredentials | AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string())
         }
         AuthError::RateLimited { retry_after } => {
             let mut res = oauth_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string());
-            res.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs().max(1)),
-            );
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
             res
         }
-        AuthError::Validation { .. } => {
-            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-        }
+        AuthError::Validation { .. } => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
         other => {
             tracing::error!(error = %other, "token request failed");
-            oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal error",
-            )
+            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
         }
     }
 }
@@ -423,8 +380,7 @@ async fn refresh(
     let (token, from_body) = match body {
         Some(b) => (b.refresh_token, true),
         None => {
-            let Some(t) = cookies::read(&headers, cookies::REFRESH).filter(|t| !t.is_empty())
-            else {
+            let Some(t) = cookies::read(&headers, cookies::REFRESH).filter(|t| !t.is_empty()) else {
                 return Err(AuthError::InvalidRefreshToken.into());
             };
             h.check_csrf(&headers, None)?;
@@ -459,9 +415,7 @@ async fn do_logout(h: &AuthHttp, parts: &axum::http::request::Parts) -> Result<R
     match presented(&parts.headers) {
         Presented::None => {
             // No access token (or it expired): end the session the refresh cookie belongs to.
-            if let Some(t) =
-                cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty())
-            {
+            if let Some(t) = cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty()) {
                 h.check_csrf(&parts.headers, None)?;
                 h.auth().logout_with_refresh(&t).await?;
             }
@@ -469,9 +423,7 @@ async fn do_logout(h: &AuthHttp, parts: &axum::http::request::Parts) -> Result<R
         _ => match h.authenticate_parts(parts).await {
             Ok(who) => h.auth().logout(&who).await?,
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                if let Some(t) =
-                    cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty())
-                {
+                if let Some(t) = cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty()) {
                     h.check_csrf(&parts.headers, None)?;
                     h.auth().logout_with_refresh(&t).await?;
                 }
@@ -489,10 +441,7 @@ async fn do_logout(h: &AuthHttp, parts: &axum::http::request::Parts) -> Result<R
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
     security((), ("bearer" = []), ("cookie" = [])))]
-async fn logout(
-    State(h): State<AuthHttp>,
-    req: axum::extract::Request,
-) -> Result<Response, ApiError> {
+async fn logout(State(h): State<AuthHttp>, req: axum::extract::Request) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
     do_logout(&h, &parts).await
 }
@@ -501,10 +450,7 @@ async fn logout(
 #[utoipa::path(delete, path = "/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
     security((), ("bearer" = []), ("cookie" = [])))]
-async fn logout_delete(
-    State(h): State<AuthHttp>,
-    req: axum::extract::Request,
-) -> Result<Response, ApiError> {
+async fn logout_delete(State(h): State<AuthHttp>, req: axum::extract::Request) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
     do_logout(&h, &parts).await
 }
@@ -513,10 +459,7 @@ async fn logout_delete(
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
     responses((status = 204, description = "Every session revoked"), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-async fn logout_all(
-    State(h): State<AuthHttp>,
-    CurrentUser(who): CurrentUser,
-) -> Result<Response, ApiError> {
+async fn logout_all(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Response, ApiError> {
     h.auth().logout_all(who.user_id).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     cookies::clear_session(res.headers_mut(), h.settings().cookie_secure);
@@ -527,10 +470,7 @@ async fn logout_all(
 #[utoipa::path(get, path = "/auth/me", tag = "auth",
     responses((status = 200, body = MeResponse), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 503, description = "UNAVAILABLE: the permission service did not answer", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-async fn me(
-    State(h): State<AuthHttp>,
-    CurrentUser(who): CurrentUser,
-) -> Result<Json<MeResponse>, ApiError> {
+async fn me(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Json<MeResponse>, ApiError> {
     let acct = h.auth().me(&who).await?;
     let grants = h.checker().grants(who.user_id).await.map_err(|e| {
         tracing::warn!(error = %e, "permission checker unavailable");
@@ -582,8 +522,7 @@ async fn revoke_session(
     CurrentUser(who): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let sid = fafnir_core::SessionId::parse(&id)
-        .map_err(|_| ApiError::from(AuthError::SessionNotFound))?;
+    let sid = fafnir_core::SessionId::parse(&id).map_err(|_| ApiError::from(AuthError::SessionNotFound))?;
     h.auth().revoke_session(&who, sid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -603,9 +542,7 @@ async fn change_password(
     Client(client): Client,
     JsonBody(req): JsonBody<PasswordChangeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    h.auth()
-        .change_password(&who, &req.current_password, &req.new_password, &client)
-        .await?;
+    h.auth().change_password(&who, &req.current_password, &req.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -614,9 +551,6 @@ async fn change_password(
     responses((status = 200, description = "JSON Web Key Set", body = Object)))]
 async fn jwks(State(h): State<AuthHttp>) -> Response {
     let mut res = Json(h.auth().jwks()).into_response();
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     res
 }

@@ -71,9 +71,7 @@ pub struct AuthHttp(Arc<Inner>);
 
 impl std::fmt::Debug for AuthHttp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthHttp")
-            .field("settings", &self.0.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("AuthHttp").field("settings", &self.0.settings).finish_non_exhaustive()
     }
 }
 
@@ -99,12 +97,7 @@ impl AuthHttp {
         settings: HttpSettings,
         secret: &[u8],
     ) -> Self {
-        AuthHttp(Arc::new(Inner {
-            auth,
-            checker,
-            settings,
-            csrf: CsrfKey::new(secret),
-        }))
+        AuthHttp(Arc::new(Inner { auth, checker, settings, csrf: CsrfKey::new(secret) }))
     }
 
     pub fn auth(&self) -> &Arc<Auth> {
@@ -137,9 +130,7 @@ impl AuthHttp {
 struct ApiDoc;
 
 fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(handlers::routes())
-        .split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(handlers::routes()).split_for_parts()
 }
 
 /// The `/auth/*` and `/.well-known/jwks.json` routes, ready to merge into any router.

@@ -1,0 +1,658 @@
+//! The REST server over real HTTP on a random port, against SQLite and Postgres: the browser
+//! cookie flow with CSRF, refresh rotation and reuse, logout, the bearer flow, throttling,
+//! hostile input, the OpenAPI document, metrics, docs, CORS and graceful shutdown.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use fafnir_auth::{Argon2Config, AuthConfig};
+use fafnir_core::testing::TestDb;
+use fafnir_core::token::AccessClaims;
+use fafnir_core::{Config, SessionId, UserId};
+use fafnir_server::{bind, http, serve, Stack};
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const PW: &str = "correct horse battery staple";
+const PW2: &str = "a different long passphrase";
+
+struct Server {
+    base: String,
+    stack: Stack,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = self.task.await;
+    }
+}
+
+fn test_auth_config() -> AuthConfig {
+    AuthConfig {
+        argon2: Argon2Config { memory_kib: 64, iterations: 1, parallelism: 1 },
+        // A zero grace window lets the replay test run without waiting 10 seconds.
+        refresh_grace: Duration::ZERO,
+        ..AuthConfig::default()
+    }
+}
+
+async fn start_with(t: &TestDb, tweak: impl FnOnce(&mut Config), extra: Router) -> Server {
+    let mut config = Config {
+        database_url: t.url.clone(),
+        cookie_secure: false,
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let stack = Stack::open_with(config, test_auth_config).await.unwrap();
+    let (app, _) = http::app(&stack, extra).await.unwrap();
+    let listener = bind(stack.config.http_addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serve(listener, app, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server { base: format!("http://{addr}"), stack, stop: Some(tx), task }
+}
+
+async fn start(t: &TestDb) -> Server {
+    start_with(t, |_| {}, Router::new()).await
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).build().unwrap()
+}
+
+fn plain() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+fn set_cookies(h: &HeaderMap) -> Vec<String> {
+    h.get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+fn cookie_value(cookies: &[String], name: &str) -> String {
+    let line = cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {cookies:?}"));
+    line.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+}
+
+async fn error_code(res: reqwest::Response) -> (StatusCode, String) {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (status, body["error"]["code"].as_str().unwrap_or("<no code>").to_owned())
+}
+
+async fn register(s: &Server, email: &str) {
+    let res =
+        plain().post(s.url("/auth/register")).json(&json!({"email": email, "password": PW})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+}
+
+async fn browser_flow_with_cookies_csrf_refresh_replay_and_logout(t: &TestDb) {
+    let s = start(t).await;
+    let b = browser();
+
+    // register: 201, the user, no cookies
+    let res = b
+        .post(s.url("/auth/register"))
+        .json(&json!({"email": "Ada@Example.com", "password": PW, "display_name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(set_cookies(res.headers()).is_empty());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    assert_eq!(body["user"]["email_verified"], false);
+    let user_id = body["user"]["id"].as_str().unwrap().to_owned();
+
+    // login: 200 and three cookies with the contract's attributes
+    let res =
+        b.post(s.url("/auth/login")).json(&json!({"email": "ada@example.com", "password": PW})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let cookies = set_cookies(res.headers());
+    let find = |name: &str| cookies.iter().find(|c| c.starts_with(&format!("{name}="))).unwrap().clone();
+    let access = find("fafnir_access");
+    assert!(
+        access.contains("HttpOnly")
+            && access.contains("SameSite=Lax")
+            && access.contains("Path=/;")
+            && access.contains("Max-Age=900"),
+        "{access}"
+    );
+    let refresh = find("fafnir_refresh");
+    assert!(
+        refresh.contains("HttpOnly")
+            && refresh.contains("SameSite=Strict")
+            && refresh.contains("Path=/auth")
+            && refresh.contains("Max-Age=2592000"),
+        "{refresh}"
+    );
+    let csrf_line = find("fafnir_csrf");
+    assert!(
+        !csrf_line.contains("HttpOnly") && csrf_line.contains("SameSite=Lax") && csrf_line.contains("Path=/"),
+        "{csrf_line}"
+    );
+    assert!(cookies.iter().all(|c| !c.contains("Secure")), "FAFNIR_COOKIE_SECURE=false");
+    let csrf = cookie_value(&cookies, "fafnir_csrf");
+    let old_access = cookie_value(&cookies, "fafnir_access");
+    let old_refresh = cookie_value(&cookies, "fafnir_refresh");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["id"], user_id.as_str());
+    assert!(body["access_expires_at"].is_string());
+
+    // me: user, roles and permissions
+    let me: Value = b.get(s.url("/auth/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["id"], user_id.as_str());
+    assert_eq!(me["roles"], json!(["member"]));
+    assert_eq!(me["permissions"], json!(["profile:read", "profile:write"]));
+
+    // An unsafe cookie-authenticated request without the CSRF header: 403, and nothing changes.
+    let change = json!({"current_password": PW, "new_password": PW2});
+    let res = b.post(s.url("/auth/password")).json(&change).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::FORBIDDEN, "CSRF_TOKEN_INVALID".into()));
+    // With a wrong token, or from a foreign origin: 403 too.
+    let res =
+        b.post(s.url("/auth/password")).header("x-csrf-token", "forged.token").json(&change).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = b
+        .post(s.url("/auth/password"))
+        .header("x-csrf-token", &csrf)
+        .header("origin", "https://evil.example")
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = plain()
+        .post(s.url("/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": PW2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the password did not change");
+    // With the header (and an allowed origin): it works.
+    let res = b
+        .post(s.url("/auth/password"))
+        .header("x-csrf-token", &csrf)
+        .header("origin", "https://app.example.com")
+        .json(&change)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+    // refresh: rotated cookies
+    let res = b.post(s.url("/auth/refresh")).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies = set_cookies(res.headers());
+    let new_refresh = cookie_value(&cookies, "fafnir_refresh");
+    let new_csrf = cookie_value(&cookies, "fafnir_csrf");
+    assert_ne!(new_refresh, old_refresh);
+    assert_ne!(cookie_value(&cookies, "fafnir_access"), old_access);
+    // Refresh without the CSRF header is refused.
+    let res = b.post(s.url("/auth/refresh")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Replaying the old refresh token (after the grace window): 401, and the family is revoked.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let res = plain()
+        .post(s.url("/auth/refresh"))
+        .header("cookie", format!("fafnir_refresh={old_refresh}; fafnir_csrf={csrf}"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    let cleared = set_cookies(res.headers());
+    assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "REFRESH_TOKEN_REUSED".into()));
+    assert!(cleared.iter().any(|c| c.starts_with("fafnir_refresh=;") && c.contains("Max-Age=0")), "{cleared:?}");
+    let res = b.post(s.url("/auth/refresh")).header("x-csrf-token", &new_csrf).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the newest token of the family died too");
+    let res = plain().get(s.url("/auth/me")).bearer_auth(&old_access).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "and so did the session's access token");
+
+    // login again, then logout: 204, cookies cleared, old access token refused.
+    let b = browser();
+    let res =
+        b.post(s.url("/auth/login")).json(&json!({"email": "ada@example.com", "password": PW2})).send().await.unwrap();
+    let cookies = set_cookies(res.headers());
+    let access = cookie_value(&cookies, "fafnir_access");
+    let csrf = cookie_value(&cookies, "fafnir_csrf");
+    let res = b.post(s.url("/auth/logout")).header("x-csrf-token", &csrf).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let cleared = set_cookies(res.headers());
+    for name in ["fafnir_access", "fafnir_refresh", "fafnir_csrf"] {
+        assert!(
+            cleared.iter().any(|c| c.starts_with(&format!("{name}=;")) && c.contains("Max-Age=0")),
+            "{name}: {cleared:?}"
+        );
+    }
+    assert_eq!(b.get(s.url("/auth/me")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let res = plain().get(s.url("/auth/me")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into()));
+    s.stop().await;
+}
+
+async fn bearer_flow_through_the_token_endpoint(t: &TestDb) {
+    let s = start(t).await;
+    register(&s, "bob@example.com").await;
+    let c = plain();
+    // Form-encoded, as RFC 6749 has it.
+    let res = c
+        .post(s.url("/auth/token"))
+        .form(&[("grant_type", "password"), ("username", "bob@example.com"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookies(res.headers()).is_empty(), "no cookies for API clients");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let tok: Value = res.json().await.unwrap();
+    assert_eq!(tok["token_type"], "Bearer");
+    assert!(tok["expires_in"].as_i64().unwrap() > 890);
+    let access = tok["access_token"].as_str().unwrap().to_owned();
+    let refresh = tok["refresh_token"].as_str().unwrap().to_owned();
+
+    let me = c.get(s.url("/auth/me")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    let sessions: Value =
+        c.get(s.url("/auth/sessions")).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(sessions["sessions"][0]["current"], true);
+
+    // JSON works too; the refresh grant rotates.
+    let res = c
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": "refresh_token", "refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let tok2: Value = res.json().await.unwrap();
+    assert_ne!(tok2["refresh_token"], tok["refresh_token"]);
+
+    // OAuth errors.
+    for (body, status, error) in [
+        (
+            json!({"grant_type": "password", "email": "bob@example.com", "password": "wrong password!!"}),
+            400,
+            "invalid_grant",
+        ),
+        (json!({"grant_type": "password", "email": "bob@example.com"}), 400, "invalid_request"),
+        (json!({"grant_type": "client_credentials"}), 400, "unsupported_grant_type"),
+        (json!({"grant_type": "refresh_token", "refresh_token": "nope"}), 400, "invalid_grant"),
+    ] {
+        let res = c.post(s.url("/auth/token")).json(&body).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{body}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["error"], error, "{body}");
+    }
+
+    // Bearer requests need no CSRF token: logout-all works, and then the tokens are dead.
+    let access2 = tok2["access_token"].as_str().unwrap();
+    let res = c.post(s.url("/auth/logout-all")).bearer_auth(access2).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(c.get(s.url("/auth/me")).bearer_auth(access2).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let res = c
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": "refresh_token", "refresh_token": tok2["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Revoking an unknown session is 404; a garbage id too.
+    let tok3: Value = c
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": "password", "email": "bob@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a3 = tok3["access_token"].as_str().unwrap();
+    for id in [SessionId::new().to_string(), "not-a-uuid".into()] {
+        let res = c.delete(s.url(&format!("/auth/sessions/{id}"))).bearer_auth(a3).send().await.unwrap();
+        assert_eq!(error_code(res).await, (StatusCode::NOT_FOUND, "NOT_FOUND".into()));
+    }
+    s.stop().await;
+}
+
+async fn failed_logins_get_429_with_retry_after(t: &TestDb) {
+    let s = start(t).await;
+    register(&s, "carol@example.com").await;
+    let c = plain();
+    for i in 0..5 {
+        let res = c
+            .post(s.url("/auth/login"))
+            .json(&json!({"email": "carol@example.com", "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS".into()), "attempt {i}");
+    }
+    let res =
+        c.post(s.url("/auth/login")).json(&json!({"email": "carol@example.com", "password": PW})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert_eq!(error_code(res).await.1, "RATE_LIMITED");
+    // The token endpoint shares the limit.
+    let res = c
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": "password", "email": "carol@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    s.stop().await;
+}
+
+fn forge(header: &str, claims: &Value, sig: &str) -> String {
+    format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims.to_string()), sig)
+}
+
+async fn hostile_requests_get_clear_4xx_and_change_nothing(t: &TestDb) {
+    let s = start(t).await;
+    register(&s, "dave@example.com").await;
+    let c = plain();
+    let users_before: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(s.stack.db.pool()).await.unwrap();
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            c.post(s.url("/auth/register")).header("content-type", "application/json").body("{\"email\": "),
+            400,
+            "MALFORMED_JSON",
+        ),
+        (
+            "bad UTF-8",
+            c.post(s.url("/auth/register"))
+                .header("content-type", "application/json")
+                .body(vec![b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}']),
+            400,
+            "MALFORMED_JSON",
+        ),
+        (
+            "wrong content type",
+            c.post(s.url("/auth/register")).header("content-type", "text/plain").body("{}"),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "form post to a JSON endpoint",
+            c.post(s.url("/auth/login")).form(&[("email", "dave@example.com"), ("password", PW)]),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "wrong shape",
+            c.post(s.url("/auth/register")).json(&json!({"email": 42, "password": []})),
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "unknown field",
+            c.post(s.url("/auth/register")).json(&json!({"email": "x@example.com", "password": PW, "admin": true})),
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "oversize body",
+            c.post(s.url("/auth/register"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"email\":\"{}\"}}", "a".repeat(200_000))),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            "NUL in email",
+            c.post(s.url("/auth/register")).json(&json!({"email": "a\u{0}b@example.com", "password": PW})),
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "weak password",
+            c.post(s.url("/auth/register")).json(&json!({"email": "e@example.com", "password": "password1"})),
+            422,
+            "VALIDATION_FAILED",
+        ),
+        (
+            "taken email",
+            c.post(s.url("/auth/register")).json(&json!({"email": "DAVE@example.com", "password": PW})),
+            409,
+            "EMAIL_TAKEN",
+        ),
+    ];
+    for (what, req, status, code) in cases {
+        let res = req.send().await.unwrap();
+        assert_eq!(error_code(res).await, (StatusCode::from_u16(status).unwrap(), code.to_owned()), "{what}");
+    }
+
+    // Tokens: garbage, expired, signed by a stranger, alg none, HS256.
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64| AccessClaims {
+        iss: s.stack.auth.config().issuer.clone(),
+        aud: s.stack.auth.config().audience.clone(),
+        sub: UserId::new(),
+        sid: SessionId::new(),
+        iat: now - 1000,
+        exp,
+        jti: "x".into(),
+    };
+    let expired = s.stack.keys.sign(&claims(now - 10)).unwrap();
+    let stranger_db = TestDb::sqlite().await;
+    let stranger = fafnir_core::keys::KeyManager::load_or_create(
+        stranger_db.db.clone(),
+        s.stack.clock.clone(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let foreign = stranger.sign(&claims(now + 600)).unwrap();
+    let body = serde_json::to_value(claims(now + 600)).unwrap();
+    let none = forge(r#"{"alg":"none","typ":"at+jwt"}"#, &body, "");
+    let hs = forge(r#"{"alg":"HS256","typ":"at+jwt"}"#, &body, "c2lnbmF0dXJl");
+    for (what, token) in [
+        ("garbage", "garbage".to_owned()),
+        ("three dots", "a.b.c".to_owned()),
+        ("expired", expired),
+        ("wrongly signed", foreign),
+        ("alg none", none),
+        ("hs256", hs),
+        ("huge", "x".repeat(6000)),
+    ] {
+        let res = c.get(s.url("/auth/me")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(error_code(res).await, (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into()), "{what}");
+        let res =
+            c.post(s.url("/auth/logout-all")).header("cookie", format!("fafnir_access={token}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what} as cookie");
+    }
+    let res = c.get(s.url("/auth/me")).header("authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = c.get(s.url("/no/such/route")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = c.get(s.url("/auth/login")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let users_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(s.stack.db.pool()).await.unwrap();
+    assert_eq!(users_before, users_after, "no hostile request created anything");
+    stranger_db.cleanup().await;
+    s.stop().await;
+}
+
+/// Every (method, path) the server serves, as the contract lists them.
+const SERVED: &[(&str, &str)] = &[
+    ("post", "/auth/register"),
+    ("post", "/auth/login"),
+    ("post", "/auth/token"),
+    ("post", "/auth/refresh"),
+    ("post", "/auth/logout"),
+    ("delete", "/auth/logout"),
+    ("post", "/auth/logout-all"),
+    ("get", "/auth/me"),
+    ("get", "/auth/sessions"),
+    ("delete", "/auth/sessions/{id}"),
+    ("post", "/auth/password"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+async fn the_openapi_document_lists_every_route(t: &TestDb) {
+    let s = start(t).await;
+    let doc: Value = plain().get(s.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = SERVED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, served);
+    // And every documented route is really served (neither 404 nor 405).
+    for (method, path) in &documented {
+        let url = s.url(&path.replace("{id}", &SessionId::new().to_string()));
+        let req = match method.as_str() {
+            "get" => plain().get(url),
+            "post" => plain().post(url),
+            "delete" => plain().delete(url),
+            _ => unreachable!(),
+        };
+        let status = req.send().await.unwrap().status();
+        assert!(status != StatusCode::NOT_FOUND || path.contains("{id}"), "{method} {path}: {status}");
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(!status.is_server_error(), "{method} {path}: {status}");
+    }
+    s.stop().await;
+}
+
+async fn health_metrics_docs_and_jwks(t: &TestDb) {
+    let s = start(t).await;
+    let c = plain();
+    assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
+    assert_eq!(c.get(s.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
+    let jwks: Value = c.get(s.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    register(&s, "eve@example.com").await;
+    let _ =
+        c.post(s.url("/auth/login")).json(&json!({"email": "eve@example.com", "password": PW})).send().await.unwrap();
+    let _ = c
+        .post(s.url("/auth/login"))
+        .json(&json!({"email": "eve@example.com", "password": "wrong wrong wrong"}))
+        .send()
+        .await
+        .unwrap();
+    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "fafnir_http_requests_total{method=\"POST\",route=\"/auth/login\",status=\"200\"}",
+        "fafnir_http_request_duration_seconds_bucket",
+        "fafnir_logins_total{outcome=\"success\"}",
+        "fafnir_logins_total{outcome=\"invalid_credentials\"}",
+        "fafnir_active_sessions",
+        "fafnir_password_hash_queue_depth",
+    ] {
+        assert!(m.contains(needle), "missing {needle} in\n{m}");
+    }
+    assert!(!m.contains(PW), "metrics never carry secrets");
+    // The docs UI is served from this server, with no third-party host.
+    let html = c.get(s.url("/docs")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("/docs/swagger-ui-bundle.js") && !html.contains("://"), "{html}");
+    for asset in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/init.js"] {
+        let res = c.get(s.url(asset)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{asset}");
+        assert!(res.bytes().await.unwrap().len() > 50, "{asset}");
+    }
+    s.stop().await;
+}
+
+async fn secure_cookies_by_default_and_cors_for_allowed_origins(t: &TestDb) {
+    let s = start_with(t, |c| c.cookie_secure = true, Router::new()).await;
+    register(&s, "fay@example.com").await;
+    let res = plain()
+        .post(s.url("/auth/login"))
+        .json(&json!({"email": "fay@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    let cookies = set_cookies(res.headers());
+    assert_eq!(cookies.len(), 3);
+    assert!(cookies.iter().all(|c| c.contains("; Secure")), "{cookies:?}");
+    let pre = |origin: &str| {
+        plain()
+            .request(reqwest::Method::OPTIONS, s.url("/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,x-csrf-token")
+            .send()
+    };
+    let ok = pre("https://app.example.com").await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+    let bad = pre("https://evil.example").await.unwrap();
+    assert!(!bad.headers().contains_key("access-control-allow-origin"));
+    s.stop().await;
+}
+
+async fn graceful_shutdown_finishes_in_flight_requests(t: &TestDb) {
+    let slow = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            "finished"
+        }),
+    );
+    let s = start_with(t, |_| {}, slow).await;
+    let url = s.url("/slow");
+    let in_flight = tokio::spawn(async move { plain().get(url).send().await.unwrap().text().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let base = s.base.clone();
+    s.stop().await;
+    assert_eq!(in_flight.await.unwrap(), "finished");
+    assert!(plain().get(format!("{base}/healthz")).send().await.is_err(), "no longer accepting");
+}
+
+fafnir_core::conformance_tests!(@testdb
+    browser_flow_with_cookies_csrf_refresh_replay_and_logout,
+    bearer_flow_through_the_token_endpoint,
+    failed_logins_get_429_with_retry_after,
+    hostile_requests_get_clear_4xx_and_change_nothing,
+    the_openapi_document_lists_every_route,
+    health_metrics_docs_and_jwks,
+    secure_cookies_by_default_and_cors_for_allowed_origins,
+    graceful_shutdown_finishes_in_flight_requests,
+);
