@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 use tokio::sync::{OnceCell, Semaphore};
 use unicode_normalization::UnicodeNormalization;
 
@@ -106,14 +107,44 @@ impl Argon2Config {
     }
 }
 
-/// Hashes and verifies on the blocking pool, at most `permits` at a time. Each hash holds
-/// `memory_kib` of memory, so the semaphore bounds memory as well as CPU.
+/// Hashes and verifies on the blocking pool, at most `permits` at a time.
+///
+/// Each hash needs `memory_kib` of working memory. Rather than allocating it per hash (which,
+/// spread over the blocking pool's threads, makes the allocator keep hundreds of megabytes), the
+/// hasher keeps one buffer per permit and reuses it: hashing memory is bounded by
+/// `permits × memory_kib`, allocated on first use.
 pub struct PasswordHasher {
     argon: Argon2<'static>,
     params: Params,
     permits: Arc<Semaphore>,
     queued: Arc<AtomicUsize>,
+    memory: Arc<MemoryPool>,
     dummy: OnceCell<String>,
+}
+
+/// Reusable Argon2 working memory, one buffer per permit.
+struct MemoryPool {
+    blocks: usize,
+    max_buffers: usize,
+    free: std::sync::Mutex<Vec<Vec<Block>>>,
+}
+
+impl MemoryPool {
+    fn take(&self, blocks: usize) -> Vec<Block> {
+        if blocks == self.blocks {
+            if let Some(buf) = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+                return buf;
+            }
+        }
+        vec![Block::default(); blocks]
+    }
+
+    fn give(&self, buf: Vec<Block>) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if buf.len() == self.blocks && free.len() < self.max_buffers {
+            free.push(buf);
+        }
+    }
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -133,14 +164,24 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
+/// A stored hash demanding more than this many times the configured memory is refused rather
+/// than computed (a corrupted or planted hash must not make the server allocate gigabytes).
+const MAX_STORED_COST_FACTOR: usize = 8;
+
 impl PasswordHasher {
     /// `max_concurrent` hashes run at once (default: the number of cores).
     pub fn new(config: Argon2Config, max_concurrent: usize) -> Result<Self, AuthError> {
         let params = config.params()?;
+        let permits = max_concurrent.max(1);
         Ok(Self {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
+            memory: Arc::new(MemoryPool {
+                blocks: params.block_count(),
+                max_buffers: permits,
+                free: std::sync::Mutex::new(Vec::new()),
+            }),
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(permits)),
             queued: Arc::new(AtomicUsize::new(0)),
             dummy: OnceCell::new(),
         })
@@ -153,16 +194,17 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        f: impl FnOnce(&Argon2<'static>, &MemoryPool) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
         self.queued.fetch_add(1, Ordering::Relaxed);
         let _dec = DecOnDrop(self.queued.clone());
         let permit =
             self.permits.clone().acquire_owned().await.map_err(|_| AuthError::Config("hasher closed".into()))?;
         let argon = self.argon.clone();
+        let memory = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            f(&argon)
+            f(&argon, &memory)
         })
         .await
         .map_err(|e| AuthError::Config(format!("hash task failed: {e}")))
@@ -171,9 +213,24 @@ impl PasswordHasher {
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`).
     pub async fn hash(&self, password: &Password) -> Result<String, AuthError> {
         let pw = password.expose().to_owned();
-        self.run(move |argon| {
+        let params = self.params.clone();
+        self.run(move |argon, memory| {
             let salt = SaltString::generate(&mut OsRng);
-            argon.hash_password(pw.as_bytes(), &salt).map(|h| h.to_string())
+            let mut salt_buf = [0u8; 64];
+            let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf)?;
+            let mut mem = memory.take(params.block_count());
+            let out = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+                argon.hash_password_into_with_memory(pw.as_bytes(), salt_bytes, out, &mut mem).map_err(Into::into)
+            });
+            memory.give(mem);
+            let phc = PasswordHash {
+                algorithm: argon2::ARGON2ID_IDENT,
+                version: Some(Version::V0x13.into()),
+                params: ParamsString::try_from(&params)?,
+                salt: Some(salt.as_salt()),
+                hash: Some(out?),
+            };
+            Ok::<String, argon2::password_hash::Error>(phc.to_string())
         })
         .await?
         .map_err(|e| AuthError::Config(format!("hashing failed: {e}")))
@@ -199,16 +256,33 @@ impl PasswordHasher {
     async fn verify_phc(&self, password: &Password, stored: String) -> Result<Verified, AuthError> {
         let pw = password.expose().to_owned();
         let want = self.params.clone();
-        self.run(move |argon| {
-            let Ok(parsed) = PasswordHash::new(&stored) else {
-                // A corrupt stored hash never matches (and is logged by the caller's outcome).
-                return Verified { ok: false, needs_rehash: false };
+        let max_blocks = self.params.block_count().saturating_mul(MAX_STORED_COST_FACTOR);
+        self.run(move |_, memory| {
+            // A corrupt stored hash never matches.
+            let no = Verified { ok: false, needs_rehash: false };
+            let Ok(parsed) = PasswordHash::new(&stored) else { return no };
+            let (Ok(alg), Ok(params)) = (Algorithm::try_from(parsed.algorithm), Params::try_from(&parsed)) else {
+                return no;
             };
-            let ok = argon.verify_password(pw.as_bytes(), &parsed).is_ok();
-            let needs_rehash = parsed.algorithm.as_str() != "argon2id"
-                || Params::try_from(&parsed)
-                    .map(|p| p.m_cost() != want.m_cost() || p.t_cost() != want.t_cost() || p.p_cost() != want.p_cost())
-                    .unwrap_or(true);
+            let version = parsed.version.map(Version::try_from).unwrap_or(Ok(Version::V0x13));
+            let (Ok(version), Some(expected), Some(salt)) = (version, parsed.hash, parsed.salt) else { return no };
+            if params.block_count() > max_blocks {
+                tracing::warn!("stored password hash demands too much memory; refusing to verify it");
+                return no;
+            }
+            let mut salt_buf = [0u8; 64];
+            let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return no };
+            let argon = Argon2::new(alg, version, params.clone());
+            let mut mem = memory.take(params.block_count());
+            let mut out = vec![0u8; expected.len()];
+            let computed = argon.hash_password_into_with_memory(pw.as_bytes(), salt_bytes, &mut out, &mut mem);
+            memory.give(mem);
+            let ok = computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()));
+            let needs_rehash = alg != Algorithm::Argon2id
+                || version != Version::V0x13
+                || params.m_cost() != want.m_cost()
+                || params.t_cost() != want.t_cost()
+                || params.p_cost() != want.p_cost();
             Verified { ok, needs_rehash }
         })
         .await
@@ -282,6 +356,20 @@ mod tests {
         assert_eq!(stronger.verify(&pw, Some(&phc)).await.unwrap(), Verified { ok: true, needs_rehash: true });
         assert_eq!(h.queue_depth(), 0);
         assert!(PasswordHasher::new(Argon2Config { memory_kib: 0, iterations: 0, parallelism: 0 }, 1).is_err());
+        // Interoperable: the argon2 crate's own verifier accepts our PHC strings, and we accept its.
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(Argon2::default().verify_password(pw.expose().as_bytes(), &parsed).is_ok());
+        let salt = SaltString::generate(&mut OsRng);
+        // (theirs uses argon2i v0x10: verified, and flagged for rehash)
+        let theirs = Argon2::new(Algorithm::Argon2i, Version::V0x10, Params::new(16, 1, 1, None).unwrap())
+            .hash_password(pw.expose().as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(h.verify(&pw, Some(&theirs)).await.unwrap(), Verified { ok: true, needs_rehash: true });
+        // A planted hash demanding 4 GiB is refused, not computed.
+        let huge = phc.replace("m=8,", "m=4194304,");
+        assert!(!h.verify(&pw, Some(&huge)).await.unwrap().ok);
     }
 
     proptest! {

@@ -191,34 +191,45 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-/// Remembers recent "session is active" answers for `ttl`.
-#[derive(Debug, Default)]
-struct SessionCache {
-    entries: Mutex<HashMap<SessionId, (UserId, i64)>>,
+/// A small map whose entries are trusted for a while after they were stored. Bounded: when
+/// full it is emptied (entries are re-learnt, one store query or one signature check each).
+#[derive(Debug)]
+struct TtlCache<K, V> {
+    entries: Mutex<HashMap<K, (V, i64)>>,
+    max: usize,
 }
 
-const SESSION_CACHE_MAX: usize = 100_000;
-
-impl SessionCache {
-    fn get(&self, sid: &SessionId, now_ms: i64, ttl_ms: i64) -> Option<UserId> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(sid).filter(|(_, at)| now_ms - at < ttl_ms).map(|(u, _)| *u)
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    fn new(max: usize) -> Self {
+        Self { entries: Mutex::new(HashMap::new()), max }
     }
 
-    fn put(&self, sid: SessionId, user: UserId, now_ms: i64) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= SESSION_CACHE_MAX {
-            map.clear(); // crude but bounded; entries are re-learnt in one query each
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (V, i64)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get<Q>(&self, k: &Q, now_ms: i64, ttl_ms: i64) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.lock().get(k).filter(|(_, at)| now_ms - at < ttl_ms).map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, k: K, v: V, now_ms: i64) {
+        let mut map = self.lock();
+        if map.len() >= self.max {
+            map.clear();
         }
-        map.insert(sid, (user, now_ms));
+        map.insert(k, (v, now_ms));
     }
 
-    fn forget(&self, sid: &SessionId) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(sid);
+    fn forget(&self, k: &K) {
+        self.lock().remove(k);
     }
 
-    fn forget_user(&self, user: &UserId) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (u, _)| u != user);
+    fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
+        self.lock().retain(|k, (v, _)| keep(k, v));
     }
 }
 
@@ -231,7 +242,13 @@ pub struct Auth {
     hasher: PasswordHasher,
     clock: SharedClock,
     outbox: Arc<Outbox>,
-    sessions: SessionCache,
+    /// "This session is active", per session, for `session_check_ttl`.
+    sessions: TtlCache<SessionId, UserId>,
+    /// Accounts as `me` shows them, for `session_check_ttl`.
+    accounts: TtlCache<UserId, Account>,
+    /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
+    /// entry can only ever match the very same token); expiry is still checked on every use.
+    verified: TtlCache<Box<str>, AccessClaims>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -243,6 +260,9 @@ impl std::fmt::Debug for Auth {
 /// How long inline delivery of account events may hold up a registration before it is left to
 /// the background dispatcher.
 const INLINE_DELIVERY_BUDGET: Duration = Duration::from_secs(2);
+
+/// Entries per cache (sessions, accounts, verified tokens): bounds their memory to a few MB.
+const CACHE_MAX: usize = 10_000;
 
 impl Auth {
     pub fn new(
@@ -261,7 +281,9 @@ impl Auth {
             hasher,
             clock,
             outbox,
-            sessions: SessionCache::default(),
+            sessions: TtlCache::new(CACHE_MAX),
+            accounts: TtlCache::new(CACHE_MAX),
+            verified: TtlCache::new(CACHE_MAX),
         })
     }
 
@@ -466,8 +488,16 @@ impl Auth {
 
     /// Verifies an access token and that its session is still active.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.keys.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
         let now = self.now_ms();
+        let claims = match self.verified.get(access_token, now, i64::MAX) {
+            Some(c) if c.exp > now / 1000 => c,
+            Some(_) => return Err(AuthError::Unauthorized),
+            None => {
+                let c = self.keys.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
+                self.verified.put(access_token.into(), c.clone(), now);
+                c
+            }
+        };
         let ttl = dur_ms(self.cfg.session_check_ttl);
         let user = match self.sessions.get(&claims.sid, now, ttl) {
             Some(u) => u,
@@ -483,10 +513,16 @@ impl Auth {
         Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims })
     }
 
-    /// The caller's account.
+    /// The caller's account (remembered for `session_check_ttl`).
     pub async fn me(&self, who: &Principal) -> Result<Account, AuthError> {
+        let now = self.now_ms();
+        if let Some(a) = self.accounts.get(&who.user_id, now, dur_ms(self.cfg.session_check_ttl)) {
+            return Ok(a);
+        }
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        Ok(Account::from(&user))
+        let account = Account::from(&user);
+        self.accounts.put(who.user_id, account.clone(), now);
+        Ok(account)
     }
 
     /// Exchanges a refresh token for new tokens (the presented one is used up).
@@ -545,7 +581,7 @@ impl Auth {
     /// Ends every session of the caller; returns how many.
     pub async fn logout_all(&self, user: UserId) -> Result<u64, AuthError> {
         let n = self.store.revoke_sessions(user, None, "logout_all", self.now_ms()).await?;
-        self.sessions.forget_user(&user);
+        self.sessions.retain(|_, u| u != &user);
         Ok(n)
     }
 
@@ -599,7 +635,7 @@ impl Auth {
         let hash = self.hasher.hash(&new).await?;
         self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
         let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
-        self.sessions.forget_user(&user.id);
+        self.sessions.retain(|_, u| u != &user.id);
         tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
         Ok(())
     }
@@ -634,7 +670,8 @@ impl Auth {
         if !self.store.delete_user(id, &AccountEvent::UserDeleted { user_id: id }).await? {
             return Err(AuthError::UserNotFound);
         }
-        self.sessions.forget_user(&id);
+        self.sessions.retain(|_, u| u != &id);
+        self.accounts.forget(&id);
         tracing::info!(user_id = %id, "account deleted");
         self.deliver_events().await;
         Ok(())

@@ -25,8 +25,9 @@ use utoipa_axum::routes;
 use crate::stack::{Stack, StartError};
 use crate::telemetry;
 
-/// Request bodies above this are refused with 413 (every Fafnir body is a small JSON object).
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// The transport's hard cap on request bodies. Fafnir's endpoints refuse anything above 64 KiB
+/// (every Fafnir body is a small JSON object) once read; beyond this cap the connection is cut.
+pub const BODY_LIMIT: usize = 1024 * 1024;
 /// Requests taking longer are answered 408 and dropped.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -26,14 +26,31 @@ fn is_json(ct: &str) -> bool {
     ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
 }
 
+/// The largest body any Fafnir endpoint accepts. Bodies are read whole up to the transport's
+/// hard cap (the server sets 1 MiB), then refused here: reading them whole lets the connection
+/// end cleanly with our 413 instead of a reset.
+pub const MAX_BODY: usize = 64 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        format!("request body is larger than {MAX_BODY} bytes"),
+    )
+}
+
 async fn bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
+    let body = Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body is too large")
+            too_large()
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "request body could not be read")
         }
-    })
+    })?;
+    if body.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(body)
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

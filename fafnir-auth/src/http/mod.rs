@@ -24,7 +24,7 @@ use handlers::SecuritySchemes;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use body::{JsonBody, JsonOrForm, OptionalJson};
+pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
 pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, REFRESH as REFRESH_COOKIE};
 pub use csrf::{origin_allowed, CsrfKey, HEADER as CSRF_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};

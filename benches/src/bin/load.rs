@@ -1,0 +1,300 @@
+//! Load driver for a running `fafnir serve` (see benches/README.md).
+//!
+//! It starts the release `fafnir` binary on a fresh SQLite database, and a bare axum handler as
+//! a second process for the baseline, then measures:
+//! - login throughput at concurrency C, as a fraction of the machine's hashing limit
+//!   (cores ÷ the time of one Argon2id hash with the production parameters, measured in this run);
+//! - authenticated `GET /auth/me`: requests per second and p99, against the bare handler's
+//!   requests per second at the same concurrency;
+//! - `POST /auth/refresh` (body mode) per second;
+//! - resident memory of the idle server.
+//!
+//! Loops are bounded by time; all traffic goes to 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a load tool: failing loudly is the point
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fafnir_auth::{Argon2Config, Password, PasswordHasher};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Opts {
+    fafnir: PathBuf,
+    duration: Duration,
+    concurrency: usize,
+}
+
+fn parse_opts() -> Opts {
+    let mut fafnir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/fafnir");
+    let mut duration = Duration::from_secs(10);
+    let mut concurrency = 64;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--fafnir" => fafnir = PathBuf::from(args.next().expect("--fafnir PATH")),
+            "--duration" => {
+                duration = Duration::from_secs(args.next().expect("--duration SECS").parse().expect("seconds"))
+            }
+            "--concurrency" => concurrency = args.next().expect("--concurrency N").parse().expect("a number"),
+            other => panic!("unknown argument {other}; see benches/README.md"),
+        }
+    }
+    Opts { fafnir, duration, concurrency }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(c: &reqwest::Client, url: &str) {
+    for _ in 0..200 {
+        if c.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `op` from `concurrency` workers for `duration`; returns (ok count, error count, latencies).
+async fn drive<F, Fut>(concurrency: usize, duration: Duration, op: F) -> (usize, usize, Vec<Duration>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let deadline = Instant::now() + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut err, mut lat) = (0usize, 0usize, Vec::new());
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if op(w).await {
+                        ok += 1;
+                        lat.push(t.elapsed());
+                    } else {
+                        err += 1;
+                    }
+                }
+                (ok, err, lat)
+            })
+        })
+        .collect();
+    let (mut ok, mut err, mut lat) = (0, 0, Vec::new());
+    for w in workers {
+        let (o, e, l) = w.await.unwrap();
+        ok += o;
+        err += e;
+        lat.extend(l);
+    }
+    lat.sort();
+    (ok, err, lat)
+}
+
+fn pct(lat: &[Duration], p: f64) -> f64 {
+    if lat.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+    lat[i].as_secs_f64() * 1000.0
+}
+
+async fn bare_server(port: u16) {
+    let app = axum::Router::new().route(
+        "/bare",
+        axum::routing::get(|| async { axum::Json(json!({"id": "00000000-0000-0000-0000-000000000000", "ok": true})) }),
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("bare-server") {
+        let port = std::env::args().nth(2).and_then(|p| p.parse().ok()).expect("bare-server PORT");
+        return bare_server(port).await;
+    }
+    let o = parse_opts();
+    assert!(o.fafnir.exists(), "{} not found: run `cargo build --release -p fafnir` first", o.fafnir.display());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Proc(
+        Command::new(&o.fafnir)
+            .arg("serve")
+            .env("FAFNIR_DATABASE_URL", format!("sqlite://{}", dir.path().join("load.db").display()))
+            .env("FAFNIR_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("FAFNIR_COOKIE_SECURE", "false")
+            .env("FAFNIR_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start fafnir"),
+    );
+    let c = reqwest::Client::builder().pool_max_idle_per_host(o.concurrency * 2).build().unwrap();
+    wait_ready(&c, &format!("{base}/healthz")).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss = rss_kib(server.0.id());
+
+    // The machine's hashing limit, measured now: one production-parameter hash at a time.
+    let hasher = PasswordHasher::new(Argon2Config::default(), 1).unwrap();
+    let pw = Password::new(PASSWORD);
+    hasher.hash(&pw).await.unwrap();
+    // The median of 20, so that a scheduling hiccup does not move the limit.
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        hasher.hash(&pw).await.unwrap();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    let one_hash = samples[samples.len() / 2];
+    let limit = cores as f64 / one_hash.as_secs_f64();
+
+    let res = c
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"email": "load@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "register");
+
+    // Logins.
+    let (lc, lbase) = (c.clone(), base.clone());
+    let (l_ok, l_err, l_lat) = drive(o.concurrency, o.duration, move |_| {
+        let (c, base) = (lc.clone(), lbase.clone());
+        async move {
+            c.post(format!("{base}/auth/login"))
+                .json(&json!({"email": "load@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    let logins = l_ok as f64 / o.duration.as_secs_f64();
+
+    // GET /auth/me with a Bearer token.
+    let tok: Value = c
+        .post(format!("{base}/auth/token"))
+        .json(&json!({"grant_type": "password", "email": "load@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tok["access_token"].as_str().unwrap().to_owned();
+    let (mc, mbase, macc) = (c.clone(), base.clone(), access.clone());
+    let (m_ok, m_err, m_lat) = drive(o.concurrency, o.duration, move |_| {
+        let (c, base, a) = (mc.clone(), mbase.clone(), macc.clone());
+        async move { c.get(format!("{base}/auth/me")).bearer_auth(a).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let me_rps = m_ok as f64 / o.duration.as_secs_f64();
+
+    // The bare axum handler, in its own process, same client, same concurrency.
+    let bare_port = free_port();
+    let _bare = Proc(
+        Command::new(std::env::current_exe().unwrap()).args(["bare-server", &bare_port.to_string()]).spawn().unwrap(),
+    );
+    let bare_url = format!("http://127.0.0.1:{bare_port}/bare");
+    wait_ready(&c, &bare_url).await;
+    let (bc, burl) = (c.clone(), bare_url.clone());
+    let (b_ok, b_err, b_lat) = drive(o.concurrency, o.duration, move |_| {
+        let (c, url) = (bc.clone(), burl.clone());
+        async move { c.get(url).send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await;
+    let bare_rps = b_ok as f64 / o.duration.as_secs_f64();
+
+    // POST /auth/refresh: one session per worker, each rotating its own token.
+    let mut tokens = Vec::new();
+    for _ in 0..o.concurrency {
+        let t: Value = c
+            .post(format!("{base}/auth/token"))
+            .json(&json!({"grant_type": "password", "email": "load@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(tokio::sync::Mutex::new(t["refresh_token"].as_str().unwrap().to_owned()));
+    }
+    let tokens = Arc::new(tokens);
+    let (rc, rbase) = (c.clone(), base.clone());
+    let (r_ok, r_err, r_lat) = drive(o.concurrency, o.duration, move |w| {
+        let (c, base, tokens) = (rc.clone(), rbase.clone(), tokens.clone());
+        async move {
+            let mut slot = tokens[w].lock().await;
+            let res = c.post(format!("{base}/auth/refresh")).json(&json!({"refresh_token": *slot})).send().await;
+            let Ok(res) = res else { return false };
+            if res.status() != 200 {
+                return false;
+            }
+            let v: Value = res.json().await.unwrap_or(Value::Null);
+            match v["refresh_token"].as_str() {
+                Some(t) => {
+                    *slot = t.to_owned();
+                    true
+                }
+                None => false,
+            }
+        }
+    })
+    .await;
+    let refresh_rps = r_ok as f64 / o.duration.as_secs_f64();
+    let after_rss = rss_kib(server.0.id());
+
+    println!("## Load run: {} s per phase, concurrency {}, {} cores", o.duration.as_secs(), o.concurrency, cores);
+    println!();
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    println!("| one Argon2id hash (m=19456 KiB, t=2, p=1), this run | {:.1} ms | |", one_hash.as_secs_f64() * 1000.0);
+    println!("| hashing limit = cores ÷ hash time | {limit:.0} /s | |");
+    println!(
+        "| `POST /auth/login` | {logins:.0} /s, p99 {:.0} ms, {l_err} errors | **{:.0}%** of the limit (target ≥ 90%, no errors) |",
+        pct(&l_lat, 0.99),
+        100.0 * logins / limit
+    );
+    println!(
+        "| bare axum handler `GET /bare` | {bare_rps:.0} /s, p99 {:.2} ms, {b_err} errors | baseline |",
+        pct(&b_lat, 0.99)
+    );
+    println!(
+        "| `GET /auth/me` (Bearer) | {me_rps:.0} /s, p50 {:.2} ms, p99 {:.2} ms, {m_err} errors | **{:.0}%** of bare (target ≥ 70%) |",
+        pct(&m_lat, 0.5),
+        pct(&m_lat, 0.99),
+        100.0 * me_rps / bare_rps
+    );
+    println!("| `POST /auth/refresh` | {refresh_rps:.0} /s, p99 {:.1} ms, {r_err} errors | |", pct(&r_lat, 0.99));
+    println!("| idle resident memory of `fafnir serve` | {:.1} MB | < 30 MB |", idle_rss as f64 / 1024.0);
+    println!("| resident memory after the run | {:.1} MB | |", after_rss as f64 / 1024.0);
+}
