@@ -386,15 +386,18 @@ impl Auth {
         keys
     }
 
-    async fn check_throttle(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
+    /// Refuses when any key is locked; returns the keys that have a counter (so a success
+    /// clears only what exists, without a write on every login).
+    async fn check_throttle(&self, keys: &[(String, bool)]) -> Result<Vec<String>, AuthError> {
         let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let until = self.store.locked_until(&names).await?;
+        let rows = self.store.throttle_rows(&names).await?;
+        let until = rows.iter().map(|(_, t)| *t).max().unwrap_or(0);
         let now = self.now_ms();
         if until > now {
             let ms = u64::try_from(until - now).unwrap_or(0);
             return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
         }
-        Ok(())
+        Ok(rows.into_iter().map(|(k, _)| k).collect())
     }
 
     async fn record_failures(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
@@ -418,7 +421,7 @@ impl Auth {
     pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
         let email = Email::parse(email).ok();
         let keys = Self::throttle_keys(email.as_ref(), client);
-        self.check_throttle(&keys).await?;
+        let counted = self.check_throttle(&keys).await?;
         let password = Password::new(password);
         let user = match &email {
             Some(e) => self.store.user_by_email(e).await?,
@@ -433,7 +436,7 @@ impl Auth {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if let Some((account_key, _)) = keys.iter().find(|(_, acct)| *acct) {
+        if let Some((account_key, _)) = keys.iter().find(|(k, acct)| *acct && counted.contains(k)) {
             self.store.clear_failures(account_key).await?;
         }
         if verified.needs_rehash {

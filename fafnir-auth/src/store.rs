@@ -105,8 +105,8 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<Option<(SessionId, UserId)>, AuthError>;
 
-    /// The latest `locked_until` among `keys` (0 when none is locked).
-    async fn locked_until(&self, keys: &[String]) -> Result<i64, AuthError>;
+    /// The throttle rows that exist among `keys`, as (key, locked_until), in one query.
+    async fn throttle_rows(&self, keys: &[String]) -> Result<Vec<(String, i64)>, AuthError>;
     async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError>;
     async fn clear_failures(&self, key: &str) -> Result<(), AuthError>;
     /// How many sessions are active (not revoked, not expired) at `now_ms`.
@@ -427,16 +427,18 @@ impl AuthStore for SqlAuthStore {
         Ok(Some((sid, uid)))
     }
 
-    async fn locked_until(&self, keys: &[String]) -> Result<i64, AuthError> {
-        let mut latest = 0;
-        for key in keys {
-            let v: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = $1")
-                .bind(key)
-                .fetch_optional(self.db.pool())
-                .await?;
-            latest = latest.max(v.unwrap_or(0));
+    async fn throttle_rows(&self, keys: &[String]) -> Result<Vec<(String, i64)>, AuthError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(latest)
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT key, locked_until FROM login_throttle WHERE key IN ({})", placeholders.join(", "));
+        let mut q = sqlx::query(&sql);
+        for k in keys {
+            q = q.bind(k);
+        }
+        let rows = q.fetch_all(self.db.pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("locked_until")?))).collect()
     }
 
     async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError> {

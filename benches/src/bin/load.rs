@@ -80,6 +80,30 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of a process, from /proc (clock ticks of 10 ms on Linux).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks * 10.0
+}
+
+/// Machine-wide (busy, idle, steal) jiffies from /proc/stat.
+fn machine_cpu() -> (f64, f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    // user nice system idle iowait irq softirq steal
+    let idle = get(3) + get(4);
+    let steal = get(7);
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6);
+    (busy, idle, steal)
+}
+
 /// Runs `op` from `concurrency` workers for `duration`; returns (ok count, error count, latencies).
 async fn drive<F, Fut>(concurrency: usize, duration: Duration, op: F) -> (usize, usize, Vec<Duration>)
 where
@@ -186,6 +210,8 @@ async fn main() {
     assert_eq!(res.status(), 201, "register");
 
     // Logins.
+    let cpu_before = cpu_ms(server.0.id());
+    let m0 = machine_cpu();
     let (lc, lbase) = (c.clone(), base.clone());
     let (l_ok, l_err, l_lat) = drive(o.concurrency, o.duration, move |_| {
         let (c, base) = (lc.clone(), lbase.clone());
@@ -199,6 +225,10 @@ async fn main() {
     })
     .await;
     let logins = l_ok as f64 / o.duration.as_secs_f64();
+    let cpu_per_login = (cpu_ms(server.0.id()) - cpu_before) / l_ok.max(1) as f64;
+    let m1 = machine_cpu();
+    let total = (m1.0 - m0.0) + (m1.1 - m0.1) + (m1.2 - m0.2);
+    let (busy_pct, steal_pct) = (100.0 * (m1.0 - m0.0) / total, 100.0 * (m1.2 - m0.2) / total);
 
     // GET /auth/me with a Bearer token.
     let tok: Value = c
@@ -283,6 +313,10 @@ async fn main() {
         "| `POST /auth/login` | {logins:.0} /s, p99 {:.0} ms, {l_err} errors | **{:.0}%** of the limit (target ≥ 90%, no errors) |",
         pct(&l_lat, 0.99),
         100.0 * logins / limit
+    );
+    println!(
+        "| server CPU per login | {cpu_per_login:.1} ms | one hash is {:.1} ms: the rest is HTTP, database and token work; machine busy {busy_pct:.0}%, stolen by the hypervisor {steal_pct:.0}% |",
+        one_hash.as_secs_f64() * 1000.0
     );
     println!(
         "| bare axum handler `GET /bare` | {bare_rps:.0} /s, p99 {:.2} ms, {b_err} errors | baseline |",
