@@ -24,6 +24,8 @@ pub enum AuthError {
     SessionNotFound,
     #[error("user not found")]
     UserNotFound,
+    #[error("the server is busy; try again")]
+    Busy,
     #[error("configuration error: {0}")]
     Config(String),
     #[error(transparent)]
@@ -43,6 +45,7 @@ impl AuthError {
             AuthError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             AuthError::SessionNotFound => "NOT_FOUND",
             AuthError::UserNotFound => "USER_NOT_FOUND",
+            AuthError::Busy => "UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",
         }
     }

@@ -16,5 +16,5 @@ mod store;
 pub use error::AuthError;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
 pub use secret::SecretString;
-pub use service::{Account, Auth, AuthConfig, ClientInfo, Login, Principal, SessionInfo, ThrottleConfig};
+pub use service::{address_key, Account, Auth, AuthConfig, ClientInfo, Login, Principal, SessionInfo, ThrottleConfig};
 pub use store::{AuthStore, RotateParams, Rotation, SessionRecord, SqlAuthStore, ThrottleRule, UserRecord};

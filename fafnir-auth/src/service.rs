@@ -70,11 +70,41 @@ impl ThrottleConfig {
         }
     }
 
+    fn rule(&self, is_account: bool) -> ThrottleRule {
+        if is_account {
+            self.per_account
+        } else {
+            self.per_address
+        }
+    }
+
     /// Never locks (for benchmarks and load tests of the work itself).
     pub fn unlimited() -> Self {
         let rule = ThrottleRule { max_failures: i64::MAX, window_ms: 60_000, base_lockout_ms: 0, max_lockout_ms: 0 };
         Self { per_account: rule, per_address: rule }
     }
+}
+
+/// The throttling key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber usually
+/// holds a whole /64, so single addresses would give an attacker 2^64 fresh keys).
+pub fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.chars().take(64).collect(),
+    }
+}
+
+/// How a throttled attempt ended.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Failed,
+    Succeeded,
+    /// Ended without a verdict (an internal error): neither counted nor cleared.
+    Released,
 }
 
 /// Settings of the authentication service.
@@ -176,6 +206,8 @@ pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub claims: AccessClaims,
+    /// The access token itself, to forward to other services on the caller's behalf.
+    pub token: SecretString,
 }
 
 /// A session as listed to its owner.
@@ -355,11 +387,14 @@ impl Auth {
             keys.push((format!("reg:acct:{e}"), true));
         }
         if let Some(ip) = &client.ip {
-            keys.push((format!("reg:ip:{ip}"), false));
+            keys.push((format!("reg:ip:{}", address_key(ip)), false));
         }
-        self.check_throttle(&keys).await?;
-        self.count(&keys, &self.cfg.register_throttle).await?;
-        self.register(email, password, display_name).await
+        // Every registration attempt counts, whatever its outcome.
+        let rules = self.cfg.register_throttle;
+        self.begin_attempts(&keys, &rules).await?;
+        let r = self.register(email, password, display_name).await;
+        self.end_attempts(&keys, &rules, Outcome::Failed).await?;
+        r
     }
 
     async fn deliver_events(&self) {
@@ -381,35 +416,42 @@ impl Auth {
             keys.push((format!("acct:{e}"), true));
         }
         if let Some(ip) = &client.ip {
-            keys.push((format!("ip:{ip}"), false));
+            keys.push((format!("ip:{}", address_key(ip)), false));
         }
         keys
     }
 
-    /// Refuses when any key is locked; returns the keys that have a counter (so a success
-    /// clears only what exists, without a write on every login).
-    async fn check_throttle(&self, keys: &[(String, bool)]) -> Result<Vec<String>, AuthError> {
-        let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        let rows = self.store.throttle_rows(&names).await?;
-        let until = rows.iter().map(|(_, t)| *t).max().unwrap_or(0);
+    /// Claims an attempt on every key (see [`AuthStore::begin_attempt`]); on refusal releases
+    /// what was claimed and answers `RateLimited`.
+    async fn begin_attempts(&self, keys: &[(String, bool)], rules: &ThrottleConfig) -> Result<(), AuthError> {
         let now = self.now_ms();
-        if until > now {
-            let ms = u64::try_from(until - now).unwrap_or(0);
-            return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
+        for (i, (key, is_account)) in keys.iter().enumerate() {
+            if let Err(wait_ms) = self.store.begin_attempt(key, rules.rule(*is_account), now).await? {
+                self.end_attempts(&keys[..i], rules, Outcome::Released).await?;
+                let ms = u64::try_from(wait_ms).unwrap_or(1000);
+                return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
+            }
         }
-        Ok(rows.into_iter().map(|(k, _)| k).collect())
+        Ok(())
     }
 
-    async fn record_failures(&self, keys: &[(String, bool)]) -> Result<(), AuthError> {
-        self.count(keys, &self.cfg.throttle).await
-    }
-
-    /// Counts one event against each key, under the account or address rule of `rules`.
-    async fn count(&self, keys: &[(String, bool)], rules: &ThrottleConfig) -> Result<(), AuthError> {
+    /// Releases the claims with their outcome.
+    async fn end_attempts(
+        &self,
+        keys: &[(String, bool)],
+        rules: &ThrottleConfig,
+        outcome: Outcome,
+    ) -> Result<(), AuthError> {
         let now = self.now_ms();
         for (key, is_account) in keys {
-            let rule = if *is_account { rules.per_account } else { rules.per_address };
-            self.store.record_failure(key, rule, now).await?;
+            let (failed, clear) = match outcome {
+                Outcome::Failed => (true, false),
+                // A success clears the account's failures, not the address's (or one working
+                // account would launder an address's failures).
+                Outcome::Succeeded => (false, *is_account),
+                Outcome::Released => (false, false),
+            };
+            self.store.end_attempt(key, rules.rule(*is_account), failed, clear, now).await?;
         }
         Ok(())
     }
@@ -421,29 +463,42 @@ impl Auth {
     pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
         let email = Email::parse(email).ok();
         let keys = Self::throttle_keys(email.as_ref(), client);
-        let counted = self.check_throttle(&keys).await?;
+        let rules = self.cfg.throttle;
+        self.begin_attempts(&keys, &rules).await?;
         let password = Password::new(password);
-        let user = match &email {
-            Some(e) => self.store.user_by_email(e).await?,
-            None => None,
+        let checked = async {
+            let user = match &email {
+                Some(e) => self.store.user_by_email(e).await?,
+                None => None,
+            };
+            let verified = self.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+            Ok::<_, AuthError>((user, verified))
+        }
+        .await;
+        let (user, verified) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                // Not the caller's doing: release the claims without counting a failure.
+                let _ = self.end_attempts(&keys, &rules, Outcome::Released).await;
+                return Err(e);
+            }
         };
-        let verified = self.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
         let user = match user {
             Some(u) if verified.ok => u,
             _ => {
-                self.record_failures(&keys).await?;
+                self.end_attempts(&keys, &rules, Outcome::Failed).await?;
                 tracing::info!(outcome = "failure", "login failed");
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if let Some((account_key, _)) = keys.iter().find(|(k, acct)| *acct && counted.contains(k)) {
-            self.store.clear_failures(account_key).await?;
-        }
+        self.end_attempts(&keys, &rules, Outcome::Succeeded).await?;
         if verified.needs_rehash {
             // Parameters changed since this hash was made: upgrade it now that we know the password.
             let hash = self.hasher.hash(&password).await?;
-            self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
-            tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+            // Only over the hash we verified: a password changed meanwhile must not be undone.
+            if self.store.replace_password_hash(user.id, &user.password_hash, &hash, self.now_ms()).await? {
+                tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+            }
         }
         let login = self.open_session(&user, client).await?;
         tracing::info!(user_id = %user.id, session_id = %login.session_id, outcome = "success", "login");
@@ -513,7 +568,12 @@ impl Auth {
         if user != claims.sub {
             return Err(AuthError::Unauthorized);
         }
-        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims })
+        Ok(Principal {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            claims,
+            token: SecretString::new(access_token.to_owned()),
+        })
     }
 
     /// The caller's account (remembered for `session_check_ttl`).
@@ -624,12 +684,21 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
         let keys = Self::throttle_keys(Some(&user.email), client);
-        self.check_throttle(&keys).await?;
-        let verified = self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await?;
+        let rules = self.cfg.throttle;
+        self.begin_attempts(&keys, &rules).await?;
+        let verified = match self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.end_attempts(&keys, &rules, Outcome::Released).await;
+                return Err(e);
+            }
+        };
         if !verified.ok {
-            self.record_failures(&keys).await?;
+            self.end_attempts(&keys, &rules, Outcome::Failed).await?;
             return Err(AuthError::InvalidCredentials);
         }
+        // A right current password does not clear the account's failures: it is not a login.
+        self.end_attempts(&keys, &rules, Outcome::Released).await?;
         let new = Password::new(new);
         self.cfg
             .password_policy

@@ -105,10 +105,23 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<Option<(SessionId, UserId)>, AuthError>;
 
-    /// The throttle rows that exist among `keys`, as (key, locked_until), in one query.
-    async fn throttle_rows(&self, keys: &[String]) -> Result<Vec<(String, i64)>, AuthError>;
-    async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError>;
-    async fn clear_failures(&self, key: &str) -> Result<(), AuthError>;
+    /// Claims an attempt on `key`. Refused — `Ok(Err(retry_after_ms))` — when the key is locked,
+    /// or when as many attempts are already in flight as failures remain before the lock (at
+    /// least one may always run once a lock has expired). Atomic on both backends, so parallel
+    /// requests cannot all slip past the limit before any of them is counted.
+    async fn begin_attempt(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<Result<(), i64>, AuthError>;
+    /// Releases a claimed attempt. A failure is counted (and locks the key with exponential
+    /// backoff once `max_failures` is reached); a success with `clear` forgets the key.
+    async fn end_attempt(
+        &self,
+        key: &str,
+        rule: ThrottleRule,
+        failed: bool,
+        clear: bool,
+        now_ms: i64,
+    ) -> Result<(), AuthError>;
+    /// Sets a new hash only if the stored one is still `old` (returns whether it did).
+    async fn replace_password_hash(&self, id: UserId, old: &str, new: &str, now_ms: i64) -> Result<bool, AuthError>;
     /// How many sessions are active (not revoked, not expired) at `now_ms`.
     async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError>;
     /// Deletes sessions (with their tokens) that ended before `before_ms`, and stale throttle rows.
@@ -346,7 +359,8 @@ impl AuthStore for SqlAuthStore {
             tx.commit().await?;
             return Ok(Rotation::Rotated { session, user });
         }
-        Err(AuthError::Store(CoreError::Corrupt("refresh rotation kept losing races".into())))
+        // Three lost races in a row: heavy contention on one session. Let the client retry.
+        Err(AuthError::Busy)
     }
 
     async fn active_session(&self, id: SessionId, now_ms: i64) -> Result<Option<UserId>, AuthError> {
@@ -427,35 +441,81 @@ impl AuthStore for SqlAuthStore {
         Ok(Some((sid, uid)))
     }
 
-    async fn throttle_rows(&self, keys: &[String]) -> Result<Vec<(String, i64)>, AuthError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+    async fn begin_attempt(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<Result<(), i64>, AuthError> {
+        // Claims older than this belong to a request that died with its instance.
+        const STALE_MS: i64 = 60_000;
+        // `failures` and `inflight` as they count now (an expired window or stale claims count 0).
+        let claim = "UPDATE login_throttle SET \
+               failures = CASE WHEN window_start <= $3 THEN 0 ELSE failures END, \
+               window_start = CASE WHEN window_start <= $3 THEN $2 ELSE window_start END, \
+               inflight = CASE WHEN inflight_at <= $4 THEN 1 ELSE inflight + 1 END, \
+               inflight_at = $2 \
+             WHERE key = $1 AND locked_until <= $2 \
+               AND (CASE WHEN inflight_at <= $4 THEN 0 ELSE inflight END) < \
+                   (CASE WHEN (CASE WHEN window_start <= $3 THEN 0 ELSE failures END) >= $5 THEN 1 \
+                         ELSE $5 - (CASE WHEN window_start <= $3 THEN 0 ELSE failures END) END)";
+        for _ in 0..2 {
+            let n = sqlx::query(claim)
+                .bind(key)
+                .bind(now_ms)
+                .bind(now_ms - rule.window_ms)
+                .bind(now_ms - STALE_MS)
+                .bind(rule.max_failures)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected();
+            if n > 0 {
+                return Ok(Ok(()));
+            }
+            let locked: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.db.pool())
+                .await?;
+            match locked {
+                // The key exists: it is locked, or its remaining attempts are all in flight.
+                Some(until) => return Ok(Err((until - now_ms).max(1000))),
+                // First attempt on this key: create it claimed. A concurrent creator may win the
+                // insert; then go round once more and claim against its row.
+                None => {
+                    let inserted = sqlx::query(
+                        "INSERT INTO login_throttle (key, failures, window_start, locked_until, inflight, inflight_at) \
+                         VALUES ($1, 0, $2, 0, 1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(key)
+                    .bind(now_ms)
+                    .execute(self.db.pool())
+                    .await?
+                    .rows_affected();
+                    if inserted > 0 {
+                        return Ok(Ok(()));
+                    }
+                }
+            }
         }
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT key, locked_until FROM login_throttle WHERE key IN ({})", placeholders.join(", "));
-        let mut q = sqlx::query(&sql);
-        for k in keys {
-            q = q.bind(k);
-        }
-        let rows = q.fetch_all(self.db.pool()).await?;
-        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("locked_until")?))).collect()
+        Ok(Err(1000))
     }
 
-    async fn record_failure(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<(), AuthError> {
-        // Atomic on both backends: concurrent failures from several instances all count.
-        let failures: i64 = sqlx::query_scalar(
-            "INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0) \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN login_throttle.window_start <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
-               window_start = CASE WHEN login_throttle.window_start <= $3 THEN $2 ELSE login_throttle.window_start END \
-             RETURNING failures",
+    async fn end_attempt(
+        &self,
+        key: &str,
+        rule: ThrottleRule,
+        failed: bool,
+        clear: bool,
+        now_ms: i64,
+    ) -> Result<(), AuthError> {
+        if clear && !failed {
+            sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(self.db.pool()).await?;
+            return Ok(());
+        }
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE login_throttle SET inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END, \
+               failures = failures + $2 WHERE key = $1 RETURNING failures",
         )
         .bind(key)
-        .bind(now_ms)
-        .bind(now_ms - rule.window_ms)
-        .fetch_one(self.db.pool())
+        .bind(i64::from(failed))
+        .fetch_optional(self.db.pool())
         .await?;
-        if failures >= rule.max_failures {
+        if let Some(failures) = failures.filter(|f| failed && *f >= rule.max_failures) {
             let doublings = u32::try_from((failures - rule.max_failures).clamp(0, 20)).unwrap_or(20);
             let lockout = rule.base_lockout_ms.saturating_mul(1 << doublings).min(rule.max_lockout_ms);
             sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE key = $2 AND locked_until < $1")
@@ -467,9 +527,17 @@ impl AuthStore for SqlAuthStore {
         Ok(())
     }
 
-    async fn clear_failures(&self, key: &str) -> Result<(), AuthError> {
-        sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(self.db.pool()).await?;
-        Ok(())
+    async fn replace_password_hash(&self, id: UserId, old: &str, new: &str, now_ms: i64) -> Result<bool, AuthError> {
+        let n =
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+                .bind(new)
+                .bind(now_ms)
+                .bind(id.to_string())
+                .bind(old)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected();
+        Ok(n == 1)
     }
 
     async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError> {

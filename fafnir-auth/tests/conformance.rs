@@ -165,6 +165,51 @@ async fn failed_logins_are_throttled_per_account_with_backoff(db: Db) {
     }
 }
 
+async fn parallel_guesses_cannot_outrun_the_throttle(db: Db) {
+    let s = stack(&db).await;
+    s.auth.register("target@example.com", PW, None).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let auth = s.auth.clone();
+            let ip = format!("198.51.100.{i}");
+            tokio::spawn(async move { auth.login("target@example.com", "a wrong guess!!", &client(&ip)).await })
+        })
+        .collect();
+    let (mut wrong, mut limited) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Err(AuthError::InvalidCredentials) => wrong += 1,
+            Err(AuthError::RateLimited { .. }) => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(wrong <= 5, "only 5 guesses may be checked before the lock, {wrong} were");
+    assert_eq!(wrong + limited, 20);
+    // The account is locked now, even for the right password.
+    assert!(matches!(
+        s.auth.login("target@example.com", PW, &client("192.0.2.1")).await,
+        Err(AuthError::RateLimited { .. })
+    ));
+    // After the lockout, the owner gets in; claims left by the refused attempts do not linger.
+    s.clock.advance(Duration::from_secs(16 * 60));
+    s.auth.login("target@example.com", PW, &client("192.0.2.1")).await.unwrap();
+}
+
+async fn ipv6_addresses_are_throttled_by_their_64(db: Db) {
+    assert_eq!(fafnir_auth::address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+    assert_eq!(fafnir_auth::address_key("203.0.113.5"), "203.0.113.5");
+    let s = stack(&db).await;
+    for i in 0..50 {
+        let ip = format!("2001:db8:1:2::{i:x}");
+        let r = s.auth.login(&format!("n{i}@example.com"), PW, &client(&ip)).await;
+        assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{i}: {r:?}");
+    }
+    let r = s.auth.login("n99@example.com", PW, &client("2001:db8:1:2:ffff::9")).await;
+    assert!(matches!(r, Err(AuthError::RateLimited { .. })), "same /64: {r:?}");
+    let r = s.auth.login("n99@example.com", PW, &client("2001:db8:1:3::9")).await;
+    assert!(matches!(r, Err(AuthError::InvalidCredentials)), "another /64: {r:?}");
+}
+
 async fn failed_logins_are_throttled_per_address(db: Db) {
     let s = stack(&db).await;
     // Spraying many accounts from one address trips the address rule (50 failures).
@@ -439,6 +484,8 @@ async fn registrations_are_throttled_per_email_and_per_address(db: Db) {
 }
 
 fafnir_core::conformance_tests!(
+    parallel_guesses_cannot_outrun_the_throttle,
+    ipv6_addresses_are_throttled_by_their_64,
     registrations_are_throttled_per_email_and_per_address,
     register_gives_member_role_and_profile_and_login_works,
     bad_registrations_are_refused_and_change_nothing,

@@ -59,12 +59,20 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// `bearer` is the caller's access token: a remote implementation forwards it so that the
+/// service it asks can authenticate the call (asking about oneself needs nothing more); the
+/// in-process implementation ignores it.
 #[async_trait::async_trait]
 pub trait PermissionChecker: Send + Sync + std::fmt::Debug {
     /// Checks one permission (given as a string: an invalid one answers `INVALID_PERMISSION`).
-    async fn check(&self, user: UserId, permission: &str) -> Result<Decision, ServiceError>;
+    async fn check(&self, bearer: Option<&str>, user: UserId, permission: &str) -> Result<Decision, ServiceError>;
     /// Checks several permissions in one call, against one consistent policy.
-    async fn check_many(&self, user: UserId, permissions: &[String]) -> Result<Vec<Decision>, ServiceError>;
+    async fn check_many(
+        &self,
+        bearer: Option<&str>,
+        user: UserId,
+        permissions: &[String],
+    ) -> Result<Vec<Decision>, ServiceError>;
     /// The user's roles and effective permissions; `None` for an unknown user.
-    async fn grants(&self, user: UserId) -> Result<Option<Grants>, ServiceError>;
+    async fn grants(&self, bearer: Option<&str>, user: UserId) -> Result<Option<Grants>, ServiceError>;
 }

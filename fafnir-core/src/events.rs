@@ -107,14 +107,21 @@ impl Outbox {
     pub async fn deliver_pending(&self) -> Result<usize, CoreError> {
         let _pass = self.pass.lock().await;
         let now = self.clock.now_ms();
-        // Not only the due rows: an earlier row still backing off must hold back later rows of
-        // the same subscriber, or a deletion could overtake the creation it follows.
-        let rows = sqlx::query(
-            "SELECT id, subscriber, payload, attempts, next_attempt_at FROM outbox \
-             WHERE delivered_at IS NULL ORDER BY id LIMIT 500",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
+        // Per subscriber, so that one that is down cannot starve the others; and not only the
+        // due rows: an earlier row still backing off must hold back later rows of the same
+        // subscriber, or a deletion could overtake the creation it follows.
+        let mut rows = Vec::new();
+        for h in &self.handlers {
+            rows.extend(
+                sqlx::query(
+                    "SELECT id, subscriber, payload, attempts, next_attempt_at FROM outbox \
+                     WHERE subscriber = $1 AND delivered_at IS NULL ORDER BY id LIMIT 200",
+                )
+                .bind(h.name())
+                .fetch_all(self.db.pool())
+                .await?,
+            );
+        }
         let mut blocked: HashSet<String> = HashSet::new();
         let mut delivered = 0;
         for row in rows {

@@ -150,6 +150,13 @@ impl KeyManager {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::token::TokenVerifier for KeyManager {
+    async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
+        KeyManager::verify(self, token, expect).await
+    }
+}
+
 fn generate() -> Result<(Vec<u8>, Vec<u8>), CoreError> {
     let rng = SystemRandom::new();
     let pkcs8 =

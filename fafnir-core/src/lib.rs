@@ -13,6 +13,8 @@ pub mod email;
 pub mod error;
 pub mod events;
 pub mod id;
+#[cfg(feature = "jwks")]
+pub mod jwks;
 pub mod keys;
 pub mod permission;
 pub mod token;

@@ -167,3 +167,31 @@ impl VerifyingKeys {
         Ok(data.claims)
     }
 }
+
+/// Verifies access tokens: locally with the issuer's keys ([`crate::keys::KeyManager`]), with a
+/// configured key set ([`StaticVerifier`]), or against a remote JWKS (`JwksVerifier`, feature
+/// `jwks`).
+#[async_trait::async_trait]
+pub trait TokenVerifier: Send + Sync + fmt::Debug {
+    async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError>;
+}
+
+/// A fixed set of public keys (e.g. configured from a JWKS document on disk).
+#[derive(Debug)]
+pub struct StaticVerifier {
+    keys: VerifyingKeys,
+    clock: crate::clock::SharedClock,
+}
+
+impl StaticVerifier {
+    pub fn new(jwks: &Jwks, clock: crate::clock::SharedClock) -> Self {
+        Self { keys: VerifyingKeys::from_jwks(jwks), clock }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenVerifier for StaticVerifier {
+    async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
+        self.keys.verify(token, expect, self.clock.now().timestamp())
+    }
+}

@@ -7,6 +7,8 @@
 //! Checks never touch the database: [`Rbac::check`] reads an immutable snapshot that every write
 //! replaces, and that [`Rbac::spawn_watcher`] refreshes when another instance writes.
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod model;
 mod service;
 mod snapshot;

@@ -208,19 +208,29 @@ impl Rbac {
 /// The in-process permission checker: answers from the snapshot, never fails.
 #[async_trait::async_trait]
 impl fafnir_core::PermissionChecker for Rbac {
-    async fn check(&self, user: UserId, permission: &str) -> Result<Decision, fafnir_core::ServiceError> {
+    async fn check(
+        &self,
+        _bearer: Option<&str>,
+        user: UserId,
+        permission: &str,
+    ) -> Result<Decision, fafnir_core::ServiceError> {
         Ok(self.check_str(&user, permission))
     }
 
     async fn check_many(
         &self,
+        _bearer: Option<&str>,
         user: UserId,
         permissions: &[String],
     ) -> Result<Vec<Decision>, fafnir_core::ServiceError> {
         Ok(Rbac::check_many(self, &user, permissions))
     }
 
-    async fn grants(&self, user: UserId) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
+    async fn grants(
+        &self,
+        _bearer: Option<&str>,
+        user: UserId,
+    ) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
         let snap = self.snapshot.load();
         let Some(roles) = snap.user_role_names.get(&user) else {
             return Ok(None);

@@ -4,6 +4,8 @@
 //! Every registered user has one, created empty by the [`ProfileEvents`] subscriber of the
 //! account-event outbox. Listing uses opaque cursors over the time-ordered user ids.
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod profile;
 mod store;
 
@@ -27,6 +29,12 @@ pub enum UsersError {
     InvalidCursor,
     #[error("page size must be between 1 and {MAX_PAGE_SIZE}")]
     InvalidPageSize,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the user service is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] CoreError),
 }
@@ -102,6 +110,44 @@ impl Profiles {
         items.truncate(limit as usize);
         let next_cursor = if more { items.last().map(|p| encode_cursor(&p.user_id)) } else { None };
         Ok(Page { items, next_cursor })
+    }
+}
+
+/// Profile reads and writes as other services use them: in-process ([`Profiles`]) or as a
+/// client of user-service (`grpc::RemoteProfiles`, feature `grpc`). `bearer` is the caller's
+/// access token, forwarded by the remote implementation and ignored in-process (where the
+/// caller's permissions are checked before calling).
+#[async_trait::async_trait]
+pub trait ProfileDirectory: Send + Sync + std::fmt::Debug {
+    async fn get(&self, bearer: Option<&str>, user: UserId) -> Result<Profile, UsersError>;
+    async fn update(&self, bearer: Option<&str>, user: UserId, update: &ProfileUpdate) -> Result<Profile, UsersError>;
+    async fn delete(&self, bearer: Option<&str>, user: UserId) -> Result<(), UsersError>;
+    async fn list(
+        &self,
+        bearer: Option<&str>,
+        first: Option<u32>,
+        after: Option<&str>,
+    ) -> Result<Page<Profile>, UsersError>;
+}
+
+#[async_trait::async_trait]
+impl ProfileDirectory for Profiles {
+    async fn get(&self, _bearer: Option<&str>, user: UserId) -> Result<Profile, UsersError> {
+        Profiles::get(self, user).await
+    }
+    async fn update(&self, _bearer: Option<&str>, user: UserId, update: &ProfileUpdate) -> Result<Profile, UsersError> {
+        Profiles::update(self, user, update).await
+    }
+    async fn delete(&self, _bearer: Option<&str>, user: UserId) -> Result<(), UsersError> {
+        Profiles::delete(self, user).await
+    }
+    async fn list(
+        &self,
+        _bearer: Option<&str>,
+        first: Option<u32>,
+        after: Option<&str>,
+    ) -> Result<Page<Profile>, UsersError> {
+        Profiles::list(self, first, after).await
     }
 }
 

@@ -11,7 +11,9 @@ use fafnir_server::ConfigArgs;
 #[command(
     name = "auth-service",
     version,
-    about = "Fafnir's REST authentication service: /auth/*, JWKS, OpenAPI, /docs, health, metrics"
+    about = "Fafnir's REST authentication service: /auth/*, JWKS, OpenAPI, /docs, health, metrics",
+    after_help = "Microservice mode: set FAFNIR_SECURITY_URL and FAFNIR_USERS_URL (e.g. http://127.0.0.1:8082 and :8083);\n\
+                  new and deleted accounts then reach those services through a durable outbox."
 )]
 struct Cli {
     #[command(flatten)]
@@ -29,7 +31,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match fafnir_server::run_http(config, axum::Router::new()).await {
+    match fafnir_server::run_auth_service(config, fafnir_server::Shutdown::on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve everything in one process: REST /auth/*, JWKS, OpenAPI and /docs, health, metrics (the default)
+    /// Serve everything in one process: HTTP (REST /auth/*, JWKS, OpenAPI and /docs, health, metrics) and gRPC (security and user services) (the default)
     Serve,
     /// Apply database migrations, then exit (serve applies them too)
     Migrate,
@@ -116,7 +116,11 @@ fn read_password() -> Result<String, String> {
 async fn run(cli: Cli) -> Result<(), String> {
     let config = cli.config.load(Config::default(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => fafnir_server::run_http(config, axum::Router::new()).await.map_err(|e| e.to_string()),
+        Command::Serve => {
+            fafnir_server::run_all_in_one(config, axum::Router::new(), fafnir_server::Shutdown::on_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
         Command::Migrate => {
             let stack = open(config).await?;
             stack.db.close().await;

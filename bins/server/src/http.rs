@@ -103,12 +103,22 @@ fn docs_routes() -> Router {
 /// Request counts and latencies by route template and status.
 async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    // A fixed label set: made-up methods must not mint new series.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [("method", method.to_owned()), ("route", route), ("status", status)];
     metrics::counter!("fafnir_http_requests_total", &labels).increment(1);
     metrics::histogram!("fafnir_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     res
@@ -148,7 +158,7 @@ pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), Sta
     // Install the recorder before anything is counted (metrics recorded earlier are dropped).
     let _ = telemetry::prometheus();
     let settings = HttpSettings::from_config(&stack.config);
-    let checker: Arc<dyn PermissionChecker> = stack.rbac.clone();
+    let checker: Arc<dyn PermissionChecker> = stack.checker.clone();
     let auth_http = AuthHttp::new(stack.auth.clone(), checker, settings.clone(), &stack.db).await?;
     let doc = openapi().to_pretty_json().map_err(|e| StartError::Io(e.to_string()))?;
     let system = System { stack: stack.clone(), openapi: Arc::new(doc) };

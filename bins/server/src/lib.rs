@@ -5,12 +5,14 @@
 //! serving. The binaries in `bins/` are thin `main`s over this crate.
 
 pub mod config;
+pub mod grpc;
 pub mod http;
 pub mod stack;
 pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 pub use config::ConfigArgs;
@@ -58,17 +60,143 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Runs a REST server for `config` until Ctrl-C / SIGTERM: opens the stack, starts its
-/// background work, serves the HTTP app (plus `extra` routes) on `config.http_addr`.
-pub async fn run_http(config: fafnir_core::Config, extra: Router) -> Result<(), StartError> {
+/// A shutdown signal several servers can wait on.
+#[derive(Debug, Clone)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Fires on Ctrl-C / SIGTERM.
+    pub fn on_signal() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    /// Fires when `trigger` resolves (tests).
+    pub fn on(trigger: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            trigger.await;
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|fired| *fired).await;
+        }
+    }
+}
+
+async fn listen(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    let l = bind(addr).await?;
+    let local = l.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
+    tracing::info!(%local, "{what} listening on {local}");
+    Ok(l)
+}
+
+/// The gRPC services of an all-in-one stack: both, answered in-process, verifying tokens with
+/// the stack's own keys.
+pub fn local_grpc(stack: &Stack) -> grpc::GrpcServices {
+    use fafnir_core::token::TokenVerifier;
+    let verifier: Arc<dyn TokenVerifier> = stack.keys.clone();
+    let audience = stack.auth.config().token_audience();
+    grpc::GrpcServices {
+        security: Some(fafnir_rbac::grpc::SecurityGrpc::new(stack.rbac.clone(), verifier.clone(), audience.clone())),
+        users: Some(fafnir_users::grpc::UsersGrpc::new(stack.profiles.clone(), stack.rbac.clone(), verifier, audience)),
+    }
+}
+
+/// `fafnir serve`: HTTP (REST, docs, health, metrics, and `extra`) and gRPC (both services) in
+/// one process, until `shutdown`.
+pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown: Shutdown) -> Result<(), StartError> {
     telemetry::init_logging(&config.log);
     let stack = Stack::open(config).await?;
     let _background = stack.spawn_background();
     let (app, _) = http::app(&stack, extra).await?;
-    let listener = bind(stack.config.http_addr).await?;
-    let addr = listener.local_addr().map_err(|e| StartError::Io(e.to_string()))?;
-    tracing::info!(%addr, database = ?stack.db.backend(), "listening on http://{addr}");
-    serve(listener, app, shutdown_signal()).await?;
+    let http_l = listen(stack.config.http_addr, "HTTP").await?;
+    let grpc_l = listen(stack.config.grpc_addr, "gRPC").await?;
+    tracing::info!(database = ?stack.db.backend(), "fafnir serving");
+    let (h, g) = tokio::join!(
+        serve(http_l, app, shutdown.wait()),
+        grpc::serve_grpc(grpc_l, local_grpc(&stack), shutdown.wait())
+    );
+    stack.db.close().await;
+    h.and(g)
+}
+
+/// `auth-service`: REST on its own; in microservice mode (both service URLs set) its account
+/// events and permission checks go to security-service and user-service.
+pub async fn run_auth_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
+    telemetry::init_logging(&config.log);
+    let stack = Stack::open_auth_service(config).await?;
+    let _background = stack.spawn_background();
+    let (app, _) = http::app(&stack, Router::new()).await?;
+    let l = listen(stack.config.http_addr, "HTTP").await?;
+    serve(l, app, shutdown.wait()).await?;
     stack.db.close().await;
     Ok(())
+}
+
+fn jwks_verifier(
+    config: &fafnir_core::Config,
+    clock: fafnir_core::SharedClock,
+) -> Result<Arc<dyn fafnir_core::token::TokenVerifier>, StartError> {
+    let auth = config.auth_url.clone().unwrap_or_else(|| "http://127.0.0.1:8081".into());
+    let url = format!("{}/.well-known/jwks.json", auth.trim_end_matches('/'));
+    Ok(Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock)?))
+}
+
+fn audience(config: &fafnir_core::Config) -> fafnir_core::token::TokenAudience {
+    fafnir_core::token::TokenAudience { issuer: config.issuer(), audience: config.audience.clone() }
+}
+
+/// `security-service`: RBAC over gRPC on its own database; tokens verified against
+/// auth-service's JWKS (`FAFNIR_AUTH_URL`). Health and metrics over HTTP on `http_addr`.
+pub async fn run_security_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
+    telemetry::init_logging(&config.log);
+    let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
+    let db = fafnir_core::Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let rbac =
+        Arc::new(fafnir_rbac::Rbac::new(Arc::new(fafnir_rbac::SqlRbacStore::new(db.clone(), clock.clone()))).await?);
+    let _watch = rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL);
+    let svc = fafnir_rbac::grpc::SecurityGrpc::new(rbac, jwks_verifier(&config, clock)?, audience(&config));
+    let side = grpc::side_app(db.clone());
+    let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
+    let (a, b) = tokio::join!(
+        grpc::serve_grpc(g, grpc::GrpcServices { security: Some(svc), users: None }, shutdown.wait()),
+        serve(h, side, shutdown.wait())
+    );
+    db.close().await;
+    a.and(b)
+}
+
+/// `user-service`: profiles over gRPC on its own database; tokens verified against
+/// auth-service's JWKS, other users' data allowed by security-service (`FAFNIR_SECURITY_URL`).
+pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
+    telemetry::init_logging(&config.log);
+    let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
+    let db = fafnir_core::Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let profiles = fafnir_users::Profiles::new(Arc::new(fafnir_users::SqlProfileStore::new(db.clone(), clock.clone())));
+    let security_url = config.security_url.clone().unwrap_or_else(|| "http://127.0.0.1:8082".into());
+    let checker = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
+        fafnir_proto::support::channel(&security_url).map_err(|e| StartError::Io(e.to_string()))?,
+        fafnir_proto::support::ClientOptions::default(),
+    ));
+    let svc = fafnir_users::grpc::UsersGrpc::new(profiles, checker, jwks_verifier(&config, clock)?, audience(&config));
+    let side = grpc::side_app(db.clone());
+    let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
+    let (a, b) = tokio::join!(
+        grpc::serve_grpc(g, grpc::GrpcServices { security: None, users: Some(svc) }, shutdown.wait()),
+        serve(h, side, shutdown.wait())
+    );
+    db.close().await;
+    a.and(b)
 }

@@ -6,9 +6,15 @@ use std::time::Duration;
 use fafnir_auth::{Auth, AuthConfig, SqlAuthStore};
 use fafnir_core::events::{AccountEventHandler, Outbox};
 use fafnir_core::keys::KeyManager;
-use fafnir_core::{Config, CoreError, Db, SharedClock, SystemClock};
+use fafnir_core::{Config, CoreError, Db, PermissionChecker, SharedClock, SystemClock};
+use fafnir_proto::support::{channel, ClientOptions};
+use fafnir_rbac::grpc::{RemoteSecurity, SecurityEventSink};
 use fafnir_rbac::{Rbac, RbacEvents, SqlRbacStore};
+use fafnir_users::grpc::UsersEventSink;
 use fafnir_users::{ProfileEvents, Profiles, SqlProfileStore};
+
+/// How often each instance re-reads the signing keys (to sign with a key rotated elsewhere).
+pub const KEY_RELOAD: Duration = Duration::from_secs(60);
 
 /// Everything one Fafnir process runs on.
 #[derive(Debug, Clone)]
@@ -21,6 +27,21 @@ pub struct Stack {
     pub profiles: Profiles,
     pub outbox: Arc<Outbox>,
     pub auth: Arc<Auth>,
+    /// Who answers permission checks for the REST layer: the local `rbac`, or security-service.
+    pub checker: Arc<dyn PermissionChecker>,
+    /// Whether roles and profiles live in this process (false: in the remote services).
+    pub local_policy: bool,
+}
+
+/// Where roles and profiles live.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    /// In this process, on this database (`fafnir serve`, the admin CLI).
+    #[default]
+    AllInOne,
+    /// In security-service and user-service (microservice mode): account events go to them
+    /// through the outbox, and permission checks go to security-service.
+    Remote { security_url: String, users_url: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +65,30 @@ impl Stack {
 
     /// As [`Stack::open`], with the auth settings built from `base()` and the config's tokens.
     pub async fn open_with(config: Config, base: impl FnOnce() -> AuthConfig) -> Result<Self, StartError> {
+        Self::open_mode(config, base, Mode::AllInOne).await
+    }
+
+    /// auth-service: remote mode when both `FAFNIR_SECURITY_URL` and `FAFNIR_USERS_URL` are set,
+    /// else self-contained (all in one process, REST only).
+    pub async fn open_auth_service(config: Config) -> Result<Self, StartError> {
+        let mode = match (&config.security_url, &config.users_url) {
+            (Some(s), Some(u)) => Mode::Remote { security_url: s.clone(), users_url: u.clone() },
+            (None, None) => Mode::AllInOne,
+            _ => {
+                return Err(StartError::Core(CoreError::Config(
+                    "set both FAFNIR_SECURITY_URL and FAFNIR_USERS_URL, or neither".into(),
+                )))
+            }
+        };
+        Self::open_mode(config, AuthConfig::default, mode).await
+    }
+
+    pub async fn open_mode(config: Config, base: impl FnOnce() -> AuthConfig, mode: Mode) -> Result<Self, StartError> {
         let clock: SharedClock = Arc::new(SystemClock);
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
         let rbac = Arc::new(Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), clock.clone()))).await?);
         let profiles = Profiles::new(Arc::new(SqlProfileStore::new(db.clone(), clock.clone())));
-        let subscribers: Vec<Arc<dyn AccountEventHandler>> =
-            vec![Arc::new(RbacEvents(rbac.clone())), Arc::new(ProfileEvents(profiles.clone()))];
-        let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
         let auth_cfg = AuthConfig {
             issuer: config.issuer(),
             audience: config.audience.clone(),
@@ -59,12 +96,38 @@ impl Stack {
             refresh_ttl: config.refresh_ttl,
             ..base()
         };
-        // Retired keys stay published for one access-token lifetime plus a minute of skew.
-        let retain = auth_cfg.access_ttl + Duration::from_secs(60);
+        // Retired keys stay published for one access-token lifetime, plus two key-reload
+        // intervals (another instance may sign with the old key until its next reload), plus skew.
+        let retain = auth_cfg.access_ttl + 2 * KEY_RELOAD + Duration::from_secs(30);
         let keys = Arc::new(KeyManager::load_or_create(db.clone(), clock.clone(), retain).await?);
+        let (subscribers, checker, local_policy): (
+            Vec<Arc<dyn AccountEventHandler>>,
+            Arc<dyn PermissionChecker>,
+            bool,
+        ) = match &mode {
+            Mode::AllInOne => (
+                vec![Arc::new(RbacEvents(rbac.clone())), Arc::new(ProfileEvents(profiles.clone()))],
+                rbac.clone(),
+                true,
+            ),
+            Mode::Remote { security_url, users_url } => {
+                let aud = auth_cfg.token_audience();
+                let security = channel(security_url).map_err(|e| StartError::Io(e.to_string()))?;
+                let users = channel(users_url).map_err(|e| StartError::Io(e.to_string()))?;
+                (
+                    vec![
+                        Arc::new(SecurityEventSink::new(security.clone(), keys.clone(), clock.clone(), aud.clone())),
+                        Arc::new(UsersEventSink::new(users, keys.clone(), clock.clone(), aud)),
+                    ],
+                    Arc::new(RemoteSecurity::new(security, ClientOptions::default())),
+                    false,
+                )
+            }
+        };
+        let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
         let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
         let auth = Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?);
-        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth })
+        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth, checker, local_policy })
     }
 
     /// The background work of a serving process: event delivery, policy and key refresh,
@@ -82,11 +145,11 @@ impl Stack {
                 }
             }
         });
-        vec![
-            self.outbox.spawn_dispatcher(Duration::from_secs(5)),
-            self.rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL),
-            self.keys.spawn_refresh(Duration::from_secs(60)),
-            prune,
-        ]
+        let mut tasks =
+            vec![self.outbox.spawn_dispatcher(Duration::from_secs(5)), self.keys.spawn_refresh(KEY_RELOAD), prune];
+        if self.local_policy {
+            tasks.push(self.rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL));
+        }
+        tasks
     }
 }

@@ -90,6 +90,7 @@ impl From<AuthError> for ApiError {
             | AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, None),
             AuthError::RateLimited { retry_after } => return ApiError::rate_limited(retry_after.as_secs()),
             AuthError::SessionNotFound | AuthError::UserNotFound => (StatusCode::NOT_FOUND, None),
+            AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, None),
             AuthError::Config(_) | AuthError::Store(_) => {
                 tracing::error!(error = %e, "request failed");
                 return ApiError::internal();

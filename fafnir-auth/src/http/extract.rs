@@ -122,10 +122,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let http = AuthHttp::from_ref(state);
         let who = http.authenticate_parts(parts).await?;
-        let decision = http.checker().check(who.user_id, P::PERMISSION).await.map_err(|e| {
-            tracing::warn!(error = %e, "permission checker unavailable");
-            ApiError::unavailable("the permission service")
-        })?;
+        let decision =
+            http.checker().check(Some(who.token.expose()), who.user_id, P::PERMISSION).await.map_err(|e| {
+                tracing::warn!(error = %e, "permission checker unavailable");
+                ApiError::unavailable("the permission service")
+            })?;
         if decision.allowed {
             Ok(Authorized(who, PhantomData))
         } else {

@@ -47,7 +47,7 @@ impl Modify for SecuritySchemes {
 
 // ---- bodies ----
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     #[schema(example = "ada@example.com")]
@@ -83,7 +83,7 @@ pub struct UserResponse {
     user: UserDto,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     email: String,
@@ -91,7 +91,7 @@ pub struct LoginRequest {
     password: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     user: UserDto,
     access_expires_at: DateTime<Utc>,
@@ -102,7 +102,7 @@ pub struct LoginResponse {
     refresh_token: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
     grant_type: String,
@@ -116,7 +116,7 @@ pub struct TokenRequest {
     scope: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     refresh_token: String,
@@ -134,7 +134,7 @@ pub struct OAuthError {
     error_description: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
@@ -169,7 +169,7 @@ pub struct SessionsResponse {
     sessions: Vec<SessionDto>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
     #[schema(format = Password)]
@@ -185,8 +185,13 @@ fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: &Login) {
-    let csrf = h.csrf_key().issue(&login.session_id);
+fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: &Login, current_csrf: Option<&str>) {
+    // A CSRF token still valid for this session is kept: requests in flight, and pages that
+    // read the cookie earlier, keep working across a refresh.
+    let csrf = match current_csrf {
+        Some(c) if h.csrf_key().verify(Some(&login.session_id), Some(c), Some(c)) => c.to_owned(),
+        _ => h.csrf_key().issue(&login.session_id),
+    };
     let cfg = h.auth().config();
     cookies::set_session(
         headers,
@@ -267,7 +272,7 @@ async fn login(
         refresh_token: None,
     };
     let mut res = Json(body).into_response();
-    set_session_cookies(&h, res.headers_mut(), &login);
+    set_session_cookies(&h, res.headers_mut(), &login, None);
     Ok(res)
 }
 
@@ -398,12 +403,15 @@ async fn refresh(
                 refresh_token: from_body.then(|| login.refresh_token.expose().to_owned()),
             };
             let mut res = Json(body).into_response();
-            set_session_cookies(&h, res.headers_mut(), &login);
+            let current = cookies::read(&headers, cookies::CSRF);
+            set_session_cookies(&h, res.headers_mut(), &login, current.as_deref());
             Ok(res)
         }
         Err(e) => {
+            // Only a dead session logs the browser out; a passing failure (503, 500) must not.
+            let dead = matches!(e, AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused);
             let mut res = ApiError::from(e).into_response();
-            if !from_body {
+            if dead && !from_body {
                 cookies::clear_session(res.headers_mut(), h.settings().cookie_secure);
             }
             Ok(res)
@@ -472,7 +480,7 @@ async fn logout_all(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) ->
     security(("bearer" = []), ("cookie" = [])))]
 async fn me(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Json<MeResponse>, ApiError> {
     let acct = h.auth().me(&who).await?;
-    let grants = h.checker().grants(who.user_id).await.map_err(|e| {
+    let grants = h.checker().grants(Some(who.token.expose()), who.user_id).await.map_err(|e| {
         tracing::warn!(error = %e, "permission checker unavailable");
         ApiError::unavailable("the permission service")
     })?;
@@ -553,4 +561,53 @@ async fn jwks(State(h): State<AuthHttp>) -> Response {
     let mut res = Json(h.auth().jwks()).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     res
+}
+
+impl std::fmt::Debug for RegisterRequest {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegisterRequest { *** }")
+    }
+}
+
+impl std::fmt::Debug for LoginRequest {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginRequest { *** }")
+    }
+}
+
+impl std::fmt::Debug for TokenRequest {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenRequest { *** }")
+    }
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshRequest { *** }")
+    }
+}
+
+impl std::fmt::Debug for PasswordChangeRequest {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChangeRequest { *** }")
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginResponse { *** }")
+    }
+}
+
+impl std::fmt::Debug for TokenResponse {
+    // Carries a password or a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenResponse { *** }")
+    }
 }

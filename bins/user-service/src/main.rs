@@ -1,0 +1,47 @@
+//! `user-service`: profiles (fafnir.users.v1.UserService) over gRPC on :8083, with its own database.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fafnir_core::Config;
+use fafnir_server::ConfigArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "user-service",
+    version,
+    about = "Fafnir's profiles (fafnir.users.v1.UserService) over gRPC, with the standard health service and reflection",
+    after_help = "Defaults: gRPC on 127.0.0.1:8083, health and Prometheus metrics over HTTP on 127.0.0.1:9083\n\
+                  (--http-addr), database sqlite://users.db. Tokens are verified against FAFNIR_AUTH_URL's JWKS\n\
+                  (default http://127.0.0.1:8081)."
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let defaults = Config {
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 8083)),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 9083)),
+        database_url: "sqlite://users.db".into(),
+        ..Config::default()
+    };
+    let config = match cli.config.load(defaults, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match fafnir_server::run_user_service(config, fafnir_server::Shutdown::on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! `fafnir.security.v1.SecurityService` (feature `grpc`): the server over [`Rbac`], and the
+//! clients other services use: [`RemoteSecurity`] (a [`PermissionChecker`]) and
+//! [`SecurityEventSink`] (delivers account events from auth-service's outbox).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
+use fafnir_core::keys::KeyManager;
+use fafnir_core::token::{TokenAudience, TokenVerifier};
+use fafnir_core::{Decision, Grants, Permission, PermissionChecker, ServiceError, SharedClock, UserId};
+use fafnir_proto::security::v1 as pb;
+use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
+use fafnir_proto::security::v1::security_service_server::{SecurityService, SecurityServiceServer};
+pub use fafnir_proto::support::channel;
+use fafnir_proto::support::{
+    authenticate, authenticate_internal, internal_token, observe, user_id_or, with_bearer, with_retries, ClientOptions,
+};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::{CheckCode, NewRole, Rbac, RbacError, Role, RoleName};
+
+/// Most permissions one `CheckPermissions` call may ask about.
+pub const MAX_BATCH: usize = 100;
+
+const SERVICE: &str = "fafnir.security.v1.SecurityService";
+
+/// The server.
+#[derive(Debug, Clone)]
+pub struct SecurityGrpc {
+    rbac: Arc<Rbac>,
+    verifier: Arc<dyn TokenVerifier>,
+    audience: TokenAudience,
+}
+
+impl SecurityGrpc {
+    pub fn new(rbac: Arc<Rbac>, verifier: Arc<dyn TokenVerifier>, audience: TokenAudience) -> Self {
+        Self { rbac, verifier, audience }
+    }
+
+    pub fn into_server(self) -> SecurityServiceServer<Self> {
+        SecurityServiceServer::new(self)
+    }
+
+    async fn caller<T>(&self, req: &Request<T>) -> Result<UserId, Status> {
+        Ok(authenticate(req.metadata(), self.verifier.as_ref(), &self.audience).await?.sub)
+    }
+
+    fn require(&self, caller: UserId, permission: &str) -> Result<(), Status> {
+        if self.rbac.check_str(&caller, permission).allowed {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!("this needs the permission {permission}")))
+        }
+    }
+
+    /// The user a request is about: the caller, or someone else when the caller may read users.
+    fn subject(&self, caller: UserId, user_id: &str) -> Result<UserId, Status> {
+        let user = user_id_or("user_id", user_id, caller)?;
+        if user != caller {
+            self.require(caller, "users:read")?;
+        }
+        Ok(user)
+    }
+}
+
+fn role_name(field: &str, s: &str) -> Result<RoleName, Status> {
+    RoleName::parse(s).map_err(|_| Status::invalid_argument(format!("{field}: {}", RbacError::InvalidRoleName)))
+}
+
+fn permissions(list: &[String]) -> Result<Vec<Permission>, Status> {
+    list.iter()
+        .map(|p| {
+            Permission::parse(p).map_err(|e| {
+                Status::invalid_argument(format!("permission `{}`: {e}", p.chars().take(80).collect::<String>()))
+            })
+        })
+        .collect()
+}
+
+fn status(e: RbacError) -> Status {
+    match e {
+        RbacError::InvalidRoleName | RbacError::InvalidPermission(_) => Status::invalid_argument(e.to_string()),
+        RbacError::RoleNotFound(_) | RbacError::UserNotFound(_) => Status::not_found(e.to_string()),
+        RbacError::RoleExists(_) => Status::already_exists(e.to_string()),
+        RbacError::BuiltinRole(_) | RbacError::Cycle(..) => Status::failed_precondition(e.to_string()),
+        RbacError::Store(inner) => {
+            tracing::error!(error = %inner, "RBAC store failed");
+            Status::unavailable("the policy store is unavailable")
+        }
+    }
+}
+
+pub fn code_to_pb(c: CheckCode) -> pb::PermissionCode {
+    match c {
+        CheckCode::PermissionGranted => pb::PermissionCode::PermissionGranted,
+        CheckCode::PermissionDenied => pb::PermissionCode::PermissionDenied,
+        CheckCode::UserNotFound => pb::PermissionCode::UserNotFound,
+        CheckCode::InvalidPermission => pb::PermissionCode::InvalidPermission,
+    }
+}
+
+fn code_from_pb(c: i32) -> Option<CheckCode> {
+    match pb::PermissionCode::try_from(c).ok()? {
+        pb::PermissionCode::PermissionGranted => Some(CheckCode::PermissionGranted),
+        pb::PermissionCode::PermissionDenied => Some(CheckCode::PermissionDenied),
+        pb::PermissionCode::UserNotFound => Some(CheckCode::UserNotFound),
+        pb::PermissionCode::InvalidPermission => Some(CheckCode::InvalidPermission),
+        pb::PermissionCode::Unspecified => None,
+    }
+}
+
+fn role_to_pb(r: Role) -> pb::Role {
+    pb::Role {
+        name: r.name.to_string(),
+        description: r.description,
+        permissions: r.permissions.iter().map(|p| p.to_string()).collect(),
+        inherits: r.inherits.iter().map(|p| p.to_string()).collect(),
+        builtin: r.builtin,
+    }
+}
+
+#[tonic::async_trait]
+impl SecurityService for SecurityGrpc {
+    async fn check_permission(
+        &self,
+        req: Request<pb::CheckPermissionRequest>,
+    ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
+        observe(SERVICE, "CheckPermission", async {
+            let caller = self.caller(&req).await?;
+            let r = req.get_ref();
+            let user = self.subject(caller, &r.user_id)?;
+            let d = self.rbac.check_str(&user, &r.permission);
+            Ok(Response::new(pb::CheckPermissionResponse {
+                has_permission: d.allowed,
+                code: code_to_pb(d.code).into(),
+            }))
+        })
+        .await
+    }
+
+    async fn check_permissions(
+        &self,
+        req: Request<pb::CheckPermissionsRequest>,
+    ) -> Result<Response<pb::CheckPermissionsResponse>, Status> {
+        observe(SERVICE, "CheckPermissions", async {
+            let caller = self.caller(&req).await?;
+            let r = req.get_ref();
+            if r.permissions.len() > MAX_BATCH {
+                return Err(Status::invalid_argument(format!("at most {MAX_BATCH} permissions per call")));
+            }
+            let user = self.subject(caller, &r.user_id)?;
+            let results = self
+                .rbac
+                .check_many(&user, &r.permissions)
+                .into_iter()
+                .zip(&r.permissions)
+                .map(|(d, p)| pb::CheckPermissionResult {
+                    permission: p.clone(),
+                    has_permission: d.allowed,
+                    code: code_to_pb(d.code).into(),
+                })
+                .collect();
+            Ok(Response::new(pb::CheckPermissionsResponse { results }))
+        })
+        .await
+    }
+
+    async fn get_user_roles(
+        &self,
+        req: Request<pb::GetUserRolesRequest>,
+    ) -> Result<Response<pb::GetUserRolesResponse>, Status> {
+        observe(SERVICE, "GetUserRoles", async {
+            let caller = self.caller(&req).await?;
+            let user = self.subject(caller, &req.get_ref().user_id)?;
+            let roles = self.rbac.user_roles(&user).ok_or_else(|| Status::not_found("user not found"))?;
+            let permissions = self.rbac.user_permissions(&user).unwrap_or_default();
+            Ok(Response::new(pb::GetUserRolesResponse {
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            }))
+        })
+        .await
+    }
+
+    async fn assign_role(
+        &self,
+        req: Request<pb::AssignRoleRequest>,
+    ) -> Result<Response<pb::AssignRoleResponse>, Status> {
+        observe(SERVICE, "AssignRole", async {
+            let caller = self.caller(&req).await?;
+            self.require(caller, "roles:manage")?;
+            let r = req.get_ref();
+            let user = UserId::parse(&r.user_id).map_err(|_| Status::invalid_argument("user_id must be a UUID"))?;
+            let changed = self.rbac.grant(user, &role_name("role", &r.role)?).await.map_err(status)?;
+            Ok(Response::new(pb::AssignRoleResponse { changed }))
+        })
+        .await
+    }
+
+    async fn revoke_role(
+        &self,
+        req: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
+        observe(SERVICE, "RevokeRole", async {
+            let caller = self.caller(&req).await?;
+            self.require(caller, "roles:manage")?;
+            let r = req.get_ref();
+            let user = UserId::parse(&r.user_id).map_err(|_| Status::invalid_argument("user_id must be a UUID"))?;
+            let changed = self.rbac.revoke(user, &role_name("role", &r.role)?).await.map_err(status)?;
+            Ok(Response::new(pb::RevokeRoleResponse { changed }))
+        })
+        .await
+    }
+
+    async fn list_roles(&self, req: Request<pb::ListRolesRequest>) -> Result<Response<pb::ListRolesResponse>, Status> {
+        observe(SERVICE, "ListRoles", async {
+            self.caller(&req).await?;
+            Ok(Response::new(pb::ListRolesResponse { roles: self.rbac.roles().into_iter().map(role_to_pb).collect() }))
+        })
+        .await
+    }
+
+    async fn create_role(
+        &self,
+        req: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+        observe(SERVICE, "CreateRole", async {
+            let caller = self.caller(&req).await?;
+            self.require(caller, "roles:manage")?;
+            let r = req.get_ref();
+            let name = role_name("name", &r.name)?;
+            let inherits = r.inherits.iter().map(|n| role_name("inherits", n)).collect::<Result<Vec<_>, _>>()?;
+            if r.description.chars().count() > 500 {
+                return Err(Status::invalid_argument("description must be at most 500 characters"));
+            }
+            let role = NewRole {
+                name: name.clone(),
+                description: r.description.clone(),
+                permissions: permissions(&r.permissions)?,
+                inherits,
+            };
+            self.rbac.create_role(role).await.map_err(status)?;
+            let role = self.rbac.role(&name).ok_or_else(|| Status::internal("role vanished after creation"))?;
+            Ok(Response::new(pb::CreateRoleResponse { role: Some(role_to_pb(role)) }))
+        })
+        .await
+    }
+
+    async fn delete_role(
+        &self,
+        req: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+        observe(SERVICE, "DeleteRole", async {
+            let caller = self.caller(&req).await?;
+            self.require(caller, "roles:manage")?;
+            self.rbac.delete_role(&role_name("name", &req.get_ref().name)?).await.map_err(status)?;
+            Ok(Response::new(pb::DeleteRoleResponse {}))
+        })
+        .await
+    }
+
+    async fn set_role_permissions(
+        &self,
+        req: Request<pb::SetRolePermissionsRequest>,
+    ) -> Result<Response<pb::SetRolePermissionsResponse>, Status> {
+        observe(SERVICE, "SetRolePermissions", async {
+            let caller = self.caller(&req).await?;
+            self.require(caller, "roles:manage")?;
+            let r = req.get_ref();
+            let name = role_name("name", &r.name)?;
+            self.rbac.set_role_permissions(&name, permissions(&r.permissions)?).await.map_err(status)?;
+            let role = self.rbac.role(&name).ok_or_else(|| Status::not_found("role not found"))?;
+            Ok(Response::new(pb::SetRolePermissionsResponse { role: Some(role_to_pb(role)) }))
+        })
+        .await
+    }
+
+    async fn handle_account_event(
+        &self,
+        req: Request<pb::HandleAccountEventRequest>,
+    ) -> Result<Response<pb::HandleAccountEventResponse>, Status> {
+        observe(SERVICE, "HandleAccountEvent", async {
+            authenticate_internal(req.metadata(), self.verifier.as_ref(), &self.audience).await?;
+            let event: AccountEvent = serde_json::from_str(&req.get_ref().event_json)
+                .map_err(|e| Status::invalid_argument(format!("event_json: {e}")))?;
+            crate::RbacEvents(self.rbac.clone()).handle(&event).await.map_err(|e| Status::unavailable(e.0))?;
+            Ok(Response::new(pb::HandleAccountEventResponse {}))
+        })
+        .await
+    }
+}
+
+fn service_error(s: Status) -> ServiceError {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            ServiceError::Unavailable(format!("security-service: {}", s.message()))
+        }
+        _ => ServiceError::Internal(format!("security-service: {:?}: {}", s.code(), s.message())),
+    }
+}
+
+/// The permission checker as a client of security-service: one shared HTTP/2 channel, a timeout
+/// per call, retries for these idempotent reads.
+#[derive(Debug, Clone)]
+pub struct RemoteSecurity {
+    client: SecurityServiceClient<Channel>,
+    opts: ClientOptions,
+}
+
+impl RemoteSecurity {
+    pub fn new(channel: Channel, opts: ClientOptions) -> Self {
+        Self { client: SecurityServiceClient::new(channel), opts }
+    }
+
+    pub fn client(&self) -> SecurityServiceClient<Channel> {
+        self.client.clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl PermissionChecker for RemoteSecurity {
+    async fn check(&self, bearer: Option<&str>, user: UserId, permission: &str) -> Result<Decision, ServiceError> {
+        let r = with_retries(self.opts.attempts, || {
+            let mut c = self.client.clone();
+            let req = with_bearer(
+                pb::CheckPermissionRequest { user_id: user.to_string(), permission: permission.to_owned() },
+                bearer,
+                self.opts.timeout,
+            );
+            async move { c.check_permission(req).await }
+        })
+        .await
+        .map_err(service_error)?
+        .into_inner();
+        let code = code_from_pb(r.code).ok_or_else(|| ServiceError::Internal("unspecified permission code".into()))?;
+        Ok(Decision { allowed: r.has_permission, code })
+    }
+
+    async fn check_many(
+        &self,
+        bearer: Option<&str>,
+        user: UserId,
+        permissions: &[String],
+    ) -> Result<Vec<Decision>, ServiceError> {
+        let r = with_retries(self.opts.attempts, || {
+            let mut c = self.client.clone();
+            let req = with_bearer(
+                pb::CheckPermissionsRequest { user_id: user.to_string(), permissions: permissions.to_vec() },
+                bearer,
+                self.opts.timeout,
+            );
+            async move { c.check_permissions(req).await }
+        })
+        .await
+        .map_err(service_error)?
+        .into_inner();
+        r.results
+            .into_iter()
+            .map(|x| {
+                let code =
+                    code_from_pb(x.code).ok_or_else(|| ServiceError::Internal("unspecified permission code".into()))?;
+                Ok(Decision { allowed: x.has_permission, code })
+            })
+            .collect()
+    }
+
+    async fn grants(&self, bearer: Option<&str>, user: UserId) -> Result<Option<Grants>, ServiceError> {
+        let r = with_retries(self.opts.attempts, || {
+            let mut c = self.client.clone();
+            let req = with_bearer(pb::GetUserRolesRequest { user_id: user.to_string() }, bearer, self.opts.timeout);
+            async move { c.get_user_roles(req).await }
+        })
+        .await;
+        match r {
+            Ok(r) => {
+                let r = r.into_inner();
+                Ok(Some(Grants { roles: r.roles, permissions: r.permissions }))
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(service_error(s)),
+        }
+    }
+}
+
+/// Delivers account events to security-service (used by auth-service's outbox). Subscribes under
+/// the same name as the in-process handler, so pending events survive a change of deployment.
+#[derive(Debug, Clone)]
+pub struct SecurityEventSink {
+    client: SecurityServiceClient<Channel>,
+    keys: Arc<KeyManager>,
+    clock: SharedClock,
+    audience: TokenAudience,
+}
+
+impl SecurityEventSink {
+    pub fn new(channel: Channel, keys: Arc<KeyManager>, clock: SharedClock, audience: TokenAudience) -> Self {
+        Self { client: SecurityServiceClient::new(channel), keys, clock, audience }
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountEventHandler for SecurityEventSink {
+    fn name(&self) -> &str {
+        crate::SUBSCRIBER
+    }
+
+    async fn handle(&self, event: &AccountEvent) -> Result<(), HandlerError> {
+        let token =
+            internal_token(&self.keys, self.clock.as_ref(), &self.audience).map_err(|e| HandlerError(e.to_string()))?;
+        let json = serde_json::to_string(event).map_err(|e| HandlerError(e.to_string()))?;
+        let req = with_bearer(
+            pb::HandleAccountEventRequest { event_json: json, occurred_at: None },
+            Some(&token),
+            Duration::from_secs(3),
+        );
+        self.client
+            .clone()
+            .handle_account_event(req)
+            .await
+            .map_err(|s| HandlerError(format!("security-service: {}", s.message())))?;
+        Ok(())
+    }
+}

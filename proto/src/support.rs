@@ -1,0 +1,157 @@
+//! What both gRPC servers and their clients share: authenticating calls, internal tokens for
+//! service-to-service event delivery, error mapping helpers and per-RPC telemetry.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use fafnir_core::keys::KeyManager;
+use fafnir_core::token::{AccessClaims, TokenAudience, TokenVerifier};
+use fafnir_core::ServiceError;
+use fafnir_core::{Clock, SessionId, UserId};
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic::Request;
+use tonic::{Code, Status};
+
+/// The audience of tokens that auth-service mints for its own calls to the other services
+/// (outbox delivery). User tokens never carry it, and these tokens name no user.
+pub const INTERNAL_AUDIENCE_SUFFIX: &str = "-internal";
+
+/// The audience of internal tokens for an issuer audience `aud`.
+pub fn internal_audience(expect: &TokenAudience) -> TokenAudience {
+    TokenAudience { issuer: expect.issuer.clone(), audience: format!("{}{INTERNAL_AUDIENCE_SUFFIX}", expect.audience) }
+}
+
+/// The Bearer token of a call's `authorization` metadata.
+pub fn bearer(md: &MetadataMap) -> Option<&str> {
+    let v = md.get("authorization")?.to_str().ok()?;
+    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Authenticates a user call: a valid access token for `expect`, else UNAUTHENTICATED (with a
+/// message that says what to send and nothing about why a token failed).
+pub async fn authenticate(
+    md: &MetadataMap,
+    verifier: &dyn TokenVerifier,
+    expect: &TokenAudience,
+) -> Result<AccessClaims, Status> {
+    let Some(token) = bearer(md) else {
+        return Err(Status::unauthenticated("send `authorization: Bearer <access token>` metadata"));
+    };
+    verifier.verify(token, expect).await.map_err(|_| Status::unauthenticated("the access token is invalid or expired"))
+}
+
+/// Authenticates an internal call (outbox delivery from auth-service).
+pub async fn authenticate_internal(
+    md: &MetadataMap,
+    verifier: &dyn TokenVerifier,
+    expect: &TokenAudience,
+) -> Result<(), Status> {
+    authenticate(md, verifier, &internal_audience(expect)).await.map(|_| ())
+}
+
+/// Mints a one-minute internal token (needs the issuer's signing key).
+pub fn internal_token(keys: &KeyManager, clock: &dyn Clock, expect: &TokenAudience) -> Result<String, Status> {
+    let now = clock.now().timestamp();
+    let nil = uuid::Uuid::nil();
+    let claims = AccessClaims {
+        iss: expect.issuer.clone(),
+        aud: internal_audience(expect).audience,
+        sub: UserId::from(nil),
+        sid: SessionId::from(nil),
+        iat: now,
+        exp: now + 60,
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    keys.sign(&claims).map_err(|e| Status::internal(format!("cannot sign an internal token: {e}")))
+}
+
+/// Parses a user id field; empty means `default` (the caller).
+pub fn user_id_or(field: &str, value: &str, default: UserId) -> Result<UserId, Status> {
+    if value.is_empty() {
+        return Ok(default);
+    }
+    UserId::parse(value).map_err(|_| Status::invalid_argument(format!("{field} must be a UUID")))
+}
+
+/// Runs one RPC in a tracing span and records `fafnir_grpc_requests_total{service, method, code}`
+/// and `fafnir_grpc_request_duration_seconds`.
+pub async fn observe<T>(
+    service: &'static str,
+    method: &'static str,
+    f: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    use tracing::Instrument;
+    let start = Instant::now();
+    let span = tracing::info_span!("grpc", service, method);
+    let r = f.instrument(span).await;
+    let code = match &r {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    };
+    let labels = [("service", service.to_owned()), ("method", method.to_owned()), ("code", format!("{code:?}"))];
+    metrics::counter!("fafnir_grpc_requests_total", &labels).increment(1);
+    metrics::histogram!("fafnir_grpc_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    r
+}
+
+/// Whether a failed idempotent call is worth one more try.
+pub fn retryable(s: &Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Unknown) || s.message().contains("transport")
+}
+
+/// Retries an idempotent call on transient failure: up to `attempts` tries, 50 ms, 100 ms … apart.
+pub async fn with_retries<T, F, Fut>(attempts: u32, mut f: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut last = None;
+    for _ in 0..attempts.max(1) {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if retryable(&e) => {
+                last = Some(e);
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Status::unavailable("no attempt made")))
+}
+
+/// Timeouts and retries of the clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Per call.
+    pub timeout: Duration,
+    /// Tries of an idempotent read (checks, role reads) before giving up.
+    pub attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(2), attempts: 3 }
+    }
+}
+
+/// A lazily connected channel to `url` (`http://host:port`): creating it never fails because
+/// the service is down; calls fail with UNAVAILABLE until it is up, and the channel reconnects.
+pub fn channel(url: &str) -> Result<Channel, ServiceError> {
+    Ok(Channel::from_shared(url.to_owned())
+        .map_err(|e| ServiceError::Internal(format!("bad service URL {url}: {e}")))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+pub fn with_bearer<T>(msg: T, bearer: Option<&str>, timeout: Duration) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.set_timeout(timeout);
+    if let Some(v) = bearer.and_then(|b| format!("Bearer {b}").parse().ok()) {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
