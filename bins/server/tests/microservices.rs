@@ -1,0 +1,199 @@
+//! Microservice mode: auth-service, security-service and user-service as three servers with
+//! three databases. A user registered while user-service is down gets the `member` role at
+//! once and an empty profile once user-service is back (the outbox keeps retrying); deleting the
+//! user reaches both services the same way.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use fafnir_core::testing::TestDb;
+use fafnir_core::Config;
+use fafnir_proto::security::v1 as sec;
+use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
+use fafnir_proto::users::v1 as usr;
+use fafnir_proto::users::v1::user_service_client::UserServiceClient;
+use fafnir_server::{Shutdown, Stack};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+const PW: &str = "correct horse battery staple";
+
+fn port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn addr(p: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], p))
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn spawn<F, Fut>(run: F) -> Running
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fafnir_server::StartError>> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<()>();
+    let fut = run(Shutdown::on(async move {
+        let _ = rx.await;
+    }));
+    let task = tokio::spawn(async move { fut.await.unwrap() });
+    Running { stop: tx, task }
+}
+
+fn req<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(40) {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn three_services(dbs: [&TestDb; 3]) {
+    let (auth_p, sec_p, sec_http, usr_p, usr_http) = (port(), port(), port(), port(), port());
+    let auth_url = format!("http://127.0.0.1:{auth_p}");
+    let base = |db: &TestDb| Config {
+        database_url: db.url.clone(),
+        cookie_secure: false,
+        auth_url: Some(auth_url.clone()),
+        security_url: Some(format!("http://127.0.0.1:{sec_p}")),
+        users_url: Some(format!("http://127.0.0.1:{usr_p}")),
+        log: "warn".into(),
+        ..Config::default()
+    };
+    let auth_cfg = Config { http_addr: addr(auth_p), ..base(dbs[0]) };
+    let sec_cfg = Config { grpc_addr: addr(sec_p), http_addr: addr(sec_http), ..base(dbs[1]) };
+    let usr_cfg = Config { grpc_addr: addr(usr_p), http_addr: addr(usr_http), ..base(dbs[2]) };
+
+    let security = spawn(|s| fafnir_server::run_security_service(sec_cfg.clone(), s));
+    let users = spawn(|s| fafnir_server::run_user_service(usr_cfg.clone(), s));
+    let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg.clone(), s));
+    let http = reqwest::Client::new();
+    wait_until("auth-service", || async { http.get(format!("{auth_url}/healthz")).send().await.is_ok() }).await;
+    wait_until("user-service", || async {
+        http.get(format!("http://127.0.0.1:{usr_http}/readyz")).send().await.is_ok()
+    })
+    .await;
+
+    // user-service goes down; a user registers.
+    users.stop().await;
+    let res = http
+        .post(format!("{auth_url}/auth/register"))
+        .json(&json!({"email": "ada@example.com", "password": PW, "display_name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let tok: Value = http
+        .post(format!("{auth_url}/auth/token"))
+        .json(&json!({"grant_type": "password", "email": "ada@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().unwrap().to_owned();
+
+    // security-service got the event at once: the user is a member, and auth-service's /auth/me
+    // asks security-service for the roles.
+    let sec_ch = Channel::from_shared(format!("http://127.0.0.1:{sec_p}")).unwrap().connect_lazy();
+    let mut s = SecurityServiceClient::new(sec_ch);
+    let roles = s.get_user_roles(req(sec::GetUserRolesRequest::default(), &token)).await.unwrap().into_inner();
+    assert_eq!(roles.roles, ["member"]);
+    let me: Value =
+        http.get(format!("{auth_url}/auth/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["roles"], json!(["member"]));
+
+    // user-service comes back; the profile appears without anyone asking again.
+    let users = spawn(|s| fafnir_server::run_user_service(usr_cfg.clone(), s));
+    let usr_ch = Channel::from_shared(format!("http://127.0.0.1:{usr_p}")).unwrap().connect_lazy();
+    let u = UserServiceClient::new(usr_ch);
+    wait_until("the profile to reach the restarted user-service", || {
+        let (mut u, token) = (u.clone(), token.clone());
+        async move { u.get_profile(req(usr::GetProfileRequest::default(), &token)).await.is_ok() }
+    })
+    .await;
+    let p = u
+        .clone()
+        .get_profile(req(usr::GetProfileRequest::default(), &token))
+        .await
+        .unwrap()
+        .into_inner()
+        .profile
+        .unwrap();
+    assert_eq!(p.display_name, "Ada");
+
+    // Deleting the account (from another auth instance on auth-service's database) reaches both.
+    let mut cfg = auth_cfg.clone();
+    cfg.http_addr = addr(0);
+    let admin = Stack::open_auth_service(cfg).await.unwrap();
+    let account = admin.auth.user_by_email("ada@example.com").await.unwrap();
+    admin.auth.delete_user(account.id).await.unwrap();
+    wait_until("the deletion to reach user-service", || {
+        let mut u = u.clone();
+        let id = account.id.to_string();
+        let token = token.clone();
+        async move {
+            // The user's token still verifies (it is stateless) but their profile is gone.
+            matches!(u.get_profile(req(usr::GetProfileRequest { user_id: id }, &token)).await, Err(st) if st.code() == Code::NotFound)
+        }
+    })
+    .await;
+    let r = s.get_user_roles(req(sec::GetUserRolesRequest::default(), &token)).await;
+    assert_eq!(r.unwrap_err().code(), Code::NotFound, "security-service forgot the user");
+    assert_eq!(admin.outbox.pending().await.unwrap(), 0);
+    admin.db.close().await;
+
+    users.stop().await;
+    auth.stop().await;
+    security.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_three_services_three_databases() {
+    let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+    three_services([&dbs[0], &dbs[1], &dbs[2]]).await;
+    for d in dbs {
+        d.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_three_services_three_databases() {
+    let Some(a) = TestDb::postgres("three_services").await else { return };
+    let b = TestDb::postgres("three_services").await.unwrap();
+    let c = TestDb::postgres("three_services").await.unwrap();
+    three_services([&a, &b, &c]).await;
+    for d in [a, b, c] {
+        d.cleanup().await;
+    }
+}
