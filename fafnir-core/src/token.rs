@@ -195,3 +195,43 @@ impl TokenVerifier for StaticVerifier {
         self.keys.verify(token, expect, self.clock.now().timestamp())
     }
 }
+
+/// Remembers verified tokens (keyed by the whole token string, so only the very same token can
+/// match), skipping the signature check on repeat calls. Issuer, audience and expiry are still
+/// checked on every use. Bounded: emptied when full.
+#[derive(Debug)]
+pub struct CachingVerifier {
+    inner: std::sync::Arc<dyn TokenVerifier>,
+    clock: crate::clock::SharedClock,
+    cache: std::sync::Mutex<HashMap<Box<str>, AccessClaims>>,
+    max: usize,
+}
+
+impl CachingVerifier {
+    pub fn new(inner: std::sync::Arc<dyn TokenVerifier>, clock: crate::clock::SharedClock, max: usize) -> Self {
+        Self { inner, clock, cache: std::sync::Mutex::new(HashMap::new()), max }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenVerifier for CachingVerifier {
+    async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
+        let hit = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
+        if let Some(c) = hit {
+            if c.iss != expect.issuer || c.aud != expect.audience {
+                return Err(TokenError::WrongIssuerOrAudience);
+            }
+            if c.exp <= self.clock.now().timestamp() {
+                return Err(TokenError::Expired);
+            }
+            return Ok(c);
+        }
+        let c = self.inner.verify(token, expect).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.max {
+            cache.clear();
+        }
+        cache.insert(token.into(), c.clone());
+        Ok(c)
+    }
+}

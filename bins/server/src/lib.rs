@@ -31,6 +31,11 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    use axum::serve::ListenerExt;
+    // TCP_NODELAY: small responses must not wait on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
@@ -103,8 +108,9 @@ async fn listen(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError>
 /// The gRPC services of an all-in-one stack: both, answered in-process, verifying tokens with
 /// the stack's own keys.
 pub fn local_grpc(stack: &Stack) -> grpc::GrpcServices {
-    use fafnir_core::token::TokenVerifier;
-    let verifier: Arc<dyn TokenVerifier> = stack.keys.clone();
+    use fafnir_core::token::{CachingVerifier, TokenVerifier};
+    let verifier: Arc<dyn TokenVerifier> =
+        Arc::new(CachingVerifier::new(stack.keys.clone(), stack.clock.clone(), VERIFIED_TOKENS));
     let audience = stack.auth.config().token_audience();
     grpc::GrpcServices {
         security: Some(fafnir_rbac::grpc::SecurityGrpc::new(stack.rbac.clone(), verifier.clone(), audience.clone())),
@@ -149,8 +155,12 @@ fn jwks_verifier(
 ) -> Result<Arc<dyn fafnir_core::token::TokenVerifier>, StartError> {
     let auth = config.auth_url.clone().unwrap_or_else(|| "http://127.0.0.1:8081".into());
     let url = format!("{}/.well-known/jwks.json", auth.trim_end_matches('/'));
-    Ok(Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock)?))
+    let jwks = Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock.clone())?);
+    Ok(Arc::new(fafnir_core::token::CachingVerifier::new(jwks, clock, VERIFIED_TOKENS)))
 }
+
+/// Verified tokens remembered per gRPC server (a few MB at most).
+const VERIFIED_TOKENS: usize = 10_000;
 
 fn audience(config: &fafnir_core::Config) -> fafnir_core::token::TokenAudience {
     fafnir_core::token::TokenAudience { issuer: config.issuer(), audience: config.audience.clone() }
