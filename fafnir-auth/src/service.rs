@@ -37,10 +37,10 @@ impl Default for ThrottleConfig {
                 base_lockout_ms: 30_000,
                 max_lockout_ms: 15 * MIN,
             },
-            // An address gets more room (offices share one behind NAT): 50 failures, then 1 min
-            // doubling up to an hour.
+            // An address gets more room (offices share one behind NAT): 100 failures, then 1 min
+            // doubling up to an hour. At most that many attempts may be in flight at once.
             per_address: ThrottleRule {
-                max_failures: 50,
+                max_failures: 100,
                 window_ms: 15 * MIN,
                 base_lockout_ms: MIN,
                 max_lockout_ms: 60 * MIN,

@@ -454,7 +454,7 @@ impl AuthStore for SqlAuthStore {
                AND (CASE WHEN inflight_at <= $4 THEN 0 ELSE inflight END) < \
                    (CASE WHEN (CASE WHEN window_start <= $3 THEN 0 ELSE failures END) >= $5 THEN 1 \
                          ELSE $5 - (CASE WHEN window_start <= $3 THEN 0 ELSE failures END) END)";
-        for _ in 0..2 {
+        for round in 0..3 {
             let n = sqlx::query(claim)
                 .bind(key)
                 .bind(now_ms)
@@ -472,10 +472,14 @@ impl AuthStore for SqlAuthStore {
                 .fetch_optional(self.db.pool())
                 .await?;
             match locked {
-                // The key exists: it is locked, or its remaining attempts are all in flight.
-                Some(until) => return Ok(Err((until - now_ms).max(1000))),
+                Some(until) if until > now_ms => return Ok(Err(until - now_ms)),
+                // Not locked: either the row appeared after our claim looked for it (another
+                // request created it), or every remaining attempt is in flight. Claim once more
+                // before refusing, so that only the second case is refused.
+                Some(_) if round == 0 => continue,
+                Some(_) => return Ok(Err(1000)),
                 // First attempt on this key: create it claimed. A concurrent creator may win the
-                // insert; then go round once more and claim against its row.
+                // insert; then go round again and claim against its row.
                 None => {
                     let inserted = sqlx::query(
                         "INSERT INTO login_throttle (key, failures, window_start, locked_until, inflight, inflight_at) \
@@ -504,7 +508,14 @@ impl AuthStore for SqlAuthStore {
         now_ms: i64,
     ) -> Result<(), AuthError> {
         if clear && !failed {
-            sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(self.db.pool()).await?;
+            // Reset in place rather than delete: the next login claims with one UPDATE.
+            sqlx::query(
+                "UPDATE login_throttle SET failures = 0, locked_until = 0, \
+                   inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END WHERE key = $1",
+            )
+            .bind(key)
+            .execute(self.db.pool())
+            .await?;
             return Ok(());
         }
         let failures: Option<i64> = sqlx::query_scalar(

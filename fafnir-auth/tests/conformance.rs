@@ -195,11 +195,31 @@ async fn parallel_guesses_cannot_outrun_the_throttle(db: Db) {
     s.auth.login("target@example.com", PW, &client("192.0.2.1")).await.unwrap();
 }
 
+async fn concurrent_first_logins_from_one_address_are_not_refused(db: Db) {
+    // Many users behind one address logging in at once, none of them seen before: the throttle
+    // rows are created under contention, and no one may be refused for it.
+    let s = stack(&db).await;
+    for i in 0..24 {
+        s.auth.register(&format!("office{i}@example.com"), PW, None).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let auth = s.auth.clone();
+            tokio::spawn(
+                async move { auth.login(&format!("office{i}@example.com"), PW, &client("203.0.113.77")).await },
+            )
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+}
+
 async fn ipv6_addresses_are_throttled_by_their_64(db: Db) {
     assert_eq!(fafnir_auth::address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
     assert_eq!(fafnir_auth::address_key("203.0.113.5"), "203.0.113.5");
     let s = stack(&db).await;
-    for i in 0..50 {
+    for i in 0..100 {
         let ip = format!("2001:db8:1:2::{i:x}");
         let r = s.auth.login(&format!("n{i}@example.com"), PW, &client(&ip)).await;
         assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{i}: {r:?}");
@@ -212,8 +232,8 @@ async fn ipv6_addresses_are_throttled_by_their_64(db: Db) {
 
 async fn failed_logins_are_throttled_per_address(db: Db) {
     let s = stack(&db).await;
-    // Spraying many accounts from one address trips the address rule (50 failures).
-    for i in 0..50 {
+    // Spraying many accounts from one address trips the address rule (100 failures).
+    for i in 0..100 {
         let r = s.auth.login(&format!("user{i}@example.com"), PW, &client("192.0.2.7")).await;
         assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{i}: {r:?}");
     }
@@ -485,6 +505,7 @@ async fn registrations_are_throttled_per_email_and_per_address(db: Db) {
 
 fafnir_core::conformance_tests!(
     parallel_guesses_cannot_outrun_the_throttle,
+    concurrent_first_logins_from_one_address_are_not_refused,
     ipv6_addresses_are_throttled_by_their_64,
     registrations_are_throttled_per_email_and_per_address,
     register_gives_member_role_and_profile_and_login_works,

@@ -24,6 +24,9 @@ use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// Logins answered 429 (diagnostic: with one account per worker there should be none).
+static LIMITED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct Opts {
     fafnir: PathBuf,
     duration: Duration,
@@ -170,14 +173,30 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // One account per worker, created before the server starts (registration through the API
+    // is rate-limited per address, as it should be).
+    let db_url = format!("sqlite://{}", dir.path().join("load.db").display());
+    for w in 0..o.concurrency {
+        let mut child = Command::new(&o.fafnir)
+            .args(["user", "create", "--email", &format!("load{w}@example.com"), "--password-stdin"])
+            .env("FAFNIR_DATABASE_URL", &db_url)
+            .env("FAFNIR_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("fafnir user create");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "creating load{w}@example.com");
+    }
     let server = Proc(
         Command::new(&o.fafnir)
             .arg("serve")
-            .env("FAFNIR_DATABASE_URL", format!("sqlite://{}", dir.path().join("load.db").display()))
+            .env("FAFNIR_DATABASE_URL", &db_url)
             .env("FAFNIR_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("FAFNIR_COOKIE_SECURE", "false")
             .env("FAFNIR_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()
             .expect("start fafnir"),
     );
@@ -201,26 +220,27 @@ async fn main() {
     let one_hash = samples[samples.len() / 2];
     let limit = cores as f64 / one_hash.as_secs_f64();
 
-    let res = c
-        .post(format!("{base}/auth/register"))
-        .json(&json!({"email": "load@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "register");
-
     // Logins.
     let cpu_before = cpu_ms(server.0.id());
     let m0 = machine_cpu();
     let (lc, lbase) = (c.clone(), base.clone());
-    let (l_ok, l_err, l_lat) = drive(o.concurrency, o.duration, move |_| {
+    let (l_ok, l_err, l_lat) = drive(o.concurrency, o.duration, move |w| {
         let (c, base) = (lc.clone(), lbase.clone());
         async move {
             c.post(format!("{base}/auth/login"))
-                .json(&json!({"email": "load@example.com", "password": PASSWORD}))
+                .json(&json!({"email": format!("load{w}@example.com"), "password": PASSWORD}))
                 .send()
                 .await
-                .is_ok_and(|r| r.status() == 200)
+                .map(|r| {
+                    if r.status() == 429 && LIMITED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                        eprintln!("first 429: worker {w}, retry-after {:?}", r.headers().get("retry-after"));
+                    }
+                    r.status() == 200
+                })
+                .unwrap_or_else(|e| {
+                    eprintln!("login request failed: {e}");
+                    false
+                })
         }
     })
     .await;
@@ -233,7 +253,7 @@ async fn main() {
     // GET /auth/me with a Bearer token.
     let tok: Value = c
         .post(format!("{base}/auth/token"))
-        .json(&json!({"grant_type": "password", "email": "load@example.com", "password": PASSWORD}))
+        .json(&json!({"grant_type": "password", "email": "load0@example.com", "password": PASSWORD}))
         .send()
         .await
         .unwrap()
@@ -269,7 +289,7 @@ async fn main() {
     for _ in 0..o.concurrency {
         let t: Value = c
             .post(format!("{base}/auth/token"))
-            .json(&json!({"grant_type": "password", "email": "load@example.com", "password": PASSWORD}))
+            .json(&json!({"grant_type": "password", "email": "load0@example.com", "password": PASSWORD}))
             .send()
             .await
             .unwrap()
@@ -303,6 +323,15 @@ async fn main() {
     let refresh_rps = r_ok as f64 / o.duration.as_secs_f64();
     let after_rss = rss_kib(server.0.id());
 
+    if l_err > 0 {
+        eprintln!("logins answered 429: {}", LIMITED.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    if l_err + m_err + r_err > 0 {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(5) {
+            eprintln!("server: {line}");
+        }
+    }
     println!("## Load run: {} s per phase, concurrency {}, {} cores", o.duration.as_secs(), o.concurrency, cores);
     println!();
     println!("| measure | result | target |");
