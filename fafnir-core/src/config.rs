@@ -35,6 +35,9 @@ pub struct Config {
     pub auth_url: Option<String>,
     pub security_url: Option<String>,
     pub users_url: Option<String>,
+    /// A JWKS document on disk: gRPC services verify tokens with these keys instead of fetching
+    /// auth-service's JWKS.
+    pub jwks_file: Option<String>,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             auth_url: None,
             security_url: None,
             users_url: None,
+            jwks_file: None,
         }
     }
 }
@@ -105,6 +109,7 @@ impl Config {
             ("FAFNIR_AUTH_URL", &mut self.auth_url),
             ("FAFNIR_SECURITY_URL", &mut self.security_url),
             ("FAFNIR_USERS_URL", &mut self.users_url),
+            ("FAFNIR_JWKS_FILE", &mut self.jwks_file),
         ] {
             if let Some(v) = var(k) {
                 *slot = Some(v);

@@ -183,7 +183,35 @@ async fn outbox_delivers_in_order_and_retries_until_acknowledged(db: Db) {
     assert_eq!(outbox.deliver_pending().await.unwrap(), 0);
 }
 
+async fn a_configured_key_set_and_the_cache_verify_like_the_issuer(db: Db) {
+    use fafnir_core::token::{CachingVerifier, StaticVerifier, TokenVerifier};
+    let clock = ManualClock::new();
+    let km = KeyManager::load_or_create(db, clock.clone(), Duration::from_secs(900)).await.unwrap();
+    let fixed: std::sync::Arc<dyn TokenVerifier> = std::sync::Arc::new(StaticVerifier::new(&km.jwks(), clock.clone()));
+    let cached = CachingVerifier::new(fixed.clone(), clock.clone(), 2);
+    let good = km.sign(&claims(&clock, 60)).unwrap();
+    for v in [fixed.as_ref(), &cached as &dyn TokenVerifier] {
+        assert!(v.verify(&good, &aud()).await.is_ok());
+        assert!(v.verify(&good, &aud()).await.is_ok(), "second time (cached)");
+        let other = TokenAudience { issuer: "https://id.example".into(), audience: "fafnir-internal".into() };
+        assert_eq!(
+            v.verify(&good, &other).await,
+            Err(TokenError::WrongIssuerOrAudience),
+            "audience checked on hits too"
+        );
+        assert!(v.verify("garbage", &aud()).await.is_err());
+    }
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(cached.verify(&good, &aud()).await, Err(TokenError::Expired), "expiry checked on hits");
+    // Bounded: more tokens than entries still verify.
+    for _ in 0..5 {
+        let t = km.sign(&claims(&clock, 60)).unwrap();
+        assert!(cached.verify(&t, &aud()).await.is_ok());
+    }
+}
+
 fafnir_core::conformance_tests!(
+    a_configured_key_set_and_the_cache_verify_like_the_issuer,
     migrations_are_idempotent,
     first_start_creates_one_key_and_later_starts_reuse_it,
     tokens_verify_and_rotation_keeps_old_keys_until_expiry,

@@ -41,6 +41,8 @@ fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> Code {
 }
 
 async fn every_rpc_with_its_failure_modes(t: &TestDb) {
+    // Install the metrics recorder before any call is counted.
+    let _ = fafnir_server::telemetry::prometheus();
     let config = Config { database_url: t.url.clone(), ..Config::default() };
     let stack = Stack::open_with(config, || fafnir_auth::AuthConfig {
         argon2: fafnir_auth::Argon2Config { memory_kib: 64, iterations: 1, parallelism: 1 },
@@ -349,8 +351,45 @@ async fn every_rpc_with_its_failure_modes(t: &TestDb) {
         assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
     }
 
+    // ---- the client side: RemoteProfiles and RemoteSecurity behind their traits
+    use fafnir_core::PermissionChecker;
+    use fafnir_users::ProfileDirectory;
+    let opts = fafnir_proto::support::ClientOptions::default();
+    let remote = fafnir_users::grpc::RemoteProfiles::new(ch.clone(), opts);
+    let p = remote.get(a, admin).await.unwrap();
+    assert_eq!(p.user_id, admin);
+    let upd: fafnir_users::ProfileUpdate = serde_json::from_str(r#"{"display_name": "Root", "bio": null}"#).unwrap();
+    assert_eq!(remote.update(a, admin, &upd).await.unwrap().display_name.as_deref(), Some("Root"));
+    let page = remote.list(a, Some(10), None).await.unwrap();
+    assert!(page.items.iter().any(|p| p.user_id == admin) && page.next_cursor.is_none());
+    assert!(matches!(remote.list(m, None, None).await, Err(fafnir_users::UsersError::Forbidden(_))));
+    assert!(matches!(remote.get(a, UserId::new()).await, Err(fafnir_users::UsersError::NotFound)));
+    assert!(matches!(remote.get(None, admin).await, Err(fafnir_users::UsersError::Unauthenticated)));
+    let checker = fafnir_rbac::grpc::RemoteSecurity::new(ch.clone(), opts);
+    assert!(checker.check(a, admin, "users:read").await.unwrap().allowed);
+    let grants = checker.grants(m, member).await.unwrap().unwrap();
+    assert_eq!(grants.roles, ["member"]);
+    let many = checker.check_many(m, member, &["profile:read".into(), "users:read".into()]).await.unwrap();
+    assert_eq!(many.iter().map(|d| d.allowed).collect::<Vec<_>>(), [true, false]);
+
+    // ---- per-RPC metrics
+    let rendered = fafnir_server::telemetry::prometheus().unwrap().render();
+    assert!(
+        rendered.contains(r#"fafnir_grpc_requests_total{service="fafnir.security.v1.SecurityService",method="AssignRole",code="PermissionDenied"}"#),
+        "{rendered}"
+    );
+    assert!(rendered.contains("fafnir_grpc_request_duration_seconds_bucket"));
+
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+
+    // ---- a service that is down: the client answers UNAVAILABLE (after its retries), no hang.
+    let down = fafnir_rbac::grpc::RemoteSecurity::new(
+        fafnir_proto::support::channel(&format!("http://{addr}")).unwrap(),
+        opts,
+    );
+    let e = down.check(a, admin, "users:read").await.unwrap_err();
+    assert!(matches!(e, fafnir_core::ServiceError::Unavailable(_)), "{e:?}");
 }
 
 fafnir_core::conformance_tests!(@testdb every_rpc_with_its_failure_modes);
