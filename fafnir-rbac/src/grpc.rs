@@ -3,18 +3,16 @@
 //! [`SecurityEventSink`] (delivers account events from auth-service's outbox).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
-use fafnir_core::keys::KeyManager;
 use fafnir_core::token::{TokenAudience, TokenVerifier};
-use fafnir_core::{Decision, Grants, Permission, PermissionChecker, ServiceError, SharedClock, UserId};
+use fafnir_core::{Decision, Grants, Permission, PermissionChecker, ServiceError, UserId};
 use fafnir_proto::security::v1 as pb;
 use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
 use fafnir_proto::security::v1::security_service_server::{SecurityService, SecurityServiceServer};
 pub use fafnir_proto::support::channel;
 use fafnir_proto::support::{
-    authenticate, authenticate_internal, internal_token, observe, user_id_or, with_bearer, with_retries, ClientOptions,
+    authenticate, authenticate_internal, observe, user_id_or, with_bearer, with_retries, ClientOptions, EventSigner,
 };
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -389,14 +387,12 @@ impl PermissionChecker for RemoteSecurity {
 #[derive(Debug, Clone)]
 pub struct SecurityEventSink {
     client: SecurityServiceClient<Channel>,
-    keys: Arc<KeyManager>,
-    clock: SharedClock,
-    audience: TokenAudience,
+    signer: EventSigner,
 }
 
 impl SecurityEventSink {
-    pub fn new(channel: Channel, keys: Arc<KeyManager>, clock: SharedClock, audience: TokenAudience) -> Self {
-        Self { client: SecurityServiceClient::new(channel), keys, clock, audience }
+    pub fn new(channel: Channel, signer: EventSigner) -> Self {
+        Self { client: SecurityServiceClient::new(channel), signer }
     }
 }
 
@@ -407,14 +403,8 @@ impl AccountEventHandler for SecurityEventSink {
     }
 
     async fn handle(&self, event: &AccountEvent) -> Result<(), HandlerError> {
-        let token =
-            internal_token(&self.keys, self.clock.as_ref(), &self.audience).map_err(|e| HandlerError(e.to_string()))?;
-        let json = serde_json::to_string(event).map_err(|e| HandlerError(e.to_string()))?;
-        let req = with_bearer(
-            pb::HandleAccountEventRequest { event_json: json, occurred_at: None },
-            Some(&token),
-            Duration::from_secs(3),
-        );
+        let req =
+            self.signer.request(event, |json| pb::HandleAccountEventRequest { event_json: json, occurred_at: None })?;
         self.client
             .clone()
             .handle_account_event(req)

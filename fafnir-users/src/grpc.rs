@@ -2,16 +2,14 @@
 //! other services use: [`RemoteProfiles`] (a [`ProfileDirectory`]) and [`UsersEventSink`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
-use fafnir_core::keys::KeyManager;
 use fafnir_core::token::{TokenAudience, TokenVerifier};
-use fafnir_core::{PermissionChecker, ServiceError, SharedClock, UserId};
+use fafnir_core::{PermissionChecker, ServiceError, UserId};
 use fafnir_proto::support::{
-    authenticate, authenticate_internal, bearer, internal_token, observe, user_id_or, with_bearer, with_retries,
-    ClientOptions,
+    authenticate, authenticate_internal, bearer, observe, user_id_or, with_bearer, with_retries, ClientOptions,
+    EventSigner,
 };
 use fafnir_proto::users::v1 as pb;
 use fafnir_proto::users::v1::user_service_client::UserServiceClient;
@@ -318,14 +316,12 @@ impl ProfileDirectory for RemoteProfiles {
 #[derive(Debug, Clone)]
 pub struct UsersEventSink {
     client: UserServiceClient<Channel>,
-    keys: Arc<KeyManager>,
-    clock: SharedClock,
-    audience: TokenAudience,
+    signer: EventSigner,
 }
 
 impl UsersEventSink {
-    pub fn new(channel: Channel, keys: Arc<KeyManager>, clock: SharedClock, audience: TokenAudience) -> Self {
-        Self { client: UserServiceClient::new(channel), keys, clock, audience }
+    pub fn new(channel: Channel, signer: EventSigner) -> Self {
+        Self { client: UserServiceClient::new(channel), signer }
     }
 }
 
@@ -336,14 +332,8 @@ impl AccountEventHandler for UsersEventSink {
     }
 
     async fn handle(&self, event: &AccountEvent) -> Result<(), HandlerError> {
-        let token =
-            internal_token(&self.keys, self.clock.as_ref(), &self.audience).map_err(|e| HandlerError(e.to_string()))?;
-        let json = serde_json::to_string(event).map_err(|e| HandlerError(e.to_string()))?;
-        let req = with_bearer(
-            pb::HandleAccountEventRequest { event_json: json, occurred_at: None },
-            Some(&token),
-            Duration::from_secs(3),
-        );
+        let req =
+            self.signer.request(event, |json| pb::HandleAccountEventRequest { event_json: json, occurred_at: None })?;
         self.client
             .clone()
             .handle_account_event(req)

@@ -4,10 +4,13 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use fafnir_core::events::{AccountEvent, HandlerError};
 use fafnir_core::keys::KeyManager;
 use fafnir_core::token::{AccessClaims, TokenAudience, TokenVerifier};
 use fafnir_core::ServiceError;
-use fafnir_core::{Clock, SessionId, UserId};
+use fafnir_core::{Clock, SessionId, SharedClock, UserId};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::Request;
@@ -154,4 +157,27 @@ pub fn with_bearer<T>(msg: T, bearer: Option<&str>, timeout: Duration) -> Reques
         req.metadata_mut().insert("authorization", v);
     }
     req
+}
+
+/// Signs outbox deliveries to another service: each carries a fresh one-minute internal token.
+#[derive(Debug, Clone)]
+pub struct EventSigner {
+    pub keys: Arc<KeyManager>,
+    pub clock: SharedClock,
+    pub audience: TokenAudience,
+}
+
+impl EventSigner {
+    /// A `HandleAccountEvent` request built by `build` from the event's JSON, with the token and
+    /// a 3 s deadline.
+    pub fn request<T>(
+        &self,
+        event: &AccountEvent,
+        build: impl FnOnce(String) -> T,
+    ) -> Result<Request<T>, HandlerError> {
+        let token =
+            internal_token(&self.keys, self.clock.as_ref(), &self.audience).map_err(|e| HandlerError(e.to_string()))?;
+        let json = serde_json::to_string(event).map_err(|e| HandlerError(e.to_string()))?;
+        Ok(with_bearer(build(json), Some(&token), Duration::from_secs(3)))
+    }
 }

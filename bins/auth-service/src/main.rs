@@ -24,18 +24,5 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let defaults = Config { http_addr: SocketAddr::from(([127, 0, 0, 1], 8081)), ..Config::default() };
-    let config = match cli.config.load(defaults, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match fafnir_server::run_auth_service(config, fafnir_server::Shutdown::on_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fafnir_server::main_with(&cli.config, defaults, fafnir_server::run_auth_service).await
 }

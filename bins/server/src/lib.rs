@@ -218,3 +218,24 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
     db.close().await;
     a.and(b)
 }
+
+/// The body of a server binary's `main`: the configuration from its flags over `defaults` (then
+/// environment and file), then `run` until Ctrl-C or SIGTERM; on failure one line on stderr and
+/// exit status 1.
+pub async fn main_with<F, Fut>(args: &ConfigArgs, defaults: fafnir_core::Config, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(fafnir_core::Config, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), StartError>>,
+{
+    let result = match args.load(defaults, |k| std::env::var(k).ok()) {
+        Ok(config) => run(config, Shutdown::on_signal()).await,
+        Err(e) => Err(StartError::Core(e)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -7,7 +7,7 @@ use fafnir_auth::{Auth, AuthConfig, SqlAuthStore};
 use fafnir_core::events::{AccountEventHandler, Outbox};
 use fafnir_core::keys::KeyManager;
 use fafnir_core::{Config, CoreError, Db, PermissionChecker, SharedClock, SystemClock};
-use fafnir_proto::support::{channel, ClientOptions};
+use fafnir_proto::support::{channel, ClientOptions, EventSigner};
 use fafnir_rbac::grpc::{RemoteSecurity, SecurityEventSink};
 use fafnir_rbac::{Rbac, RbacEvents, SqlRbacStore};
 use fafnir_users::grpc::UsersEventSink;
@@ -111,13 +111,14 @@ impl Stack {
                 true,
             ),
             Mode::Remote { security_url, users_url } => {
-                let aud = auth_cfg.token_audience();
+                let signer =
+                    EventSigner { keys: keys.clone(), clock: clock.clone(), audience: auth_cfg.token_audience() };
                 let security = channel(security_url).map_err(|e| StartError::Io(e.to_string()))?;
                 let users = channel(users_url).map_err(|e| StartError::Io(e.to_string()))?;
                 (
                     vec![
-                        Arc::new(SecurityEventSink::new(security.clone(), keys.clone(), clock.clone(), aud.clone())),
-                        Arc::new(UsersEventSink::new(users, keys.clone(), clock.clone(), aud)),
+                        Arc::new(SecurityEventSink::new(security.clone(), signer.clone())),
+                        Arc::new(UsersEventSink::new(users, signer)),
                     ],
                     Arc::new(RemoteSecurity::new(security, ClientOptions::default())),
                     false,

@@ -30,18 +30,5 @@ async fn main() -> ExitCode {
         database_url: "sqlite://users.db".into(),
         ..Config::default()
     };
-    let config = match cli.config.load(defaults, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match fafnir_server::run_user_service(config, fafnir_server::Shutdown::on_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    fafnir_server::main_with(&cli.config, defaults, fafnir_server::run_user_service).await
 }
