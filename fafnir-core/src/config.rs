@@ -26,6 +26,9 @@ pub struct Config {
     /// Origins allowed for CORS with credentials and for CSRF Origin checks.
     pub allowed_origins: Vec<String>,
     pub cookie_secure: bool,
+    /// Behind a reverse proxy that appends the client address to `X-Forwarded-For`: take the
+    /// client address from its last entry instead of the TCP peer. Off by default.
+    pub trust_forwarded_for: bool,
     #[serde(with = "duration_str")]
     pub access_ttl: Duration,
     #[serde(with = "duration_str")]
@@ -51,6 +54,7 @@ impl Default for Config {
             audience: "fafnir".into(),
             allowed_origins: Vec::new(),
             cookie_secure: true,
+            trust_forwarded_for: false,
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             log: "info".into(),
@@ -95,6 +99,10 @@ impl Config {
         if let Some(v) = var("FAFNIR_COOKIE_SECURE") {
             self.cookie_secure =
                 parse_bool(&v).ok_or_else(|| CoreError::Config("FAFNIR_COOKIE_SECURE must be true or false".into()))?;
+        }
+        if let Some(v) = var("FAFNIR_TRUST_FORWARDED_FOR") {
+            self.trust_forwarded_for = parse_bool(&v)
+                .ok_or_else(|| CoreError::Config("FAFNIR_TRUST_FORWARDED_FOR must be true or false".into()))?;
         }
         if let Some(v) = var("FAFNIR_ACCESS_TTL") {
             self.access_ttl = parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_ACCESS_TTL: {e}")))?;
@@ -205,6 +213,7 @@ mod tests {
         let env: HashMap<&str, &str> = [
             ("FAFNIR_ACCESS_TTL", "5m"),
             ("FAFNIR_COOKIE_SECURE", "false"),
+            ("FAFNIR_TRUST_FORWARDED_FOR", "yes"),
             ("FAFNIR_ALLOWED_ORIGINS", "https://a.example, https://b.example,"),
         ]
         .into();
@@ -212,6 +221,7 @@ mod tests {
         c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(c.access_ttl, Duration::from_secs(300));
         assert!(!c.cookie_secure);
+        assert!(c.trust_forwarded_for);
         assert_eq!(c.allowed_origins, vec!["https://a.example", "https://b.example"]);
 
         let mut c = Config::default();

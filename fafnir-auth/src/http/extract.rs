@@ -148,15 +148,39 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let trust = AuthHttp::from_ref(state).settings().trust_forwarded_for;
-        let forwarded = trust
-            .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-            .flatten()
-            .and_then(|v| v.split(',').next())
-            .map(|s| s.trim().to_owned())
-            .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let ip = client_ip(peer, forwarded, trust);
         let user_agent =
             parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
-        Ok(Client(ClientInfo { ip: forwarded.or(peer), user_agent }))
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// The client address for throttling and the session list. With `trust` (behind our own proxy),
+/// the *last* `X-Forwarded-For` entry: the one our proxy appended. Earlier entries are whatever
+/// the client sent and prove nothing.
+pub fn client_ip(peer: Option<std::net::IpAddr>, forwarded: Option<&str>, trust: bool) -> Option<String> {
+    let hop = trust
+        .then_some(forwarded)
+        .flatten()
+        .and_then(|v| v.rsplit(',').next())
+        .map(str::trim)
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok());
+    hop.or(peer).map(|ip| ip.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_for_is_used_only_when_trusted_and_only_its_last_hop() {
+        let peer = Some("10.0.0.2".parse().unwrap());
+        assert_eq!(client_ip(peer, Some("1.1.1.1, 203.0.113.9"), false).as_deref(), Some("10.0.0.2"));
+        assert_eq!(client_ip(peer, Some("1.1.1.1, 203.0.113.9"), true).as_deref(), Some("203.0.113.9"));
+        assert_eq!(client_ip(peer, Some("spoofed, not-an-ip"), true).as_deref(), Some("10.0.0.2"));
+        assert_eq!(client_ip(peer, None, true).as_deref(), Some("10.0.0.2"));
+        assert_eq!(client_ip(None, None, false), None);
     }
 }

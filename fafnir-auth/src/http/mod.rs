@@ -41,8 +41,8 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     /// This server's own origin, from `FAFNIR_PUBLIC_URL`; without it, the Host header's.
     pub public_origin: Option<String>,
-    /// Take the client address from the first `X-Forwarded-For` hop (only behind a proxy you
-    /// control, which overwrites that header). Off by default.
+    /// Take the client address from the last `X-Forwarded-For` entry, the one your proxy
+    /// appended (`FAFNIR_TRUST_FORWARDED_FOR`). Only behind a proxy you control. Off by default.
     pub trust_forwarded_for: bool,
 }
 
@@ -52,7 +52,7 @@ impl HttpSettings {
             cookie_secure: c.cookie_secure,
             allowed_origins: c.allowed_origins.clone(),
             public_origin: c.public_url.as_deref().and_then(csrf::origin_of),
-            trust_forwarded_for: false,
+            trust_forwarded_for: c.trust_forwarded_for,
         }
     }
 }
