@@ -55,6 +55,12 @@ pub struct Grants {
 pub enum ServiceError {
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The service refused the forwarded token.
+    #[error("the service did not accept the caller's token")]
+    Unauthenticated,
+    /// The service refused the call for lack of a permission.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("service error: {0}")]
     Internal(String),
 }

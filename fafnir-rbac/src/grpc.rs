@@ -295,6 +295,8 @@ fn service_error(s: Status) -> ServiceError {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
             ServiceError::Unavailable(format!("security-service: {}", s.message()))
         }
+        tonic::Code::Unauthenticated => ServiceError::Unauthenticated,
+        tonic::Code::PermissionDenied => ServiceError::Forbidden(s.message().to_owned()),
         _ => ServiceError::Internal(format!("security-service: {:?}: {}", s.code(), s.message())),
     }
 }

@@ -62,6 +62,8 @@ impl UsersGrpc {
     async fn require<T>(&self, req: &Request<T>, caller: UserId, permission: &str) -> Result<(), Status> {
         let d = self.checker.check(bearer(req.metadata()), caller, permission).await.map_err(|e| match e {
             ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::Unauthenticated => Status::unauthenticated("the access token is invalid or expired"),
+            ServiceError::Forbidden(m) => Status::permission_denied(m),
             ServiceError::Internal(m) => Status::internal(m),
         })?;
         if d.allowed {
@@ -164,7 +166,9 @@ impl UserService for UsersGrpc {
         observe(SERVICE, "UpdateProfile", async {
             let caller = self.caller(&req).await?;
             let user = user_id_or("user_id", &req.get_ref().user_id, caller)?;
-            self.allow(&req, caller, user, "users:write").await?;
+            // One's own profile needs `profile:write` (every member has it); others', `users:write`.
+            let needed = if user == caller { "profile:write" } else { "users:write" };
+            self.require(&req, caller, needed).await?;
             let p = self.profiles.update(user, &update_from_pb(req.get_ref())).await.map_err(status)?;
             Ok(Response::new(pb::UpdateProfileResponse { profile: Some(profile_to_pb(p)) }))
         })
@@ -179,7 +183,9 @@ impl UserService for UsersGrpc {
             let caller = self.caller(&req).await?;
             let user = UserId::parse(&req.get_ref().user_id)
                 .map_err(|_| Status::invalid_argument("user_id must be a UUID"))?;
-            self.allow(&req, caller, user, "users:write").await?;
+            // Always `users:write`, one's own included: an account's profile goes away with the
+            // account (through auth-service), not on its own.
+            self.require(&req, caller, "users:write").await?;
             self.profiles.delete(user).await.map_err(status)?;
             Ok(Response::new(pb::DeleteProfileResponse {}))
         })

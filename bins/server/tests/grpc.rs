@@ -254,6 +254,11 @@ async fn every_rpc_with_its_failure_modes(t: &TestDb) {
     let st = u.update_profile(req(bad, m)).await.unwrap_err();
     assert_eq!(st.code(), Code::InvalidArgument);
     assert!(st.message().contains("avatar_url"), "{}", st.message());
+    // Without `profile:write` (member revoked), not even one's own profile changes.
+    let (loner, loner_t) = user(&stack, "loner@example.com").await;
+    stack.rbac.revoke(loner, &fafnir_rbac::RoleName::parse("member").unwrap()).await.unwrap();
+    let mine = usr::UpdateProfileRequest { bio: Some("x".into()), ..Default::default() };
+    assert_eq!(code(u.update_profile(req(mine, Some(loner_t.as_str()))).await), Code::PermissionDenied);
     let other = usr::UpdateProfileRequest { user_id: admin.to_string(), bio: Some("x".into()), ..Default::default() };
     assert_eq!(code(u.update_profile(req(other, m)).await), Code::PermissionDenied);
     let clear = usr::UpdateProfileRequest {
@@ -265,14 +270,14 @@ async fn every_rpc_with_its_failure_modes(t: &TestDb) {
 
     assert_eq!(code(u.list_profiles(req(usr::ListProfilesRequest::default(), m)).await), Code::PermissionDenied);
     let page = u
-        .list_profiles(req(usr::ListProfilesRequest { page_size: 1, page_token: String::new() }, a))
+        .list_profiles(req(usr::ListProfilesRequest { page_size: 2, page_token: String::new() }, a))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(page.profiles.len(), 1);
+    assert_eq!(page.profiles.len(), 2, "admin, member, loner: two on the first page");
     assert!(!page.next_page_token.is_empty());
     let page2 = u
-        .list_profiles(req(usr::ListProfilesRequest { page_size: 1, page_token: page.next_page_token }, a))
+        .list_profiles(req(usr::ListProfilesRequest { page_size: 2, page_token: page.next_page_token }, a))
         .await
         .unwrap()
         .into_inner();
@@ -290,6 +295,11 @@ async fn every_rpc_with_its_failure_modes(t: &TestDb) {
     assert_eq!(
         code(u.delete_profile(req(usr::DeleteProfileRequest { user_id: admin.to_string() }, m)).await),
         Code::PermissionDenied
+    );
+    assert_eq!(
+        code(u.delete_profile(req(usr::DeleteProfileRequest { user_id: member.to_string() }, m)).await),
+        Code::PermissionDenied,
+        "not even one's own"
     );
     assert_eq!(
         code(u.delete_profile(req(usr::DeleteProfileRequest { user_id: "x".into() }, a)).await),
