@@ -518,23 +518,36 @@ impl AuthStore for SqlAuthStore {
             .await?;
             return Ok(());
         }
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE login_throttle SET inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END, \
-               failures = failures + $2 WHERE key = $1 RETURNING failures",
-        )
-        .bind(key)
-        .bind(i64::from(failed))
-        .fetch_optional(self.db.pool())
-        .await?;
-        if let Some(failures) = failures.filter(|f| failed && *f >= rule.max_failures) {
-            let doublings = u32::try_from((failures - rule.max_failures).clamp(0, 20)).unwrap_or(20);
-            let lockout = rule.base_lockout_ms.saturating_mul(1 << doublings).min(rule.max_lockout_ms);
-            sqlx::query("UPDATE login_throttle SET locked_until = $1 WHERE key = $2 AND locked_until < $1")
-                .bind(now_ms + lockout)
+        if !failed {
+            sqlx::query("UPDATE login_throttle SET inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END WHERE key = $1")
                 .bind(key)
                 .execute(self.db.pool())
                 .await?;
+            return Ok(());
         }
+        // The failure is counted and, past the limit, the lock set in ONE statement: a separate
+        // lock write would leave a gap in which another attempt could be claimed unlocked.
+        // Lockout after the n-th failure past the limit: base × 2^n, capped. The ladder is
+        // computed here and written as integer literals (no pow() in SQLite).
+        let mut ladder = String::from("CASE failures + 1 - $2");
+        for n in 0..=20u32 {
+            let ms = rule.base_lockout_ms.saturating_mul(1i64 << n).min(rule.max_lockout_ms);
+            ladder.push_str(&format!(" WHEN {n} THEN {ms}"));
+            if ms >= rule.max_lockout_ms {
+                break;
+            }
+        }
+        ladder.push_str(&format!(" ELSE {} END", rule.max_lockout_ms));
+        let sql = format!(
+            "UPDATE login_throttle SET \
+               inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END, \
+               failures = failures + 1, \
+               locked_until = CASE WHEN failures + 1 >= $2 \
+                 THEN (CASE WHEN locked_until > $3 + ({ladder}) THEN locked_until ELSE $3 + ({ladder}) END) \
+                 ELSE locked_until END \
+             WHERE key = $1"
+        );
+        sqlx::query(&sql).bind(key).bind(rule.max_failures).bind(now_ms).execute(self.db.pool()).await?;
         Ok(())
     }
 
