@@ -61,6 +61,12 @@ pub enum ServiceError {
     /// The service refused the call for lack of a permission.
     #[error("{0}")]
     Forbidden(String),
+    /// What the call names (a user, a role) does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The call's arguments are malformed (a role name, a user id).
+    #[error("{0}")]
+    InvalidArgument(String),
     #[error("service error: {0}")]
     Internal(String),
 }
@@ -81,4 +87,42 @@ pub trait PermissionChecker: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Decision>, ServiceError>;
     /// The user's roles and effective permissions; `None` for an unknown user.
     async fn grants(&self, bearer: Option<&str>, user: UserId) -> Result<Option<Grants>, ServiceError>;
+}
+
+/// A role as the role directory describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleInfo {
+    pub name: String,
+    pub description: String,
+    /// The role's own permissions (not inherited ones).
+    pub permissions: Vec<String>,
+    /// The roles it inherits from.
+    pub inherits: Vec<String>,
+    /// Seeded roles (`admin`, `member`) cannot be deleted.
+    pub builtin: bool,
+}
+
+/// Most users one [`RoleDirectory::roles_of`] call may ask about.
+pub const MAX_ROLES_BATCH: usize = 100;
+
+/// Reading and changing role assignments, across the same seam as [`PermissionChecker`]:
+/// `fafnir_rbac::Rbac` in one process, a gRPC client of security-service across processes.
+///
+/// The in-process implementation performs no authorization: callers (the gateway) check the
+/// caller's permissions first. The remote one is checked again by security-service.
+#[async_trait::async_trait]
+pub trait RoleDirectory: Send + Sync + std::fmt::Debug {
+    /// Every role, sorted by name.
+    async fn roles(&self, bearer: Option<&str>) -> Result<Vec<RoleInfo>, ServiceError>;
+    /// Grants `role` to `user`; false when the user already had it.
+    async fn assign(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError>;
+    /// Takes `role` from `user`; false when the user did not have it.
+    async fn revoke(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError>;
+    /// The directly granted roles of up to [`MAX_ROLES_BATCH`] users in one call; unknown users
+    /// are absent from the map.
+    async fn roles_of(
+        &self,
+        bearer: Option<&str>,
+        users: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, Vec<String>>, ServiceError>;
 }

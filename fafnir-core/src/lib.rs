@@ -22,7 +22,9 @@ pub mod token;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use authz::{CheckCode, Decision, Grants, PermissionChecker, ServiceError};
+pub use authz::{
+    CheckCode, Decision, Grants, PermissionChecker, RoleDirectory, RoleInfo, ServiceError, MAX_ROLES_BATCH,
+};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::Config;
 pub use db::{Backend, Db, DbOptions};

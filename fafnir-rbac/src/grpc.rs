@@ -2,11 +2,12 @@
 //! clients other services use: [`RemoteSecurity`] (a [`PermissionChecker`]) and
 //! [`SecurityEventSink`] (delivers account events from auth-service's outbox).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
 use fafnir_core::token::{TokenAudience, TokenVerifier};
-use fafnir_core::{Decision, Grants, Permission, PermissionChecker, ServiceError, UserId};
+use fafnir_core::{Decision, Grants, Permission, PermissionChecker, RoleDirectory, RoleInfo, ServiceError, UserId};
 use fafnir_proto::security::v1 as pb;
 use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
 use fafnir_proto::security::v1::security_service_server::{SecurityService, SecurityServiceServer};
@@ -182,6 +183,40 @@ impl SecurityService for SecurityGrpc {
         .await
     }
 
+    async fn batch_get_user_roles(
+        &self,
+        req: Request<pb::BatchGetUserRolesRequest>,
+    ) -> Result<Response<pb::BatchGetUserRolesResponse>, Status> {
+        observe(SERVICE, "BatchGetUserRoles", async {
+            let caller = self.caller(&req).await?;
+            let ids = &req.get_ref().user_ids;
+            if ids.len() > fafnir_core::MAX_ROLES_BATCH {
+                return Err(Status::invalid_argument(format!(
+                    "user_ids: at most {} per call",
+                    fafnir_core::MAX_ROLES_BATCH
+                )));
+            }
+            let users = ids
+                .iter()
+                .map(|id| UserId::parse(id).map_err(|_| Status::invalid_argument("user_ids must be UUIDs")))
+                .collect::<Result<Vec<_>, _>>()?;
+            if users.iter().any(|u| *u != caller) {
+                self.require(caller, "users:read")?;
+            }
+            let users = users
+                .into_iter()
+                .filter_map(|u| {
+                    self.rbac.user_roles(&u).map(|roles| pb::UserRoles {
+                        user_id: u.to_string(),
+                        roles: roles.iter().map(|r| r.to_string()).collect(),
+                    })
+                })
+                .collect();
+            Ok(Response::new(pb::BatchGetUserRolesResponse { users }))
+        })
+        .await
+    }
+
     async fn assign_role(
         &self,
         req: Request<pb::AssignRoleRequest>,
@@ -297,6 +332,8 @@ fn service_error(s: Status) -> ServiceError {
         }
         tonic::Code::Unauthenticated => ServiceError::Unauthenticated,
         tonic::Code::PermissionDenied => ServiceError::Forbidden(s.message().to_owned()),
+        tonic::Code::NotFound => ServiceError::NotFound(s.message().to_owned()),
+        tonic::Code::InvalidArgument => ServiceError::InvalidArgument(s.message().to_owned()),
         _ => ServiceError::Internal(format!("security-service: {:?}: {}", s.code(), s.message())),
     }
 }
@@ -381,6 +418,67 @@ impl PermissionChecker for RemoteSecurity {
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(service_error(s)),
         }
+    }
+}
+
+fn role_from_pb(r: pb::Role) -> RoleInfo {
+    RoleInfo { name: r.name, description: r.description, permissions: r.permissions, inherits: r.inherits, builtin: r.builtin }
+}
+
+/// The role directory as a client of security-service. Reads are retried; writes are not.
+#[async_trait::async_trait]
+impl RoleDirectory for RemoteSecurity {
+    async fn roles(&self, bearer: Option<&str>) -> Result<Vec<RoleInfo>, ServiceError> {
+        let r = with_retries(self.opts.attempts, || {
+            let mut c = self.client.clone();
+            let req = with_bearer(pb::ListRolesRequest {}, bearer, self.opts.timeout);
+            async move { c.list_roles(req).await }
+        })
+        .await
+        .map_err(service_error)?;
+        Ok(r.into_inner().roles.into_iter().map(role_from_pb).collect())
+    }
+
+    async fn assign(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError> {
+        let req = with_bearer(
+            pb::AssignRoleRequest { user_id: user.to_string(), role: role.to_owned() },
+            bearer,
+            self.opts.timeout,
+        );
+        Ok(self.client.clone().assign_role(req).await.map_err(service_error)?.into_inner().changed)
+    }
+
+    async fn revoke(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError> {
+        let req = with_bearer(
+            pb::RevokeRoleRequest { user_id: user.to_string(), role: role.to_owned() },
+            bearer,
+            self.opts.timeout,
+        );
+        Ok(self.client.clone().revoke_role(req).await.map_err(service_error)?.into_inner().changed)
+    }
+
+    async fn roles_of(
+        &self,
+        bearer: Option<&str>,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, Vec<String>>, ServiceError> {
+        let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        let r = with_retries(self.opts.attempts, || {
+            let mut c = self.client.clone();
+            let req = with_bearer(pb::BatchGetUserRolesRequest { user_ids: ids.clone() }, bearer, self.opts.timeout);
+            async move { c.batch_get_user_roles(req).await }
+        })
+        .await
+        .map_err(service_error)?;
+        r.into_inner()
+            .users
+            .into_iter()
+            .map(|u| {
+                let id = UserId::parse(&u.user_id)
+                    .map_err(|_| ServiceError::Internal("security-service answered a malformed user id".into()))?;
+                Ok((id, u.roles))
+            })
+            .collect()
     }
 }
 

@@ -242,6 +242,65 @@ impl fafnir_core::PermissionChecker for Rbac {
     }
 }
 
+fn directory_error(e: RbacError) -> fafnir_core::ServiceError {
+    use fafnir_core::ServiceError;
+    match e {
+        RbacError::InvalidRoleName | RbacError::InvalidPermission(_) => ServiceError::InvalidArgument(e.to_string()),
+        RbacError::RoleNotFound(_) | RbacError::UserNotFound(_) => ServiceError::NotFound(e.to_string()),
+        RbacError::Store(inner) => {
+            tracing::error!(error = %inner, "RBAC store failed");
+            ServiceError::Unavailable("the policy store is unavailable".into())
+        }
+        other => ServiceError::Internal(other.to_string()),
+    }
+}
+
+/// The in-process role directory. It checks nothing about the caller: see
+/// [`fafnir_core::RoleDirectory`].
+#[async_trait::async_trait]
+impl fafnir_core::RoleDirectory for Rbac {
+    async fn roles(&self, _bearer: Option<&str>) -> Result<Vec<fafnir_core::RoleInfo>, fafnir_core::ServiceError> {
+        Ok(Rbac::roles(self)
+            .into_iter()
+            .map(|r| fafnir_core::RoleInfo {
+                name: r.name.to_string(),
+                description: r.description,
+                permissions: r.permissions.iter().map(|p| p.to_string()).collect(),
+                inherits: r.inherits.iter().map(|p| p.to_string()).collect(),
+                builtin: r.builtin,
+            })
+            .collect())
+    }
+
+    async fn assign(&self, _bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, fafnir_core::ServiceError> {
+        let role = RoleName::parse(role).map_err(directory_error)?;
+        self.grant(user, &role).await.map_err(directory_error)
+    }
+
+    async fn revoke(&self, _bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, fafnir_core::ServiceError> {
+        let role = RoleName::parse(role).map_err(directory_error)?;
+        Rbac::revoke(self, user, &role).await.map_err(directory_error)
+    }
+
+    async fn roles_of(
+        &self,
+        _bearer: Option<&str>,
+        users: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, Vec<String>>, fafnir_core::ServiceError> {
+        if users.len() > fafnir_core::MAX_ROLES_BATCH {
+            return Err(fafnir_core::ServiceError::InvalidArgument(format!(
+                "at most {} users per call",
+                fafnir_core::MAX_ROLES_BATCH
+            )));
+        }
+        let snap = self.snapshot.load();
+        Ok(users
+            .iter()
+            .filter_map(|u| snap.user_role_names.get(u).map(|r| (*u, r.iter().map(|r| r.to_string()).collect())))
+            .collect())
+    }
+}
+
 /// Delivers account events to RBAC: a new user becomes known with the default roles; a deleted
 /// user is forgotten. Idempotent, as the outbox requires.
 #[derive(Debug, Clone)]

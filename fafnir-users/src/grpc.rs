@@ -64,6 +64,8 @@ impl UsersGrpc {
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::Unauthenticated => Status::unauthenticated("the access token is invalid or expired"),
             ServiceError::Forbidden(m) => Status::permission_denied(m),
+            ServiceError::NotFound(m) => Status::not_found(m),
+            ServiceError::InvalidArgument(m) => Status::invalid_argument(m),
             ServiceError::Internal(m) => Status::internal(m),
         })?;
         if d.allowed {

@@ -22,6 +22,8 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::gateway::upstream::AuthUpstream;
+use crate::gateway::{CsrfCheck, Gateway, Services};
 use crate::stack::{Stack, StartError};
 use crate::telemetry;
 
@@ -153,8 +155,38 @@ fn system_routes() -> OpenApiRouter<System> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics_handler))
 }
 
-/// The HTTP app of a process serving `stack`, with `extra` routes (GraphQL, later) merged in.
+/// The HTTP app of auth-service: the auth routes, system routes and docs, with `extra` routes
+/// merged in, behind the hardening layers.
 pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), StartError> {
+    build(stack, extra, false).await
+}
+
+/// The HTTP app of `fafnir serve`: [`app`] plus the GraphQL gateway on the in-process services.
+pub async fn all_in_one_app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), StartError> {
+    build(stack, extra, true).await
+}
+
+/// The gateway over this process's services: auth through its own router (no socket), roles
+/// and permissions from `stack.checker` / `stack.rbac`, profiles from `stack.profiles`.
+pub fn local_gateway(stack: &Stack, auth_http: &AuthHttp, auth_router: Router) -> Gateway {
+    use fafnir_core::token::CachingVerifier;
+    let services = Services {
+        checker: stack.checker.clone(),
+        roles: stack.rbac.clone(),
+        profiles: Arc::new(stack.profiles.clone()),
+        auth: AuthUpstream::Local(auth_router),
+    };
+    let verifier = Arc::new(CachingVerifier::new(stack.keys.clone(), stack.clock.clone(), crate::VERIFIED_TOKENS));
+    Gateway::new(
+        services,
+        verifier,
+        stack.auth.config().token_audience(),
+        auth_http.settings().clone(),
+        CsrfCheck::Bound(auth_http.clone()),
+    )
+}
+
+async fn build(stack: &Stack, extra: Router, graphql: bool) -> Result<(Router, AuthHttp), StartError> {
     // Install the recorder before anything is counted (metrics recorded earlier are dropped).
     let _ = telemetry::prometheus();
     let settings = HttpSettings::from_config(&stack.config);
@@ -164,15 +196,21 @@ pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), Sta
     let system = System { stack: stack.clone(), openapi: Arc::new(doc) };
     let (system_router, _) = system_routes().split_for_parts();
     let system_router = system_router.route("/openapi.json", get(openapi_json)).with_state(system);
+    let auth_router = fafnir_auth::http::router(auth_http.clone());
 
-    let mut router = Router::new()
-        .merge(fafnir_auth::http::router(auth_http.clone()))
-        .merge(system_router)
-        .merge(docs_routes())
-        .merge(extra)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .route_layer(middleware::from_fn(track));
-    if let Some(c) = cors(&settings) {
+    let mut router = Router::new().merge(auth_router.clone()).merge(system_router).merge(docs_routes()).merge(extra);
+    if graphql {
+        router = router.merge(local_gateway(stack, &auth_http, auth_router).router());
+    }
+    let https = stack.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    Ok((harden(router, &settings, https), auth_http))
+}
+
+/// The layers every Fafnir HTTP server runs behind: body cap, metrics, CORS, security headers,
+/// request ids, tracing, panic catching and the request timeout.
+pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> Router {
+    let mut router = router.layer(DefaultBodyLimit::max(BODY_LIMIT)).route_layer(middleware::from_fn(track));
+    if let Some(c) = cors(settings) {
         router = router.layer(c);
     }
     let request_id = HeaderName::from_static("x-request-id");
@@ -183,13 +221,13 @@ pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), Sta
         (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
         (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
     ];
-    if stack.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+    if https {
         headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"));
     }
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
-    let router = router.layer(
+    router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -203,6 +241,13 @@ pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), Sta
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
             }))
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT)),
-    );
-    Ok((router, auth_http))
+    )
+}
+
+/// `/metrics` for processes without a [`Stack`] (api-gateway).
+pub async fn render_metrics() -> Response {
+    match telemetry::prometheus() {
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics are not enabled").into_response(),
+    }
 }

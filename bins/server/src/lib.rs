@@ -5,6 +5,7 @@
 //! serving. The binaries in `bins/` are thin `main`s over this crate.
 
 pub mod config;
+pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod stack;
@@ -124,7 +125,7 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
     telemetry::init_logging(&config.log);
     let stack = Stack::open(config).await?;
     let _background = stack.spawn_background();
-    let (app, _) = http::app(&stack, extra).await?;
+    let (app, _) = http::all_in_one_app(&stack, extra).await?;
     let http_l = listen(stack.config.http_addr, "HTTP").await?;
     let grpc_l = listen(stack.config.grpc_addr, "gRPC").await?;
     tracing::info!(database = ?stack.db.backend(), "fafnir serving");
@@ -168,7 +169,7 @@ fn jwks_verifier(
 }
 
 /// Verified tokens remembered per gRPC server (a few MB at most).
-const VERIFIED_TOKENS: usize = 10_000;
+pub(crate) const VERIFIED_TOKENS: usize = 10_000;
 
 fn audience(config: &fafnir_core::Config) -> fafnir_core::token::TokenAudience {
     fafnir_core::token::TokenAudience { issuer: config.issuer(), audience: config.audience.clone() }
@@ -217,6 +218,79 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
     );
     db.close().await;
     a.and(b)
+}
+
+/// `api-gateway`: GraphQL on `http_addr` over auth-service (`FAFNIR_AUTH_URL`, also proxied at
+/// `/auth/*` and the JWKS), security-service (`FAFNIR_SECURITY_URL`) and user-service
+/// (`FAFNIR_USERS_URL`). Keeps no database.
+pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
+    use fafnir_auth::http::HttpSettings;
+    use gateway::upstream::AuthUpstream;
+    telemetry::init_logging(&config.log);
+    let _ = telemetry::prometheus();
+    let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
+    let auth_url = config.auth_url.clone().unwrap_or_else(|| "http://127.0.0.1:8081".into());
+    let security_url = config.security_url.clone().unwrap_or_else(|| "http://127.0.0.1:8082".into());
+    let users_url = config.users_url.clone().unwrap_or_else(|| "http://127.0.0.1:8083".into());
+    let io = |e: fafnir_core::ServiceError| StartError::Io(e.to_string());
+    let security = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
+        fafnir_proto::support::channel(&security_url).map_err(io)?,
+        fafnir_proto::support::ClientOptions::default(),
+    ));
+    let profiles = Arc::new(fafnir_users::grpc::RemoteProfiles::new(
+        fafnir_proto::support::channel(&users_url).map_err(io)?,
+        fafnir_proto::support::ClientOptions::default(),
+    ));
+    let upstream = AuthUpstream::remote(&auth_url).map_err(StartError::Io)?;
+    let settings = HttpSettings::from_config(&config);
+    let services = gateway::Services {
+        checker: security.clone(),
+        roles: security,
+        profiles,
+        auth: upstream.clone(),
+    };
+    let gw = gateway::Gateway::new(
+        services,
+        jwks_verifier(&config, clock)?,
+        audience(&config),
+        settings.clone(),
+        gateway::CsrfCheck::Unbound,
+    );
+    let ready_upstream = upstream.clone();
+    let router = Router::new()
+        .merge(gw.router())
+        .merge(gateway::proxy_router(upstream, settings.trust_forwarded_for))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let up = ready_upstream.clone();
+                async move { gateway_ready(&up).await }
+            }),
+        )
+        .route("/metrics", axum::routing::get(http::render_metrics));
+    let https = config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let app = http::harden(router, &settings, https);
+    let l = listen(config.http_addr, "HTTP").await?;
+    tracing::info!(auth = %auth_url, security = %security_url, users = %users_url, "api-gateway serving");
+    serve(l, app, shutdown.wait()).await
+}
+
+/// Ready when auth-service answers (its JWKS is what every token is checked against).
+async fn gateway_ready(up: &gateway::upstream::AuthUpstream) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = axum::http::HeaderMap::new();
+    let probe = up.send(
+        axum::http::Method::GET,
+        "/.well-known/jwks.json",
+        &headers,
+        axum::body::Bytes::new(),
+        gateway::upstream::ClientAddr::default(),
+    );
+    match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+        Ok(Ok(r)) if r.status.is_success() => "ready".into_response(),
+        _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "auth-service unavailable").into_response(),
+    }
 }
 
 /// The body of a server binary's `main`: the configuration from its flags over `defaults` (then

@@ -1,6 +1,6 @@
 //! The handlers: parse, call [`Auth`](crate::Auth), shape the response.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -146,9 +146,22 @@ pub struct MeResponse {
     id: String,
     email: String,
     email_verified: bool,
-    roles: Vec<String>,
-    permissions: Vec<String>,
+    /// Left out with `?grants=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<Vec<String>>,
+    /// Effective permissions; left out with `?grants=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permissions: Option<Vec<String>>,
     created_at: DateTime<Utc>,
+}
+
+/// Query of `GET /auth/me`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MeQuery {
+    /// Include roles and permissions (default true). `false` skips the permission service: the
+    /// gateway asks it itself, so that one service down fails only the fields that need it.
+    #[serde(default)]
+    grants: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -475,22 +488,37 @@ async fn logout_all(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) ->
 }
 
 /// The caller, with roles and effective permissions.
-#[utoipa::path(get, path = "/auth/me", tag = "auth",
+#[utoipa::path(get, path = "/auth/me", tag = "auth", params(MeQuery),
     responses((status = 200, body = MeResponse), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 503, description = "UNAVAILABLE: the permission service did not answer", body = ErrorBody)),
     security(("bearer" = []), ("cookie" = [])))]
-async fn me(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Json<MeResponse>, ApiError> {
-    let acct = h.auth().me(&who).await?;
-    let grants = h.checker().grants(Some(who.token.expose()), who.user_id).await.map_err(|e| {
-        tracing::warn!(error = %e, "permission checker unavailable");
-        ApiError::unavailable("the permission service")
+async fn me(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+    RawQuery(q): RawQuery,
+) -> Result<Json<MeResponse>, ApiError> {
+    let q: MeQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or("")).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", "grants must be true or false")
     })?;
-    let grants = grants.unwrap_or_default();
+    let acct = h.auth().me(&who).await?;
+    let grants = if q.grants.unwrap_or(true) {
+        let grants = h.checker().grants(Some(who.token.expose()), who.user_id).await.map_err(|e| {
+            tracing::warn!(error = %e, "permission checker unavailable");
+            ApiError::unavailable("the permission service")
+        })?;
+        Some(grants.unwrap_or_default())
+    } else {
+        None
+    };
+    let (roles, permissions) = match grants {
+        Some(g) => (Some(g.roles), Some(g.permissions)),
+        None => (None, None),
+    };
     Ok(Json(MeResponse {
         id: acct.id.to_string(),
         email: acct.email.to_string(),
         email_verified: acct.email_verified,
-        roles: grants.roles,
-        permissions: grants.permissions,
+        roles,
+        permissions,
         created_at: acct.created_at,
     }))
 }

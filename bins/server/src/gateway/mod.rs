@@ -1,0 +1,318 @@
+//! The GraphQL gateway (`/graphql`), written once over the service traits: it runs inside
+//! `fafnir serve` on the in-process services and as `api-gateway` in front of auth-service,
+//! security-service and user-service.
+//!
+//! The HTTP layer here decides who is calling (bearer header, else the access cookie, verified
+//! against the signing keys or auth-service's JWKS) and whether a cookie-authenticated mutation
+//! passed the CSRF checks; [`schema`] does the rest. `GET /graphql` only ever serves GraphiQL:
+//! operations run on `POST` with a JSON body, which a cross-site form cannot send.
+
+pub mod errors;
+pub mod schema;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::{ServerError, Value};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use fafnir_auth::http::{read_cookie, AuthHttp, HttpSettings, ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, MAX_BODY};
+use fafnir_core::token::{TokenAudience, TokenVerifier};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use schema::{GatewaySchema, Services, MAX_COMPLEXITY, MAX_DEPTH};
+use schema::{RequestInfo, RolesLoader};
+use upstream::{AuthUpstream, ClientAddr};
+
+/// How the gateway checks the CSRF token of a cookie-authenticated mutation.
+#[derive(Debug, Clone)]
+pub enum CsrfCheck {
+    /// With the CSRF key (in the process that issues the tokens): header equals cookie, the token
+    /// is bound to the caller's session, and the Origin is allowed. Exactly the REST check.
+    Bound(AuthHttp),
+    /// Without it (api-gateway): header equals cookie, and the Origin is allowed. The binding
+    /// is checked by auth-service for the mutations it serves.
+    Unbound,
+}
+
+struct Inner {
+    schema: GatewaySchema,
+    services: Services,
+    verifier: Arc<dyn TokenVerifier>,
+    audience: TokenAudience,
+    settings: HttpSettings,
+    csrf: CsrfCheck,
+}
+
+/// The gateway: cheap to clone.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("auth", &self.0.services.auth).finish_non_exhaustive()
+    }
+}
+
+/// The schema in SDL, as served (what `docs/schema.graphql` holds).
+pub fn sdl() -> String {
+    async_graphql::Schema::build(schema::Query, schema::Mutation, async_graphql::EmptySubscription).finish().sdl()
+}
+
+/// Request headers auth-service needs to apply its own rules (cookies, CSRF, origin, agent).
+const FORWARDED: [HeaderName; 7] = [
+    header::COOKIE,
+    header::AUTHORIZATION,
+    HeaderName::from_static(CSRF_HEADER),
+    header::ORIGIN,
+    header::REFERER,
+    header::HOST,
+    header::USER_AGENT,
+];
+
+impl Gateway {
+    pub fn new(
+        services: Services,
+        verifier: Arc<dyn TokenVerifier>,
+        audience: TokenAudience,
+        settings: HttpSettings,
+        csrf: CsrfCheck,
+    ) -> Self {
+        let schema = schema::build(services.clone());
+        Gateway(Arc::new(Inner { schema, services, verifier, audience, settings, csrf }))
+    }
+
+    pub fn schema(&self) -> &GatewaySchema {
+        &self.0.schema
+    }
+
+    /// `/graphql` (POST operations, GET GraphiQL) and GraphiQL's assets.
+    pub fn router(&self) -> Router {
+        let csp =
+            SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(GRAPHIQL_CSP));
+        let ui = Router::new()
+            .route("/graphql/assets/init.js", get(|| async { asset("text/javascript", GRAPHIQL_INIT.as_bytes()) }))
+            .route("/graphql/assets/graphiql.min.js", get(|| async { asset("text/javascript", GRAPHIQL_JS) }))
+            .route("/graphql/assets/graphiql.min.css", get(|| async { asset("text/css", GRAPHIQL_CSS) }))
+            .route("/graphql/assets/react.min.js", get(|| async { asset("text/javascript", REACT_JS) }))
+            .route("/graphql/assets/react-dom.min.js", get(|| async { asset("text/javascript", REACT_DOM_JS) }))
+            .layer(csp.clone());
+        Router::new()
+            .route("/graphql", get(graphiql).post(graphql).layer(csp))
+            .with_state(self.clone())
+            .merge(ui)
+    }
+
+    /// Who is calling, and whether their mutations pass the CSRF checks.
+    async fn request_info(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestInfo {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|t| t.trim().to_owned());
+        let (token, via_cookie) = match bearer {
+            Some(t) => (Some(t), false),
+            None => match read_cookie(headers, ACCESS_COOKIE).filter(|c| !c.is_empty()) {
+                Some(c) => (Some(c), true),
+                None => (None, false),
+            },
+        };
+        let claims = match &token {
+            Some(t) => self.0.verifier.verify(t, &self.0.audience).await.ok(),
+            None => None,
+        };
+        let csrf_ok = via_cookie && {
+            let s = &self.0.settings;
+            let header_value = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            let cookie_value = read_cookie(headers, CSRF_COOKIE);
+            let tokens = match (&self.0.csrf, &claims) {
+                (CsrfCheck::Bound(h), Some(c)) => {
+                    h.csrf_key().verify(Some(&c.sid), header_value, cookie_value.as_deref())
+                }
+                _ => fafnir_auth::http::double_submit_matches(header_value, cookie_value.as_deref()),
+            };
+            tokens && fafnir_auth::http::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref())
+        };
+        let mut forward = HeaderMap::new();
+        for name in FORWARDED {
+            for v in headers.get_all(&name) {
+                forward.append(name.clone(), v.clone());
+            }
+        }
+        let client = ClientAddr {
+            peer,
+            forwarded_for: headers.get("x-forwarded-for").cloned(),
+            trust_forwarded_for: self.0.settings.trust_forwarded_for,
+        };
+        RequestInfo { token, claims, via_cookie, csrf_ok, forward, client }
+    }
+}
+
+fn graphql_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// `application/json` (any parameters), the only body type accepted: the "simple" types a
+/// cross-site form can send (`text/plain`, form encodings) are refused.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn code_of(e: &ServerError) -> Option<&str> {
+    match e.extensions.as_ref().and_then(|x| x.get("code")) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// `POST /graphql`.
+async fn graphql(State(gw): State<Gateway>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if !is_json(&parts.headers) {
+        return graphql_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send the operation as JSON (Content-Type: application/json)",
+        );
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return graphql_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BAD_USER_INPUT",
+                &format!("the request body exceeds {MAX_BODY} bytes"),
+            )
+        }
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return graphql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "batched operations are not supported");
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!("the body is not a GraphQL request ({{\"query\": …, \"variables\": …}}): {e}");
+            return graphql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &msg);
+        }
+    };
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let info = gw.request_info(&parts.headers, peer).await;
+    let (info, loader): (RequestInfo, async_graphql::dataloader::DataLoader<RolesLoader>) =
+        schema::request_data(&gw.0.services, info);
+    let mut response = gw.0.schema.execute(request.data(info).data(loader)).await;
+    let mut status = StatusCode::OK;
+    for e in response.errors.iter_mut() {
+        match code_of(e) {
+            Some("CSRF_TOKEN_INVALID") => status = StatusCode::FORBIDDEN,
+            Some(_) => {}
+            // Parse and validation failures (depth, complexity, unknown fields, bad variables).
+            None => e.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT"),
+        }
+    }
+    let headers = std::mem::take(&mut response.http_headers);
+    let body = match serde_json::to_vec(&response) {
+        Ok(b) => b,
+        Err(_) => return graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error"),
+    };
+    let mut res = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (k, v) in headers.iter() {
+        res.headers_mut().append(k, v.clone());
+    }
+    res
+}
+
+// ---- GraphiQL, from vendored assets (npm graphiql 3.8.3, react 18.3.1) ----
+
+const GRAPHIQL_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fafnir GraphQL</title>
+<link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
+<style>html, body, #graphiql { height: 100%; margin: 0; }</style></head>
+<body><div id="graphiql">Loading…</div>
+<script src="/graphql/assets/react.min.js"></script>
+<script src="/graphql/assets/react-dom.min.js"></script>
+<script src="/graphql/assets/graphiql.min.js"></script>
+<script src="/graphql/assets/init.js"></script></body></html>"#;
+
+/// Sends the session cookie and, for mutations, the CSRF header read from `fafnir_csrf`.
+const GRAPHIQL_INIT: &str = r#"function fetcher(params) {
+  var m = document.cookie.match(/(?:^|; )fafnir_csrf=([^;]*)/);
+  var headers = { "content-type": "application/json", "accept": "application/json" };
+  if (m) { headers["x-csrf-token"] = decodeURIComponent(m[1]); }
+  return fetch("/graphql", { method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(params) })
+    .then(function (r) { return r.json(); });
+}
+ReactDOM.createRoot(document.getElementById("graphiql"))
+  .render(React.createElement(GraphiQL, { fetcher: fetcher, defaultEditorToolsVisibility: true }));
+"#;
+
+static GRAPHIQL_JS: &[u8] = include_bytes!("../../assets/graphiql/graphiql.min.js");
+static GRAPHIQL_CSS: &[u8] = include_bytes!("../../assets/graphiql/graphiql.min.css");
+static REACT_JS: &[u8] = include_bytes!("../../assets/graphiql/react.production.min.js");
+static REACT_DOM_JS: &[u8] = include_bytes!("../../assets/graphiql/react-dom.production.min.js");
+// Own scripts only; GraphiQL styles inline and embeds fonts and icons as data URLs.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
+}
+
+/// `GET /graphql`: the GraphiQL IDE. Never runs an operation.
+async fn graphiql() -> Html<&'static str> {
+    Html(GRAPHIQL_HTML)
+}
+
+// ---- the /auth/* proxy (api-gateway) ----
+
+/// `/auth/*` and `/.well-known/jwks.json` forwarded to auth-service, so that a browser sees
+/// one origin and the cookies (the refresh cookie is scoped to `/auth`) just work.
+pub fn proxy_router(upstream: AuthUpstream, trust_forwarded_for: bool) -> Router {
+    let state = (upstream, trust_forwarded_for);
+    Router::new()
+        .route("/auth/{*path}", any(proxy))
+        .route("/.well-known/jwks.json", get(proxy))
+        .with_state(state)
+}
+
+async fn proxy(State((upstream, trust)): State<(AuthUpstream, bool)>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = serde_json::json!({"error": {"code": "PAYLOAD_TOO_LARGE", "message": format!("the request body exceeds {MAX_BODY} bytes")}});
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(e)).into_response();
+        }
+    };
+    let client = ClientAddr {
+        peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+        forwarded_for: parts.headers.get("x-forwarded-for").cloned(),
+        trust_forwarded_for: trust,
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    match upstream.send(parts.method.clone(), path, &parts.headers, body, client).await {
+        Ok(r) => {
+            let mut res = (r.status, r.body).into_response();
+            for (k, v) in r.headers.iter() {
+                if !matches!(k.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "content-length") {
+                    res.headers_mut().append(k, v.clone());
+                }
+            }
+            res
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "auth-service unavailable");
+            let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": "the auth service is unavailable; try again shortly"}});
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response()
+        }
+    }
+}
