@@ -422,7 +422,13 @@ impl PermissionChecker for RemoteSecurity {
 }
 
 fn role_from_pb(r: pb::Role) -> RoleInfo {
-    RoleInfo { name: r.name, description: r.description, permissions: r.permissions, inherits: r.inherits, builtin: r.builtin }
+    RoleInfo {
+        name: r.name,
+        description: r.description,
+        permissions: r.permissions,
+        inherits: r.inherits,
+        builtin: r.builtin,
+    }
 }
 
 /// The role directory as a client of security-service. Reads are retried; writes are not.

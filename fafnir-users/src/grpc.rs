@@ -233,7 +233,10 @@ fn client_error(s: Status) -> UsersError {
     match s.code() {
         tonic::Code::NotFound => UsersError::NotFound,
         tonic::Code::InvalidArgument => {
-            UsersError::Validation(vec![crate::FieldError { field: "request", message: s.message().to_owned() }])
+            // The server words it as `UsersError::Validation` does: "invalid profile: <field> …".
+            let rest = s.message().strip_prefix("invalid profile: ").unwrap_or("");
+            let field = crate::profile::COLUMNS.iter().find(|f| rest.starts_with(*f)).copied().unwrap_or("request");
+            UsersError::Validation(vec![crate::FieldError { field, message: s.message().to_owned() }])
         }
         tonic::Code::Unauthenticated => UsersError::Unauthenticated,
         tonic::Code::PermissionDenied => UsersError::Forbidden(s.message().to_owned()),

@@ -243,12 +243,7 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     ));
     let upstream = AuthUpstream::remote(&auth_url).map_err(StartError::Io)?;
     let settings = HttpSettings::from_config(&config);
-    let services = gateway::Services {
-        checker: security.clone(),
-        roles: security,
-        profiles,
-        auth: upstream.clone(),
-    };
+    let services = gateway::Services { checker: security.clone(), roles: security, profiles, auth: upstream.clone() };
     let gw = gateway::Gateway::new(
         services,
         jwks_verifier(&config, clock)?,

@@ -25,11 +25,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
+pub use cookies::read as read_cookie;
 pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, REFRESH as REFRESH_COOKIE};
+pub use csrf::{double_submit_matches, is_unsafe};
 pub use csrf::{origin_allowed, CsrfKey, HEADER as CSRF_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use cookies::read as read_cookie;
-pub use csrf::{double_submit_matches, is_unsafe};
 pub use extract::{client_ip, Authorized, Client, CurrentUser, RequiredPermission};
 
 use crate::{Auth, AuthError};

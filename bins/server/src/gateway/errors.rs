@@ -82,6 +82,23 @@ impl GqlError {
     }
 }
 
+/// `avatar_url` → `avatarUrl`: fields are named as in the schema.
+fn camel(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl From<GqlError> for async_graphql::Error {
     fn from(e: GqlError) -> Self {
         async_graphql::Error::new(e.message.clone()).extend_with(|_, ext| {
@@ -90,7 +107,7 @@ impl From<GqlError> for async_graphql::Error {
                 ext.set("reason", r.as_str());
             }
             if let Some(f) = &e.field {
-                ext.set("field", f.as_str());
+                ext.set("field", camel(f));
             }
             if let Some(s) = e.retry_after {
                 ext.set("retryAfter", s);
@@ -177,11 +194,8 @@ pub fn rest(res: &UpstreamResponse) -> GqlError {
             return GqlError::internal();
         }
     };
-    let retry_after = res
-        .headers
-        .get(axum::http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let retry_after =
+        res.headers.get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let field = details.as_ref().and_then(|d| d.get("field")).and_then(|f| f.as_str()).map(str::to_owned);
     GqlError { code, message, reason, field, retry_after }
 }

@@ -102,10 +102,7 @@ impl Gateway {
             .route("/graphql/assets/react.min.js", get(|| async { asset("text/javascript", REACT_JS) }))
             .route("/graphql/assets/react-dom.min.js", get(|| async { asset("text/javascript", REACT_DOM_JS) }))
             .layer(csp.clone());
-        Router::new()
-            .route("/graphql", get(graphiql).post(graphql).layer(csp))
-            .with_state(self.clone())
-            .merge(ui)
+        Router::new().route("/graphql", get(graphiql).post(graphql).layer(csp)).with_state(self.clone()).merge(ui)
     }
 
     /// Who is calling, and whether their mutations pass the CSRF checks.
@@ -278,10 +275,7 @@ async fn graphiql() -> Html<&'static str> {
 /// one origin and the cookies (the refresh cookie is scoped to `/auth`) just work.
 pub fn proxy_router(upstream: AuthUpstream, trust_forwarded_for: bool) -> Router {
     let state = (upstream, trust_forwarded_for);
-    Router::new()
-        .route("/auth/{*path}", any(proxy))
-        .route("/.well-known/jwks.json", get(proxy))
-        .with_state(state)
+    Router::new().route("/auth/{*path}", any(proxy)).route("/.well-known/jwks.json", get(proxy)).with_state(state)
 }
 
 async fn proxy(State((upstream, trust)): State<(AuthUpstream, bool)>, req: Request) -> Response {

@@ -688,11 +688,7 @@ impl Mutation {
     /// Rotates the refresh token: the one given (API clients: new tokens come back in the
     /// payload), else the `fafnir_refresh` cookie (it is scoped to `/auth`, so browsers send it
     /// only through `POST /auth/refresh`, which the gateway serves too).
-    async fn refresh(
-        &self,
-        ctx: &Context<'_>,
-        refresh_token: Option<String>,
-    ) -> Result<Option<AuthPayload>, GqlError> {
+    async fn refresh(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> Result<Option<AuthPayload>, GqlError> {
         let body = refresh_token.map(|t| serde_json::json!({ "refresh_token": t }));
         if body.is_none() {
             csrf_gate(ctx)?;
@@ -739,12 +735,20 @@ impl Mutation {
     }
 
     /// Grants a role. Needs `roles:manage`.
-    async fn assign_role(&self, ctx: &Context<'_>, input: RoleAssignmentInput) -> Result<Option<RoleAssignment>, GqlError> {
+    async fn assign_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleAssignmentInput,
+    ) -> Result<Option<RoleAssignment>, GqlError> {
         role_change(ctx, input, true).await.map(Some)
     }
 
     /// Revokes a role. Needs `roles:manage`.
-    async fn revoke_role(&self, ctx: &Context<'_>, input: RoleAssignmentInput) -> Result<Option<RoleAssignment>, GqlError> {
+    async fn revoke_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleAssignmentInput,
+    ) -> Result<Option<RoleAssignment>, GqlError> {
         role_change(ctx, input, false).await.map(Some)
     }
 }

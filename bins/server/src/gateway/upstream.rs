@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderMap, HeaderName, Method, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, Request, StatusCode};
 use axum::Router;
 use tower::ServiceExt;
 
@@ -115,7 +115,9 @@ impl AuthUpstream {
             }
             AuthUpstream::Remote { client: http, base } => {
                 let mut req = http.request(method, format!("{base}{path_and_query}"));
-                for (k, v) in headers.iter().filter(|(k, _)| !hop_by_hop(k) && *k != header::HOST) {
+                // The Host stays the one the browser used: auth-service's same-origin checks then
+                // see the gateway's origin, the only one the browser knows.
+                for (k, v) in headers.iter().filter(|(k, _)| !hop_by_hop(k)) {
                     req = req.header(k, v);
                 }
                 if let Some(ip) = client.ip() {

@@ -1,0 +1,702 @@
+//! End-to-end tests of the GraphQL gateway, run unchanged against two topologies: `fafnir serve`
+//! (everything in one server) and api-gateway + auth-service + security-service + user-service
+//! (four servers on their own sockets, three databases). Each on SQLite and on Postgres.
+//!
+//! Every query and mutation of the schema, the cookie flow with CSRF, unauthenticated and
+//! forbidden paths, the depth and complexity limits, batched role loading, services stopped
+//! mid-test, and `docs/schema.graphql` equal to the served schema.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use fafnir_core::testing::TestDb;
+use fafnir_core::{Config, Db, SystemClock, UserId};
+use fafnir_rbac::{Rbac, RoleName, SqlRbacStore};
+use fafnir_server::Shutdown;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PW: &str = "correct horse battery staple";
+const NEW_PW: &str = "a brand new passphrase, quite long";
+
+fn port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn addr(p: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], p))
+}
+
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn spawn<F, Fut>(run: F) -> Running
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fafnir_server::StartError>> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<()>();
+    let fut = run(Shutdown::on(async move {
+        let _ = rx.await;
+    }));
+    let task = tokio::spawn(async move { fut.await.unwrap() });
+    Running { stop: tx, task }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(40) {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// One deployment under test.
+struct Env {
+    /// The gateway's origin (the one URL a browser would know).
+    url: String,
+    /// The database RBAC lives in (to make the first admin, as `fafnir role grant` does).
+    rbac_db: String,
+    /// The other servers, by name, to stop mid-test (four-process topology only).
+    services: Vec<(&'static str, Running)>,
+    /// security-service's health/metrics port (four-process topology only).
+    security_metrics: Option<String>,
+}
+
+impl Env {
+    async fn stop(&mut self, name: &str) {
+        let i = self.services.iter().position(|(n, _)| *n == name).unwrap();
+        let (_, r) = self.services.remove(i);
+        r.stop().await;
+    }
+
+    async fn shutdown(self) {
+        for (_, r) in self.services {
+            r.stop().await;
+        }
+    }
+}
+
+async fn wait_http(url: &str) {
+    let http = reqwest::Client::new();
+    wait_until(url, || async { http.get(url).send().await.is_ok_and(|r| r.status().is_success()) }).await;
+}
+
+/// `fafnir serve`: HTTP and gRPC in one server.
+async fn all_in_one(db: &TestDb) -> Env {
+    let p = port();
+    let cfg = Config {
+        database_url: db.url.clone(),
+        http_addr: addr(p),
+        grpc_addr: addr(port()),
+        cookie_secure: false,
+        log: "warn".into(),
+        ..Config::default()
+    };
+    let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
+    let url = format!("http://127.0.0.1:{p}");
+    wait_http(&format!("{url}/readyz")).await;
+    Env { url, rbac_db: db.url.clone(), services: vec![("fafnir", server)], security_metrics: None }
+}
+
+/// api-gateway in front of auth-service, security-service and user-service.
+async fn four_services(dbs: [&TestDb; 3]) -> Env {
+    let (gw_p, auth_p, sec_p, sec_http, usr_p, usr_http) = (port(), port(), port(), port(), port(), port());
+    let auth_url = format!("http://127.0.0.1:{auth_p}");
+    let base = |db: &str| Config {
+        database_url: db.to_owned(),
+        cookie_secure: false,
+        auth_url: Some(auth_url.clone()),
+        security_url: Some(format!("http://127.0.0.1:{sec_p}")),
+        users_url: Some(format!("http://127.0.0.1:{usr_p}")),
+        log: "warn".into(),
+        ..Config::default()
+    };
+    // auth-service sits behind the gateway: the client address is the one the gateway forwards.
+    let auth_cfg = Config { http_addr: addr(auth_p), trust_forwarded_for: true, ..base(&dbs[0].url) };
+    let sec_cfg = Config { grpc_addr: addr(sec_p), http_addr: addr(sec_http), ..base(&dbs[1].url) };
+    let usr_cfg = Config { grpc_addr: addr(usr_p), http_addr: addr(usr_http), ..base(&dbs[2].url) };
+    let gw_cfg = Config { http_addr: addr(gw_p), ..base("sqlite::memory:") };
+    let security = spawn(|s| fafnir_server::run_security_service(sec_cfg, s));
+    let users = spawn(|s| fafnir_server::run_user_service(usr_cfg, s));
+    let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg, s));
+    wait_http(&format!("{auth_url}/readyz")).await;
+    let gateway = spawn(|s| fafnir_server::run_api_gateway(gw_cfg, s));
+    let url = format!("http://127.0.0.1:{gw_p}");
+    wait_http(&format!("{url}/readyz")).await;
+    wait_http(&format!("http://127.0.0.1:{sec_http}/readyz")).await;
+    wait_http(&format!("http://127.0.0.1:{usr_http}/readyz")).await;
+    Env {
+        url,
+        rbac_db: dbs[1].url.clone(),
+        services: vec![("gateway", gateway), ("auth", auth), ("security", security), ("users", users)],
+        security_metrics: Some(format!("http://127.0.0.1:{sec_http}/metrics")),
+    }
+}
+
+/// A browser: keeps cookies, sends an Origin like a page on the gateway's origin would.
+struct Browser {
+    http: reqwest::Client,
+    jar: Arc<Jar>,
+    url: String,
+}
+
+impl Browser {
+    fn new(url: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder().cookie_provider(jar.clone()).build().unwrap();
+        Browser { http, jar, url: url.to_owned() }
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.jar.cookies(&self.url.parse().unwrap())?;
+        all.to_str().unwrap().split("; ").find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    }
+
+    /// An operation with the CSRF header taken from the cookie, as a page script would send it.
+    async fn gql(&self, query: &str, vars: Value) -> Reply {
+        let mut extra = vec![("origin".to_owned(), self.url.clone())];
+        if let Some(c) = self.cookie("fafnir_csrf") {
+            extra.push(("x-csrf-token".to_owned(), c));
+        }
+        post(&self.http, &self.url, query, vars, &extra).await
+    }
+
+    /// The same, without the CSRF header (what a cross-site page could make a browser send).
+    async fn gql_no_csrf(&self, query: &str, vars: Value) -> Reply {
+        post(&self.http, &self.url, query, vars, &[]).await
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn data(&self, field: &str) -> &Value {
+        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        &self.body["data"][field]
+    }
+
+    fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {}", self.body))
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, query: &str, vars: Value, headers: &[(String, String)]) -> Reply {
+    let mut req = http
+        .post(format!("{url}/graphql"))
+        .timeout(Duration::from_secs(20))
+        .json(&json!({ "query": query, "variables": vars }));
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap();
+    Reply { status, headers, body }
+}
+
+async fn bearer(http: &reqwest::Client, url: &str, token: &str, query: &str, vars: Value) -> Reply {
+    post(http, url, query, vars, &[("authorization".into(), format!("Bearer {token}"))]).await
+}
+
+/// Grants `admin` the way `fafnir role grant` does: on the database RBAC lives in.
+async fn make_admin(db_url: &str, user: UserId) {
+    let db = Db::connect(db_url).await.unwrap();
+    let rbac = Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), Arc::new(SystemClock)))).await.unwrap();
+    wait_until("the user to reach RBAC", || async {
+        rbac.refresh().await.unwrap();
+        rbac.user_roles(&user).is_some()
+    })
+    .await;
+    rbac.grant(user, &RoleName::parse("admin").unwrap()).await.unwrap();
+    db.close().await;
+}
+
+async fn grpc_calls(metrics: &str, method: &str) -> f64 {
+    let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("fafnir_grpc_requests_total{") && l.contains(&format!("method=\"{method}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The batch-counting part must not overlap another test's (the metrics registry is shared).
+static COUNTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const ME: &str =
+    "{ me { user { id email emailVerified createdAt } roles permissions profile { displayName locale } } }";
+const UPDATE: &str =
+    "mutation($i: ProfileInput!, $u: ID) { updateProfile(input: $i, userId: $u) { userId displayName avatarUrl } }";
+const CHECK: &str = "query($p: String!, $u: ID) { checkPermission(request: {permission: $p, userId: $u}) { hasPermission permissionCode } }";
+const ROLE: &str =
+    "mutation($u: ID!, $r: String!) { assignRole(input: {userId: $u, role: $r}) { userId role changed } }";
+const UNROLE: &str =
+    "mutation($u: ID!, $r: String!) { revokeRole(input: {userId: $u, role: $r}) { userId role changed } }";
+const LOGIN: &str = "mutation($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { user { id email } accessExpiresAt accessToken } }";
+const REGISTER: &str = "mutation($e: String!, $p: String!, $n: String) { register(input: {email: $e, password: $p, displayName: $n}) { id email emailVerified } }";
+
+async fn register(url: &str, email: &str, name: &str) -> UserId {
+    let r = post(&reqwest::Client::new(), url, REGISTER, json!({"e": email, "p": PW, "n": name}), &[]).await;
+    UserId::parse(r.data("register")["id"].as_str().unwrap()).unwrap()
+}
+
+/// API-client tokens, through the gateway's origin (proxied to auth-service in microservice mode).
+async fn tokens(url: &str, email: &str, password: &str) -> (String, String) {
+    let t: Value = reqwest::Client::new()
+        .post(format!("{url}/auth/token"))
+        .json(&json!({"grant_type": "password", "email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (t["access_token"].as_str().unwrap().to_owned(), t["refresh_token"].as_str().unwrap().to_owned())
+}
+
+/// Everything a deployment must do, whichever its topology.
+async fn scenario(env: &Env) {
+    let url = env.url.as_str();
+    let anon = reqwest::Client::new();
+
+    // health needs no one; me needs someone.
+    let r = post(&anon, url, "{ health { status version } }", json!({}), &[]).await;
+    assert_eq!(r.data("health")["status"], "ok");
+    let r = post(&anon, url, ME, json!({}), &[]).await;
+    assert_eq!((r.status, r.code()), (200, "UNAUTHENTICATED"));
+    assert_eq!(r.body["data"]["me"], Value::Null);
+    let r = bearer(&anon, url, "not.a.jwt", ME, json!({})).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+
+    // register: created once; taken, weak password and bad e-mail are the caller's fault.
+    let r = post(&anon, url, REGISTER, json!({"e": "ada@example.com", "p": PW, "n": "Ada"}), &[]).await;
+    assert_eq!(r.data("register")["email"], "ada@example.com");
+    assert_eq!(r.data("register")["emailVerified"], false);
+    let ada = UserId::parse(r.data("register")["id"].as_str().unwrap()).unwrap();
+    let r = post(&anon, url, REGISTER, json!({"e": "ADA@example.com", "p": PW}), &[]).await;
+    assert_eq!(
+        (r.code(), r.body["errors"][0]["extensions"]["reason"].as_str()),
+        ("BAD_USER_INPUT", Some("EMAIL_TAKEN"))
+    );
+    let r = post(&anon, url, REGISTER, json!({"e": "bob@example.com", "p": "password"}), &[]).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert_eq!(r.body["errors"][0]["extensions"]["field"], "password");
+    let r = post(&anon, url, REGISTER, json!({"e": "not-an-email", "p": PW}), &[]).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+
+    // login: wrong password refused; right one sets the REST cookies.
+    let browser = Browser::new(url);
+    let r = browser.gql(LOGIN, json!({"e": "ada@example.com", "p": "wrong password entirely"})).await;
+    assert_eq!(
+        (r.code(), r.body["errors"][0]["extensions"]["reason"].as_str()),
+        ("UNAUTHENTICATED", Some("INVALID_CREDENTIALS"))
+    );
+    let r = browser.gql(LOGIN, json!({"e": "ada@example.com", "p": PW})).await;
+    assert_eq!(r.data("login")["user"]["id"], ada.to_string());
+    assert_eq!(r.data("login")["accessToken"], Value::Null, "browser logins keep tokens in cookies");
+    let cookies = r.set_cookies();
+    let find = |name: &str| cookies.iter().find(|c| c.starts_with(&format!("{name}="))).unwrap().clone();
+    let access = find("fafnir_access");
+    assert!(access.contains("HttpOnly") && access.contains("SameSite=Lax") && access.contains("Path=/;"), "{access}");
+    assert!(access.contains("Max-Age=900"), "{access}");
+    let refresh = find("fafnir_refresh");
+    assert!(refresh.contains("HttpOnly") && refresh.contains("SameSite=Strict") && refresh.contains("Path=/auth"));
+    let csrf = find("fafnir_csrf");
+    assert!(!csrf.contains("HttpOnly") && csrf.contains("SameSite=Lax"));
+
+    // me: account, roles, permissions and profile in one round trip.
+    let r = browser.gql(ME, json!({})).await;
+    let me = r.data("me");
+    assert_eq!(me["user"]["email"], "ada@example.com");
+    assert_eq!(me["roles"], json!(["member"]));
+    assert_eq!(me["permissions"], json!(["profile:read", "profile:write"]));
+    wait_until("Ada's profile", || async {
+        browser.gql(ME, json!({})).await.body["data"]["me"]["profile"]["displayName"] == "Ada"
+    })
+    .await;
+
+    // CSRF: a cookie-authenticated mutation without the header is refused and changes nothing.
+    let r = browser.gql_no_csrf(UPDATE, json!({"i": {"displayName": "Mallory"}})).await;
+    assert_eq!((r.status, r.code()), (403, "CSRF_TOKEN_INVALID"));
+    let mut evil = vec![("origin".to_owned(), "https://evil.example".to_owned())];
+    evil.push(("x-csrf-token".to_owned(), browser.cookie("fafnir_csrf").unwrap()));
+    let r = post(&browser.http, url, UPDATE, json!({"i": {"displayName": "Mallory"}}), &evil).await;
+    assert_eq!((r.status, r.code()), (403, "CSRF_TOKEN_INVALID"), "a foreign Origin fails even with the token");
+    let wrong = vec![("x-csrf-token".to_owned(), "forged.value".to_owned())];
+    let r = post(&browser.http, url, UPDATE, json!({"i": {"displayName": "Mallory"}}), &wrong).await;
+    assert_eq!(r.code(), "CSRF_TOKEN_INVALID");
+    // A simple content type (what a cross-site form can send) is refused outright.
+    let res = browser
+        .http
+        .post(format!("{url}/graphql"))
+        .header("content-type", "text/plain")
+        .body(json!({"query": "mutation { logout }"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    let res = browser
+        .http
+        .post(format!("{url}/graphql"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("query=mutation%20%7B%20logout%20%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    // GET serves GraphiQL and never runs an operation.
+    let res = browser.http.get(format!("{url}/graphql?query=mutation%20%7B%20logout%20%7D")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(res.text().await.unwrap().contains("/graphql/assets/graphiql.min.js"));
+    let res = browser.http.get(format!("{url}/graphql/assets/graphiql.min.js")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let r = browser.gql(ME, json!({})).await;
+    assert_eq!(r.data("me")["profile"]["displayName"], "Ada", "nothing above changed the profile or the session");
+
+    // With the header: allowed; a partial update leaves other fields; null clears.
+    let r =
+        browser.gql(UPDATE, json!({"i": {"displayName": "Ada L.", "avatarUrl": "https://example.com/a.png"}})).await;
+    assert_eq!(r.data("updateProfile")["displayName"], "Ada L.");
+    let r = browser.gql(UPDATE, json!({"i": {"avatarUrl": null}})).await;
+    assert_eq!(
+        (&r.data("updateProfile")["displayName"], &r.data("updateProfile")["avatarUrl"]),
+        (&json!("Ada L."), &Value::Null)
+    );
+    let r = browser.gql(UPDATE, json!({"i": {"avatarUrl": "javascript:alert(1)"}})).await;
+    assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("avatarUrl")));
+    let r = browser.gql("{ profile { displayName avatarUrl } }", json!({})).await;
+    assert_eq!(r.data("profile")["displayName"], "Ada L.");
+
+    // checkPermission for oneself; anyone else needs users:read.
+    let r = browser.gql(CHECK, json!({"p": "profile:read"})).await;
+    assert_eq!(r.data("checkPermission"), &json!({"hasPermission": true, "permissionCode": "PERMISSION_GRANTED"}));
+    let r = browser.gql(CHECK, json!({"p": "users:read"})).await;
+    assert_eq!(r.data("checkPermission"), &json!({"hasPermission": false, "permissionCode": "PERMISSION_DENIED"}));
+    let r = browser.gql(CHECK, json!({"p": "no colon"})).await;
+    assert_eq!(r.data("checkPermission")["permissionCode"], "INVALID_PERMISSION");
+
+    // Forbidden for a member: others' data, the directory, role changes.
+    let bob = register(url, "bob@example.com", "Bob").await;
+    let r = browser.gql(CHECK, json!({"p": "profile:read", "u": bob.to_string()})).await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let r = browser.gql("query($u: ID) { profile(userId: $u) { displayName } }", json!({"u": bob.to_string()})).await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let r = browser.gql("{ users { nodes { id } } }", json!({})).await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let r = browser.gql(ROLE, json!({"u": ada.to_string(), "r": "admin"})).await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let r = browser.gql(UPDATE, json!({"i": {"displayName": "B"}, "u": bob.to_string()})).await;
+    assert_eq!(r.code(), "FORBIDDEN");
+    let r = browser.gql("{ roles { name builtin permissions inherits description } }", json!({})).await;
+    let names: Vec<&str> = r.data("roles").as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "member"]);
+
+    // An administrator, with a bearer token (API client: no CSRF needed).
+    let root = register(url, "root@example.com", "Root").await;
+    make_admin(&env.rbac_db, root).await;
+    let (token, refresh_token) = tokens(url, "root@example.com", PW).await;
+    wait_until("the admin grant to reach the server", || async {
+        bearer(&anon, url, &token, CHECK, json!({"p": "users:read"})).await.body["data"]["checkPermission"]
+            ["hasPermission"]
+            == true
+    })
+    .await;
+    for i in 0..5 {
+        register(url, &format!("user{i}@example.com"), &format!("User {i}")).await;
+    }
+    let list = "query($f: Int, $a: String) { users(first: $f, after: $a) { nodes { id roles profile { displayName } } pageInfo { endCursor hasNextPage } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let r = bearer(&anon, url, &token, list, json!({"f": 3, "a": after})).await;
+        let page = r.data("users");
+        for n in page["nodes"].as_array().unwrap() {
+            seen.push((n["profile"]["displayName"].as_str().unwrap_or("").to_owned(), n["roles"].clone()));
+        }
+        if page["pageInfo"]["hasNextPage"] == false {
+            assert_eq!(page["pageInfo"]["endCursor"], Value::Null);
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    wait_until("every profile", || async {
+        let r = bearer(&anon, url, &token, list, json!({"f": 100})).await;
+        r.body["data"]["users"]["nodes"].as_array().is_some_and(|n| n.len() == 8)
+    })
+    .await;
+    let r = bearer(&anon, url, &token, list, json!({"f": 100})).await;
+    let nodes = r.data("users")["nodes"].as_array().unwrap().clone();
+    assert_eq!(nodes.len(), 8, "ada, bob, root and five more");
+    assert!(nodes.iter().any(|n| n["roles"] == json!(["admin", "member"])));
+    assert_eq!(nodes.iter().filter(|n| n["roles"] == json!(["member"])).count(), 7);
+    let r = bearer(&anon, url, &token, list, json!({"f": 0})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let r = bearer(&anon, url, &token, list, json!({"f": 5, "a": "garbage"})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+
+    // Batched: one page of users costs one role lookup, not one per user.
+    if let Some(metrics) = &env.security_metrics {
+        let _serial = COUNTING.lock().await;
+        let (batch, single) =
+            (grpc_calls(metrics, "BatchGetUserRoles").await, grpc_calls(metrics, "GetUserRoles").await);
+        let r = bearer(&anon, url, &token, list, json!({"f": 8})).await;
+        assert_eq!(r.data("users")["nodes"].as_array().unwrap().len(), 8);
+        assert_eq!(grpc_calls(metrics, "BatchGetUserRoles").await - batch, 1.0);
+        assert_eq!(grpc_calls(metrics, "GetUserRoles").await - single, 0.0);
+    }
+
+    // Role changes by the admin take effect at once.
+    let r = bearer(&anon, url, &token, ROLE, json!({"u": ada.to_string(), "r": "admin"})).await;
+    assert_eq!(r.data("assignRole"), &json!({"userId": ada.to_string(), "role": "admin", "changed": true}));
+    let r = browser.gql(CHECK, json!({"p": "users:read"})).await;
+    assert_eq!(r.data("checkPermission")["hasPermission"], true);
+    let r = bearer(&anon, url, &token, UNROLE, json!({"u": ada.to_string(), "r": "admin"})).await;
+    assert_eq!(r.data("revokeRole")["changed"], true);
+    let r = bearer(&anon, url, &token, UNROLE, json!({"u": ada.to_string(), "r": "admin"})).await;
+    assert_eq!(r.data("revokeRole")["changed"], false);
+    let r = browser.gql(CHECK, json!({"p": "users:read"})).await;
+    assert_eq!(r.data("checkPermission")["hasPermission"], false);
+    let r = bearer(&anon, url, &token, ROLE, json!({"u": ada.to_string(), "r": "no-such-role"})).await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    let r = bearer(&anon, url, &token, ROLE, json!({"u": "not-a-uuid", "r": "admin"})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let r = bearer(&anon, url, &token, CHECK, json!({"p": "profile:read", "u": bob.to_string()})).await;
+    assert_eq!(r.data("checkPermission")["permissionCode"], "PERMISSION_GRANTED");
+    let r = bearer(
+        &anon,
+        url,
+        &token,
+        "query($u: ID) { profile(userId: $u) { displayName } }",
+        json!({"u": bob.to_string()}),
+    )
+    .await;
+    assert_eq!(r.data("profile")["displayName"], "Bob");
+    let r = bearer(
+        &anon,
+        url,
+        &token,
+        "query($u: ID) { profile(userId: $u) { displayName } }",
+        json!({"u": UserId::new().to_string()}),
+    )
+    .await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    let r = bearer(&anon, url, &token, UPDATE, json!({"i": {"bio": "set by an admin"}, "u": bob.to_string()})).await;
+    assert_eq!(r.data("updateProfile")["userId"], bob.to_string());
+
+    // Limits: too deep, too costly, malformed.
+    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }";
+    let r = bearer(&anon, url, &token, deep, json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{}", r.body);
+    let costly = "{ users(first: 100) { nodes { id roles profile { userId firstName lastName displayName avatarUrl bio locale timezone createdAt updatedAt } } } }";
+    let r = bearer(&anon, url, &token, costly, json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{}", r.body);
+    let r = bearer(&anon, url, &token, "{ me { nope } }", json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let r = bearer(&anon, url, &token, "{ me ", json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let res = anon
+        .post(format!("{url}/graphql"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res =
+        anon.post(format!("{url}/graphql")).json(&json!([{"query": "{ health { status } }"}])).send().await.unwrap();
+    assert_eq!(res.status(), 400, "no batches");
+
+    // refresh with a token argument (API client): new tokens in the payload; the old one is spent.
+    let q = "mutation($t: String) { refresh(refreshToken: $t) { user { email } accessToken refreshToken } }";
+    let r = post(&anon, url, q, json!({"t": refresh_token}), &[]).await;
+    let new_refresh = r.data("refresh")["refreshToken"].as_str().unwrap().to_owned();
+    assert!(r.data("refresh")["accessToken"].as_str().unwrap().len() > 20);
+    assert_ne!(new_refresh, refresh_token);
+    let r = post(&anon, url, q, json!({"t": "not a token"}), &[]).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    let r = post(&anon, url, q, json!({}), &[]).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED", "no refresh cookie reaches /graphql, none given");
+
+    // The browser refreshes through /auth/refresh on the same origin (its refresh cookie's path).
+    let old_access = browser.cookie("fafnir_access").unwrap();
+    let res = browser
+        .http
+        .post(format!("{url}/auth/refresh"))
+        .header("x-csrf-token", browser.cookie("fafnir_csrf").unwrap())
+        .header("origin", url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(
+        browser.cookie("fafnir_access").unwrap(),
+        old_access,
+        "rotated cookies set through the gateway's origin"
+    );
+
+    // changePassword: needs CSRF by cookie; a wrong current password changes nothing.
+    let cp = "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) }";
+    let r = browser.gql_no_csrf(cp, json!({"c": PW, "n": NEW_PW})).await;
+    assert_eq!(r.code(), "CSRF_TOKEN_INVALID");
+    let r = browser.gql(cp, json!({"c": "not my password at all", "n": NEW_PW})).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED");
+    let r = browser.gql(cp, json!({"c": PW, "n": "short"})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let r = browser.gql(cp, json!({"c": PW, "n": NEW_PW})).await;
+    assert_eq!(r.data("changePassword"), true);
+    let r = post(&anon, url, LOGIN, json!({"e": "ada@example.com", "p": PW}), &[]).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED", "the old password is gone");
+
+    // logout: needs CSRF by cookie; clears the cookies; the old token is then refused.
+    let token_before = browser.cookie("fafnir_access").unwrap();
+    let r = browser.gql_no_csrf("mutation { logout }", json!({})).await;
+    assert_eq!(r.code(), "CSRF_TOKEN_INVALID");
+    let r = browser.gql("mutation { logout }", json!({})).await;
+    assert_eq!(r.data("logout"), true);
+    let cleared = r.set_cookies();
+    for name in ["fafnir_access", "fafnir_refresh", "fafnir_csrf"] {
+        assert!(cleared.iter().any(|c| c.starts_with(&format!("{name}=")) && c.contains("Max-Age=0")), "{cleared:?}");
+    }
+    let r = bearer(&anon, url, &token_before, ME, json!({})).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED", "a logged-out session's token is refused by me");
+    let r = bearer(&anon, url, &token_before, UPDATE, json!({"i": {"bio": "after logout"}})).await;
+    assert_eq!(r.code(), "UNAUTHENTICATED", "and by every mutation");
+}
+
+/// Four-process only: services stopped one by one mid-test fail the fields that need them,
+/// promptly, and nothing else.
+async fn outages(mut env: Env) {
+    let url = env.url.clone();
+    let anon = reqwest::Client::new();
+    let (token, _) = tokens(&url, "root@example.com", PW).await;
+
+    env.stop("users").await;
+    let started = Instant::now();
+    let r = bearer(&anon, &url, &token, ME, json!({})).await;
+    assert_eq!(r.status, 200);
+    let me = &r.body["data"]["me"];
+    assert_eq!(me["user"]["email"], "root@example.com", "the account still answers");
+    assert_eq!(me["roles"], json!(["admin", "member"]), "so do the roles");
+    assert_eq!(me["profile"], Value::Null);
+    let err = &r.body["errors"][0];
+    assert_eq!((err["extensions"]["code"].as_str(), &err["path"]), (Some("UNAVAILABLE"), &json!(["me", "profile"])));
+    assert!(started.elapsed() < Duration::from_secs(15), "no hang: {:?}", started.elapsed());
+    let r = bearer(&anon, &url, &token, "{ users { nodes { id } } }", json!({})).await;
+    assert_eq!(r.code(), "UNAVAILABLE");
+
+    env.stop("security").await;
+    let r = bearer(&anon, &url, &token, "{ me { user { email } roles } health { status } }", json!({})).await;
+    assert_eq!(r.body["data"]["health"]["status"], "ok");
+    assert_eq!(r.body["data"]["me"]["user"]["email"], "root@example.com");
+    assert_eq!(r.body["data"]["me"]["roles"], Value::Null);
+    assert_eq!(r.code(), "UNAVAILABLE");
+    let r = bearer(&anon, &url, &token, "{ roles { name } }", json!({})).await;
+    assert_eq!(r.code(), "UNAVAILABLE");
+
+    env.stop("auth").await;
+    let r = post(&anon, &url, LOGIN, json!({"e": "root@example.com", "p": PW}), &[]).await;
+    assert_eq!(r.code(), "UNAVAILABLE");
+    let r = bearer(&anon, &url, &token, "{ me { user { email } } health { status } }", json!({})).await;
+    assert_eq!((r.code(), &r.body["data"]["health"]["status"]), ("UNAVAILABLE", &json!("ok")));
+    let res = anon.get(format!("{url}/auth/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 503, "the proxy says so too");
+    let res = anon.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    env.shutdown().await;
+}
+
+async fn run_all_in_one(db: &TestDb) {
+    let env = all_in_one(db).await;
+    scenario(&env).await;
+    env.shutdown().await;
+}
+
+async fn run_four(dbs: [&TestDb; 3]) {
+    let env = four_services(dbs).await;
+    scenario(&env).await;
+    outages(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_fafnir_serve() {
+    let db = TestDb::sqlite().await;
+    run_all_in_one(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_fafnir_serve() {
+    let Some(db) = TestDb::postgres("gql_serve").await else { return };
+    run_all_in_one(&db).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_four_services() {
+    let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+    run_four([&dbs[0], &dbs[1], &dbs[2]]).await;
+    for d in dbs {
+        d.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_four_services() {
+    let Some(a) = TestDb::postgres("gql_four").await else { return };
+    let b = TestDb::postgres("gql_four").await.unwrap();
+    let c = TestDb::postgres("gql_four").await.unwrap();
+    run_four([&a, &b, &c]).await;
+    for d in [a, b, c] {
+        d.cleanup().await;
+    }
+}
+
+/// `docs/schema.graphql` is the served schema. After changing the schema, regenerate it with
+/// `FAFNIR_UPDATE_SCHEMA=1 cargo test -p fafnir-server --test graphql schema_file`.
+#[test]
+fn schema_file_matches_the_served_schema() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema.graphql");
+    let served = fafnir_server::gateway::sdl();
+    if std::env::var_os("FAFNIR_UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, &served).unwrap();
+    }
+    let file = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(file == served, "docs/schema.graphql differs from the served schema; regenerate it (see this test's doc)");
+}
