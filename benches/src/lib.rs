@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // bench set-up: a failure should stop the bench loudly
 
+pub mod driver;
+
 use std::sync::Arc;
 use std::time::Duration;
 

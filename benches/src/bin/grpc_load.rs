@@ -4,28 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a load tool: failing loudly is the point
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fafnir_benches::driver::{free_port, Proc};
 use fafnir_proto::security::v1 as pb;
 use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::Request;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn req<T>(msg: T, token: &str) -> Request<T> {
     let mut r = Request::new(msg);

@@ -13,13 +13,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a load tool: failing loudly is the point
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fafnir_auth::{Argon2Config, Password, PasswordHasher};
+use fafnir_benches::driver::{drive, free_port, pct, rss_kib, wait_ready, Proc};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -51,38 +52,6 @@ fn parse_opts() -> Opts {
     Opts { fafnir, duration, concurrency }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_ready(c: &reqwest::Client, url: &str) {
-    for _ in 0..200 {
-        if c.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} did not come up");
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// User + system CPU time of a process, from /proc (clock ticks of 10 ms on Linux).
 fn cpu_ms(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -105,51 +74,6 @@ fn machine_cpu() -> (f64, f64, f64) {
     let steal = get(7);
     let busy = get(0) + get(1) + get(2) + get(5) + get(6);
     (busy, idle, steal)
-}
-
-/// Runs `op` from `concurrency` workers for `duration`; returns (ok count, error count, latencies).
-async fn drive<F, Fut>(concurrency: usize, duration: Duration, op: F) -> (usize, usize, Vec<Duration>)
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let op = Arc::new(op);
-    let deadline = Instant::now() + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|w| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let (mut ok, mut err, mut lat) = (0usize, 0usize, Vec::new());
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    if op(w).await {
-                        ok += 1;
-                        lat.push(t.elapsed());
-                    } else {
-                        err += 1;
-                    }
-                }
-                (ok, err, lat)
-            })
-        })
-        .collect();
-    let (mut ok, mut err, mut lat) = (0, 0, Vec::new());
-    for w in workers {
-        let (o, e, l) = w.await.unwrap();
-        ok += o;
-        err += e;
-        lat.extend(l);
-    }
-    lat.sort();
-    (ok, err, lat)
-}
-
-fn pct(lat: &[Duration], p: f64) -> f64 {
-    if lat.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-    lat[i].as_secs_f64() * 1000.0
 }
 
 async fn bare_server(port: u16) {
