@@ -103,15 +103,31 @@ struct Row {
     errors: usize,
 }
 
-async fn measure(c: &reqwest::Client, o: &Opts, what: &str, url: String, token: String, graphql: bool) -> Row {
+/// What a row sends: the `me` query (answer checked in full), another query (no errors), or a
+/// REST GET (200).
+#[derive(Clone, Copy)]
+enum Op {
+    Me,
+    Query(&'static str),
+    Get,
+}
+
+async fn query_ok(c: &reqwest::Client, url: &str, token: &str, query: &str) -> bool {
+    let Ok(r) = c.post(url).bearer_auth(token).json(&json!({ "query": query })).send().await else {
+        return false;
+    };
+    r.status() == 200 && r.json::<Value>().await.is_ok_and(|v| v.get("errors").is_none())
+}
+
+async fn measure(c: &reqwest::Client, o: &Opts, what: &str, url: String, token: String, op: Op) -> Row {
     let (c2, u, t) = (c.clone(), url.clone(), token.clone());
     let (ok, errors, lat) = drive(o.concurrency, o.duration, move |_| {
         let (c, u, t) = (c2.clone(), u.clone(), t.clone());
         async move {
-            if graphql {
-                me(&c, u.trim_end_matches("/graphql"), &t).await
-            } else {
-                c.get(&u).bearer_auth(&t).send().await.is_ok_and(|r| r.status() == 200)
+            match op {
+                Op::Me => me(&c, u.trim_end_matches("/graphql"), &t).await,
+                Op::Query(q) => query_ok(&c, &u, &t, q).await,
+                Op::Get => c.get(&u).bearer_auth(&t).send().await.is_ok_and(|r| r.status() == 200),
             }
         }
     })
@@ -148,8 +164,15 @@ async fn main() {
     let base = format!("http://127.0.0.1:{http}");
     wait_ready(&c, &format!("{base}/readyz")).await;
     let token = user(&c, &base).await;
-    rows.push(measure(&c, &o, "`me` query, fafnir serve", format!("{base}/graphql"), token.clone(), true).await);
-    rows.push(measure(&c, &o, "`GET /auth/me` (REST), fafnir serve", format!("{base}/auth/me"), token, false).await);
+    let gql = format!("{base}/graphql");
+    rows.push(measure(&c, &o, "`me` query, fafnir serve", gql.clone(), token.clone(), Op::Me).await);
+    let no_profile = "{ me { user { id email } roles permissions } }";
+    rows.push(measure(&c, &o, "… `me` without `profile`", gql.clone(), token.clone(), Op::Query(no_profile)).await);
+    let health = "{ health { status } }";
+    rows.push(
+        measure(&c, &o, "… `{ health { status } }` (GraphQL layer only)", gql, token.clone(), Op::Query(health)).await,
+    );
+    rows.push(measure(&c, &o, "`GET /auth/me` (REST), fafnir serve", format!("{base}/auth/me"), token, Op::Get).await);
     let rss_all = rss_kib(server.0.id());
     drop(server);
 
@@ -207,10 +230,10 @@ async fn main() {
     wait_ready(&c, &format!("http://127.0.0.1:{usr_http}/readyz")).await;
     let token = user(&c, &base).await;
     rows.push(
-        measure(&c, &o, "`me` query, api-gateway + 3 services", format!("{base}/graphql"), token.clone(), true).await,
+        measure(&c, &o, "`me` query, api-gateway + 3 services", format!("{base}/graphql"), token.clone(), Op::Me).await,
     );
     rows.push(
-        measure(&c, &o, "`GET /auth/me` through the gateway's proxy", format!("{base}/auth/me"), token, false).await,
+        measure(&c, &o, "`GET /auth/me` through the gateway's proxy", format!("{base}/auth/me"), token, Op::Get).await,
     );
     let rss_gw = rss_kib(gateway.0.id());
 
