@@ -8,7 +8,10 @@
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use common::{addr, port, spawn, wait_until, Running};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,63 +19,12 @@ use axum::Router;
 use fafnir_core::testing::TestDb;
 use fafnir_core::{Config, Db, SystemClock, UserId};
 use fafnir_rbac::{Rbac, RoleName, SqlRbacStore};
-use fafnir_server::Shutdown;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const PW: &str = "correct horse battery staple";
 const NEW_PW: &str = "a brand new passphrase, quite long";
-
-fn port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
-struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
-fn spawn<F, Fut>(run: F) -> Running
-where
-    F: FnOnce(Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<(), fafnir_server::StartError>> + Send + 'static,
-{
-    let (tx, rx) = oneshot::channel::<()>();
-    let fut = run(Shutdown::on(async move {
-        let _ = rx.await;
-    }));
-    let task = tokio::spawn(async move { fut.await.unwrap() });
-    Running { stop: tx, task }
-}
-
-async fn wait_until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(40) {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// One deployment under test.
 struct Env {

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
-use std::net::{SocketAddr, TcpListener};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::{addr, port, spawn, wait_until};
 
 use fafnir_core::testing::TestDb;
 use fafnir_core::Config;
@@ -14,67 +15,17 @@ use fafnir_proto::security::v1 as sec;
 use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
 use fafnir_proto::users::v1 as usr;
 use fafnir_proto::users::v1::user_service_client::UserServiceClient;
-use fafnir_server::{Shutdown, Stack};
+use fafnir_server::Stack;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 const PW: &str = "correct horse battery staple";
 
-fn port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
-struct Running {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
-fn spawn<F, Fut>(run: F) -> Running
-where
-    F: FnOnce(Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<(), fafnir_server::StartError>> + Send + 'static,
-{
-    let (tx, rx) = oneshot::channel::<()>();
-    let fut = run(Shutdown::on(async move {
-        let _ = rx.await;
-    }));
-    let task = tokio::spawn(async move { fut.await.unwrap() });
-    Running { stop: tx, task }
-}
-
 fn req<T>(msg: T, token: &str) -> Request<T> {
     let mut r = Request::new(msg);
     r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     r
-}
-
-async fn wait_until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(40) {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn three_services(dbs: [&TestDb; 3]) {

@@ -1,0 +1,58 @@
+//! What the multi-server tests share: free ports, servers run until told to stop, polling.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use fafnir_server::Shutdown;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub fn port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn addr(p: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], p))
+}
+
+pub struct Running {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+pub fn spawn<F, Fut>(run: F) -> Running
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fafnir_server::StartError>> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<()>();
+    let fut = run(Shutdown::on(async move {
+        let _ = rx.await;
+    }));
+    let task = tokio::spawn(async move { fut.await.unwrap() });
+    Running { stop: tx, task }
+}
+
+pub async fn wait_until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(40) {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
