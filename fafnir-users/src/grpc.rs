@@ -232,11 +232,22 @@ impl UserService for UsersGrpc {
 fn client_error(s: Status) -> UsersError {
     match s.code() {
         tonic::Code::NotFound => UsersError::NotFound,
+        // The server words these as `UsersError`'s Display does (see `status`).
+        tonic::Code::InvalidArgument if s.message() == UsersError::InvalidCursor.to_string() => {
+            UsersError::InvalidCursor
+        }
+        tonic::Code::InvalidArgument if s.message() == UsersError::InvalidPageSize.to_string() => {
+            UsersError::InvalidPageSize
+        }
         tonic::Code::InvalidArgument => {
-            // The server words it as `UsersError::Validation` does: "invalid profile: <field> …".
-            let rest = s.message().strip_prefix("invalid profile: ").unwrap_or("");
-            let field = crate::profile::COLUMNS.iter().find(|f| rest.starts_with(*f)).copied().unwrap_or("request");
-            UsersError::Validation(vec![crate::FieldError { field, message: s.message().to_owned() }])
+            // "invalid profile: <field> <message>[; …]": keep the first field and its message.
+            let rest = s.message().strip_prefix("invalid profile: ").unwrap_or(s.message());
+            let field = crate::profile::COLUMNS.iter().find(|f| rest.starts_with(*f)).copied();
+            let message = match field {
+                Some(f) => rest[f.len()..].trim_start().to_owned(),
+                None => rest.to_owned(),
+            };
+            UsersError::Validation(vec![crate::FieldError { field: field.unwrap_or("request"), message }])
         }
         tonic::Code::Unauthenticated => UsersError::Unauthenticated,
         tonic::Code::PermissionDenied => UsersError::Forbidden(s.message().to_owned()),

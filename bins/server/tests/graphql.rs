@@ -185,6 +185,18 @@ async fn bearer(http: &reqwest::Client, url: &str, token: &str, query: &str, var
     post(http, url, query, vars, &[("authorization".into(), format!("Bearer {token}"))]).await
 }
 
+/// The status of `GET path` sent verbatim over a socket.
+async fn raw_status(url: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 /// Grants `admin` the way `fafnir role grant` does: on the database RBAC lives in.
 async fn make_admin(db_url: &str, user: UserId) {
     let db = Db::connect(db_url).await.unwrap();
@@ -304,6 +316,29 @@ async fn scenario(env: &Env) {
     // CSRF: a cookie-authenticated mutation without the header is refused and changes nothing.
     let r = browser.gql_no_csrf(UPDATE, json!({"i": {"displayName": "Mallory"}})).await;
     assert_eq!((r.status, r.code()), (403, "CSRF_TOKEN_INVALID"));
+    // The whole operation is refused, including fields that need no session on their own.
+    let both = "mutation { register(input: {email: \"eve@example.com\", password: \"correct horse battery staple\"}) { id } logout }";
+    let r = browser.gql_no_csrf(both, json!({})).await;
+    assert_eq!((r.status, r.code()), (403, "CSRF_TOKEN_INVALID"));
+    let named = "query Q { health { status } } mutation M { logout }";
+    let r = post(&browser.http, url, named, json!({}), &[]).await;
+    assert_eq!(r.code(), "CSRF_TOKEN_INVALID", "two operations, no operationName, one a mutation: refused");
+    let res = browser
+        .http
+        .post(format!("{url}/graphql"))
+        .json(&json!({"query": named, "operationName": "M"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "the named mutation is refused");
+    let res = browser
+        .http
+        .post(format!("{url}/graphql"))
+        .json(&json!({"query": named, "operationName": "Q"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the named query runs");
     let mut evil = vec![("origin".to_owned(), "https://evil.example".to_owned())];
     evil.push(("x-csrf-token".to_owned(), browser.cookie("fafnir_csrf").unwrap()));
     let r = post(&browser.http, url, UPDATE, json!({"i": {"displayName": "Mallory"}}), &evil).await;
@@ -419,7 +454,7 @@ async fn scenario(env: &Env) {
     let r = bearer(&anon, url, &token, list, json!({"f": 0})).await;
     assert_eq!(r.code(), "BAD_USER_INPUT");
     let r = bearer(&anon, url, &token, list, json!({"f": 5, "a": "garbage"})).await;
-    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].as_str()), ("BAD_USER_INPUT", Some("after")));
 
     // Batched: one page of users costs one role lookup, not one per user.
     if let Some(metrics) = &env.security_metrics {
@@ -479,6 +514,14 @@ async fn scenario(env: &Env) {
     let r = bearer(&anon, url, &token, costly, json!({})).await;
     assert_eq!(r.code(), "BAD_USER_INPUT");
     assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{}", r.body);
+    let aliases: String = (0..50).map(|i| format!("p{i}: profile {{ bio }} ")).collect();
+    let r = bearer(&anon, url, &token, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "50 service calls in one request: too complex");
+    let logins: String = (0..5)
+        .map(|i| format!("l{i}: login(input: {{email: \"root@example.com\", password: \"x\"}}) {{ accessExpiresAt }} "))
+        .collect();
+    let r = bearer(&anon, url, &token, &format!("mutation {{ {logins} }}"), json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "5 password checks in one request: too complex");
     let r = bearer(&anon, url, &token, "{ me { nope } }", json!({})).await;
     assert_eq!(r.code(), "BAD_USER_INPUT");
     let r = bearer(&anon, url, &token, "{ me ", json!({})).await;
@@ -494,6 +537,11 @@ async fn scenario(env: &Env) {
     let res =
         anon.post(format!("{url}/graphql")).json(&json!([{"query": "{ health { status } }"}])).send().await.unwrap();
     assert_eq!(res.status(), 400, "no batches");
+
+    // Dot segments never leave the /auth/ prefix (raw request: HTTP clients normalise them).
+    for path in ["/auth/../openapi.json", "/auth/%2e%2e/metrics", "/auth/x/../../readyz"] {
+        assert_eq!(raw_status(url, path).await, 404, "{path}");
+    }
 
     // refresh with a token argument (API client): new tokens in the payload; the old one is spent.
     let q = "mutation($t: String) { refresh(refreshToken: $t) { user { email } accessToken refreshToken } }";

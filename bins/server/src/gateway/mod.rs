@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::{ServerError, Value};
+
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -172,6 +173,25 @@ fn code_of(e: &ServerError) -> Option<&str> {
     }
 }
 
+/// Whether the operation that would run is a mutation (a document that does not parse is left
+/// to the executor, which reports it).
+fn is_mutation(req: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(&req.query) else {
+        return false;
+    };
+    let mutation = |op: &async_graphql::Positioned<async_graphql::parser::types::OperationDefinition>| {
+        op.node.ty == OperationType::Mutation
+    };
+    match &doc.operations {
+        DocumentOperations::Single(op) => mutation(op),
+        DocumentOperations::Multiple(ops) => match &req.operation_name {
+            Some(name) => ops.get(name.as_str()).is_some_and(mutation),
+            None => ops.values().any(mutation),
+        },
+    }
+}
+
 /// `POST /graphql`.
 async fn graphql(State(gw): State<Gateway>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -204,6 +224,11 @@ async fn graphql(State(gw): State<Gateway>, req: Request) -> Response {
     };
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let info = gw.request_info(&parts.headers, peer).await;
+    // A mutation operation sent with the access cookie and failing the CSRF checks is refused
+    // whole, before anything runs (the resolvers check again, field by field).
+    if info.via_cookie && !info.csrf_ok && is_mutation(&request) {
+        return graphql_error(StatusCode::FORBIDDEN, "CSRF_TOKEN_INVALID", &errors::GqlError::csrf().message);
+    }
     let (info, loader): (RequestInfo, async_graphql::dataloader::DataLoader<RolesLoader>) =
         schema::request_data(&gw.0.services, info);
     let mut response = gw.0.schema.execute(request.data(info).data(loader)).await;
@@ -278,6 +303,13 @@ pub fn proxy_router(upstream: AuthUpstream, trust_forwarded_for: bool) -> Router
     Router::new().route("/auth/{*path}", any(proxy)).route("/.well-known/jwks.json", get(proxy)).with_state(state)
 }
 
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+        seg == "." || seg == ".."
+    }) || path.to_ascii_lowercase().contains("%2f")
+}
+
 async fn proxy(State((upstream, trust)): State<(AuthUpstream, bool)>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -293,6 +325,12 @@ async fn proxy(State((upstream, trust)): State<(AuthUpstream, bool)>, req: Reque
         trust_forwarded_for: trust,
     };
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    // `/auth/../metrics` matches `/auth/{*path}` here but would reach `/metrics` upstream once the
+    // URL is normalised: only paths without dot segments are forwarded.
+    if has_dot_segment(parts.uri.path()) {
+        let e = serde_json::json!({"error": {"code": "NOT_FOUND", "message": "no such path"}});
+        return (StatusCode::NOT_FOUND, axum::Json(e)).into_response();
+    }
     match upstream.send(parts.method.clone(), path, &parts.headers, body, client).await {
         Ok(r) => {
             let mut res = (r.status, r.body).into_response();

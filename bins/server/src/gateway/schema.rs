@@ -22,8 +22,15 @@ use super::upstream::{AuthUpstream, ClientAddr, UpstreamResponse};
 
 /// Deepest selection nesting accepted.
 pub const MAX_DEPTH: usize = 10;
-/// Largest query cost accepted (one per field; list fields multiply their children by `first`).
+/// Largest query cost accepted: one per field, [`COST_SERVICE`] for a field that calls a
+/// service, [`COST_PASSWORD`] for one that hashes a password; `users(first: n)` multiplies its
+/// selection by `n`. So one request can make at most a few dozen service calls and
+/// [`MAX_COMPLEXITY`] / [`COST_PASSWORD`] password checks.
 pub const MAX_COMPLEXITY: usize = 1000;
+/// The cost of a field that calls a service.
+pub const COST_SERVICE: usize = 25;
+/// The cost of a field that checks or sets a password (Argon2id, tens of milliseconds of CPU).
+pub const COST_PASSWORD: usize = 250;
 
 pub type GatewaySchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -425,12 +432,40 @@ pub struct Health {
 
 /// After `login` or `refresh`: the cookies are set; the tokens are in the body only when the
 /// refresh token was passed as an argument (API clients).
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject)]
 pub struct AuthPayload {
     pub user: User,
     pub access_expires_at: DateTime<Utc>,
     pub access_token: Option<String>,
     pub refresh_token: Option<String>,
+}
+
+// Never the passwords or tokens these carry.
+impl std::fmt::Debug for RegisterInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterInput").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginInput").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ChangePasswordInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangePasswordInput { .. }")
+    }
+}
+
+impl std::fmt::Debug for AuthPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPayload")
+            .field("user", &self.user)
+            .field("access_expires_at", &self.access_expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<RestLogin> for AuthPayload {
@@ -444,20 +479,20 @@ impl From<RestLogin> for AuthPayload {
     }
 }
 
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct RegisterInput {
     pub email: String,
     pub password: String,
     pub display_name: Option<String>,
 }
 
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct LoginInput {
     pub email: String,
     pub password: String,
 }
 
-#[derive(InputObject, Debug)]
+#[derive(InputObject)]
 pub struct ChangePasswordInput {
     pub current_password: String,
     pub new_password: String,
@@ -525,6 +560,7 @@ impl Query {
     }
 
     /// The caller. Checks the session (a logged-out token is refused).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<Me>, GqlError> {
         let (user, token) = caller(ctx)?;
         let look = ctx.look_ahead();
@@ -553,6 +589,7 @@ impl Query {
     }
 
     /// Whether the caller (or, with `users:read`, another user) holds a permission.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn check_permission(
         &self,
         ctx: &Context<'_>,
@@ -573,6 +610,7 @@ impl Query {
     }
 
     /// A profile: the caller's when `userId` is absent; anyone else's needs `users:read`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn profile(&self, ctx: &Context<'_>, user_id: Option<ID>) -> Result<Option<Profile>, GqlError> {
         let (me, token) = caller(ctx)?;
         let subject = match &user_id {
@@ -590,7 +628,7 @@ impl Query {
     }
 
     /// The user directory, oldest first. Needs `users:read`.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    #[graphql(complexity = "COST_SERVICE + first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -620,6 +658,7 @@ impl Query {
     }
 
     /// Every role. Needs a logged-in caller.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn roles(&self, ctx: &Context<'_>) -> Result<Option<Vec<Role>>, GqlError> {
         let (_, token) = caller(ctx)?;
         let roles =
@@ -656,6 +695,7 @@ async fn live_session(ctx: &Context<'_>, token: &str) -> Result<(), GqlError> {
 #[Object]
 impl Mutation {
     /// Creates an account (no session: log in afterwards).
+    #[graphql(complexity = "COST_PASSWORD + child_complexity")]
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<Option<User>, GqlError> {
         let body = serde_json::json!({
             "email": input.email, "password": input.password, "display_name": input.display_name,
@@ -666,6 +706,7 @@ impl Mutation {
     }
 
     /// Logs in: sets the three cookies, exactly as `POST /auth/login`.
+    #[graphql(complexity = "COST_PASSWORD + child_complexity")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<Option<AuthPayload>, GqlError> {
         let body = serde_json::json!({ "email": input.email, "password": input.password });
         let res = call_auth(ctx, Method::POST, "/auth/login", None, Some(body)).await?;
@@ -675,6 +716,7 @@ impl Mutation {
     }
 
     /// Ends the session and clears the cookies.
+    #[graphql(complexity = "COST_SERVICE")]
     async fn logout(&self, ctx: &Context<'_>) -> Result<Option<bool>, GqlError> {
         csrf_gate(ctx)?;
         let res = call_auth(ctx, Method::POST, "/auth/logout", None, None).await?;
@@ -688,6 +730,7 @@ impl Mutation {
     /// Rotates the refresh token: the one given (API clients: new tokens come back in the
     /// payload), else the `fafnir_refresh` cookie (it is scoped to `/auth`, so browsers send it
     /// only through `POST /auth/refresh`, which the gateway serves too).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn refresh(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> Result<Option<AuthPayload>, GqlError> {
         let body = refresh_token.map(|t| serde_json::json!({ "refresh_token": t }));
         if body.is_none() {
@@ -700,11 +743,15 @@ impl Mutation {
     }
 
     /// Changes the caller's password; every other session is revoked.
+    #[graphql(complexity = "COST_PASSWORD")]
     async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<Option<bool>, GqlError> {
         let (_, token) = mutation_caller(ctx)?;
         let body =
             serde_json::json!({ "current_password": input.current_password, "new_password": input.new_password });
-        let res = call_auth(ctx, Method::POST, "/auth/password", Some(token), Some(body)).await?;
+        // By cookie, the cookie and CSRF header go as they came, so that auth-service applies its
+        // own full CSRF check (bound to the session) as well.
+        let bearer = (!info(ctx).via_cookie).then_some(token);
+        let res = call_auth(ctx, Method::POST, "/auth/password", bearer, Some(body)).await?;
         if !res.status.is_success() {
             return Err(errors::rest(&res));
         }
@@ -713,6 +760,7 @@ impl Mutation {
 
     /// Updates a profile: the caller's (needs `profile:write`) or, with `userId`, anyone's
     /// (needs `users:write`).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn update_profile(
         &self,
         ctx: &Context<'_>,
@@ -735,6 +783,7 @@ impl Mutation {
     }
 
     /// Grants a role. Needs `roles:manage`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn assign_role(
         &self,
         ctx: &Context<'_>,
@@ -744,6 +793,7 @@ impl Mutation {
     }
 
     /// Revokes a role. Needs `roles:manage`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn revoke_role(
         &self,
         ctx: &Context<'_>,

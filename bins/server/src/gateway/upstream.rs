@@ -35,11 +35,17 @@ impl std::fmt::Debug for AuthUpstream {
 }
 
 /// A buffered response.
-#[derive(Debug)]
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for UpstreamResponse {
+    // Never the headers (Set-Cookie) or the body (tokens).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamResponse").field("status", &self.status).finish_non_exhaustive()
+    }
 }
 
 /// auth-service did not answer (refused, timed out, or cut the connection).
