@@ -143,6 +143,27 @@ async fn main() {
     samples.sort();
     let one_hash = samples[samples.len() / 2];
     let limit = cores as f64 / one_hash.as_secs_f64();
+    // What the machine really sustains: `cores` hashes at a time, back to back, nothing else
+    // running in this process (the idle server is the only other process). On SMT siblings or a
+    // shared host this is below the limit above, which assumes hashes scale with cores.
+    let parallel = Arc::new(PasswordHasher::new(Argon2Config::default(), cores).unwrap());
+    let hashed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_secs(5);
+    let runs: Vec<_> = (0..cores)
+        .map(|_| {
+            let (h, n, pw) = (parallel.clone(), hashed.clone(), Password::new(PASSWORD));
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    h.hash(&pw).await.unwrap();
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for r in runs {
+        r.await.unwrap();
+    }
+    let capacity = hashed.load(std::sync::atomic::Ordering::Relaxed) as f64 / 5.0;
 
     // Logins.
     let cpu_before = cpu_ms(server.0.id());
@@ -263,9 +284,14 @@ async fn main() {
     println!("| one Argon2id hash (m=19456 KiB, t=2, p=1), this run | {:.1} ms | |", one_hash.as_secs_f64() * 1000.0);
     println!("| hashing limit = cores ÷ hash time | {limit:.0} /s | |");
     println!(
-        "| `POST /auth/login` | {logins:.0} /s, p99 {:.0} ms, {l_err} errors | **{:.0}%** of the limit (target ≥ 90%, no errors) |",
+        "| hashing capacity: {cores} hashes at a time, back to back, no server work | {capacity:.0} /s ({:.0}% of the limit) | |",
+        100.0 * capacity / limit
+    );
+    println!(
+        "| `POST /auth/login` | {logins:.0} /s, p99 {:.0} ms, {l_err} errors | **{:.0}%** of the limit (target ≥ 90%, no errors); {:.0}% of the measured capacity |",
         pct(&l_lat, 0.99),
-        100.0 * logins / limit
+        100.0 * logins / limit,
+        100.0 * logins / capacity
     );
     println!(
         "| server CPU per login | {cpu_per_login:.1} ms | one hash is {:.1} ms: the rest is HTTP, database and token work; machine busy {busy_pct:.0}%, stolen by the hypervisor {steal_pct:.0}% |",
