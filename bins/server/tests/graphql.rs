@@ -506,8 +506,24 @@ async fn scenario(env: &Env) {
     assert_eq!(r.data("updateProfile")["userId"], bob.to_string());
 
     // Limits: too deep, too costly, malformed.
-    let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }";
-    let r = bearer(&anon, url, &token, deep, json!({})).await;
+    // GraphiQL's introspection query (graphql-js 16: type references nine `ofType`s deep) runs…
+    let type_ref = (0..9).fold("kind name".to_owned(), |inner, _| format!("kind name ofType {{ {inner} }}"));
+    let introspection = format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} \
+         types {{ ...FullType }} directives {{ name description locations args {{ ...InputValue }} }} }} }} \
+         fragment FullType on __Type {{ kind name description \
+           fields(includeDeprecated: true) {{ name description args {{ ...InputValue }} type {{ ...TypeRef }} isDeprecated deprecationReason }} \
+           inputFields {{ ...InputValue }} interfaces {{ ...TypeRef }} \
+           enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }} possibleTypes {{ ...TypeRef }} }} \
+         fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }} defaultValue }} \
+         fragment TypeRef on __Type {{ {type_ref} }}"
+    );
+    let r = post(&anon, url, &introspection, json!({}), &[]).await;
+    assert!(r.data("__schema")["types"].as_array().unwrap().len() > 20);
+    // …and one level deeper is refused.
+    let too_deep = (0..10).fold("name".to_owned(), |inner, _| format!("ofType {{ {inner} }}"));
+    let deep = format!("{{ __schema {{ types {{ fields {{ args {{ type {{ {too_deep} }} }} }} }} }} }}");
+    let r = bearer(&anon, url, &token, &deep, json!({})).await;
     assert_eq!(r.code(), "BAD_USER_INPUT");
     assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{}", r.body);
     let costly = "{ users(first: 100) { nodes { id roles profile { userId firstName lastName displayName avatarUrl bio locale timezone createdAt updatedAt } } } }";

@@ -20,8 +20,10 @@ use serde::Deserialize;
 use super::errors::{self, Code, GqlError};
 use super::upstream::{AuthUpstream, ClientAddr, UpstreamResponse};
 
-/// Deepest selection nesting accepted.
-pub const MAX_DEPTH: usize = 10;
+/// Deepest selection nesting accepted. Fafnir's own types nest four deep at most and none is
+/// recursive, so this bounds introspection: 15 admits the introspection query GraphiQL sends
+/// (graphql-js unwraps type references nine `ofType`s deep) and nothing deeper.
+pub const MAX_DEPTH: usize = 15;
 /// Largest query cost accepted: one per field, [`COST_SERVICE`] for a field that calls a
 /// service, [`COST_PASSWORD`] for one that hashes a password; `users(first: n)` multiplies its
 /// selection by `n`. So one request can make at most a few dozen service calls and
