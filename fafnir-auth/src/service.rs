@@ -424,13 +424,10 @@ impl Auth {
     /// Claims an attempt on every key (see [`AuthStore::begin_attempt`]); on refusal releases
     /// what was claimed and answers `RateLimited`.
     async fn begin_attempts(&self, keys: &[(String, bool)], rules: &ThrottleConfig) -> Result<(), AuthError> {
-        let now = self.now_ms();
-        for (i, (key, is_account)) in keys.iter().enumerate() {
-            if let Err(wait_ms) = self.store.begin_attempt(key, rules.rule(*is_account), now).await? {
-                self.end_attempts(&keys[..i], rules, Outcome::Released).await?;
-                let ms = u64::try_from(wait_ms).unwrap_or(1000);
-                return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
-            }
+        let claims: Vec<(&str, ThrottleRule)> = keys.iter().map(|(k, acct)| (k.as_str(), rules.rule(*acct))).collect();
+        if let Err(wait_ms) = self.store.begin_attempts(&claims, self.now_ms()).await? {
+            let ms = u64::try_from(wait_ms).unwrap_or(1000);
+            return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
         }
         Ok(())
     }
@@ -443,17 +440,24 @@ impl Auth {
         outcome: Outcome,
     ) -> Result<(), AuthError> {
         let now = self.now_ms();
-        for (key, is_account) in keys {
-            let (failed, clear) = match outcome {
-                Outcome::Failed => (true, false),
-                // A success clears the account's failures, not the address's (or one working
-                // account would launder an address's failures).
-                Outcome::Succeeded => (false, *is_account),
-                Outcome::Released => (false, false),
-            };
-            self.store.end_attempt(key, rules.rule(*is_account), failed, clear, now).await?;
+        match outcome {
+            Outcome::Failed => {
+                for (key, is_account) in keys {
+                    self.store.end_attempt(key, rules.rule(*is_account), true, false, now).await?;
+                }
+                Ok(())
+            }
+            // A success clears the account's failures, not the address's (or one working
+            // account would launder an address's failures).
+            Outcome::Succeeded | Outcome::Released => {
+                let succeeded = matches!(outcome, Outcome::Succeeded);
+                let releases: Vec<(&str, ThrottleRule, bool)> = keys
+                    .iter()
+                    .map(|(k, is_account)| (k.as_str(), rules.rule(*is_account), succeeded && *is_account))
+                    .collect();
+                self.store.release_attempts(&releases, now).await
+            }
         }
-        Ok(())
     }
 
     /// Checks e-mail and password and opens a session.

@@ -120,6 +120,16 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
         clear: bool,
         now_ms: i64,
     ) -> Result<(), AuthError>;
+    /// Claims an attempt on every key, or on none: the first refusal — `Ok(Err(retry_after_ms))`
+    /// — releases the claims already made. The default claims one key at a time.
+    async fn begin_attempts(&self, keys: &[(&str, ThrottleRule)], now_ms: i64) -> Result<Result<(), i64>, AuthError> {
+        default_begin_attempts(self, keys, now_ms).await
+    }
+    /// Releases claims without counting a failure; keys marked `true` also forget their failures
+    /// and lock (a success). The default releases one key at a time.
+    async fn release_attempts(&self, keys: &[(&str, ThrottleRule, bool)], now_ms: i64) -> Result<(), AuthError> {
+        default_release_attempts(self, keys, now_ms).await
+    }
     /// Sets a new hash only if the stored one is still `old` (returns whether it did).
     async fn replace_password_hash(&self, id: UserId, old: &str, new: &str, now_ms: i64) -> Result<bool, AuthError>;
     /// How many sessions are active (not revoked, not expired) at `now_ms`.
@@ -139,6 +149,90 @@ impl SqlAuthStore {
     pub fn new(db: Db, outbox: Arc<Outbox>) -> Self {
         Self { db, outbox }
     }
+
+    /// Selects the throttle rows of `keys` (placeholders) in a statement that changes several.
+    /// On Postgres the rows are first locked in key order, so that two such statements on the
+    /// same rows cannot deadlock; SQLite runs one writer at a time.
+    fn key_filter(&self, keys: &[String]) -> String {
+        let list = keys.join(", ");
+        match self.db.backend() {
+            fafnir_core::Backend::Sqlite => format!("key IN ({list})"),
+            fafnir_core::Backend::Postgres => {
+                format!("key IN (SELECT key FROM login_throttle WHERE key IN ({list}) ORDER BY key FOR UPDATE)")
+            }
+        }
+    }
+}
+
+/// Claims older than this belong to a request that died with its instance.
+const STALE_MS: i64 = 60_000;
+
+/// The claim `UPDATE` for the rows `filter` selects, given the placeholders of now and of the
+/// staleness cut-off, and the expressions of a row's window start cut-off (now − window), `max` of its
+/// `max_failures`. `failures` and `inflight` are taken as they count now (an expired window or
+/// stale claims count 0); the row is claimed only when it is not locked and fewer attempts are
+/// in flight than failures remain before the lock (at least one once a lock has expired).
+fn claim_sql(filter: &str, now: &str, stale: &str, window: &str, max: &str) -> String {
+    let failures = format!("(CASE WHEN window_start <= {window} THEN 0 ELSE failures END)");
+    format!(
+        "UPDATE login_throttle SET \
+           failures = CASE WHEN window_start <= {window} THEN 0 ELSE failures END, \
+           window_start = CASE WHEN window_start <= {window} THEN {now} ELSE window_start END, \
+           inflight = CASE WHEN inflight_at <= {stale} THEN 1 ELSE inflight + 1 END, \
+           inflight_at = {now} \
+         WHERE {filter} AND locked_until <= {now} \
+           AND (CASE WHEN inflight_at <= {stale} THEN 0 ELSE inflight END) < \
+               (CASE WHEN {failures} >= {max} THEN 1 ELSE {max} - {failures} END)"
+    )
+}
+
+/// For a claim of `n` keys: the placeholders of the keys ($1..$n), of now and of the
+/// staleness cut-off, and CASE expressions picking each row's window cut-off and failure limit.
+/// Binding order: the keys, now, the cut-off, then (window cut-off, max failures) per key.
+struct ClaimParams {
+    keys: Vec<String>,
+    now: String,
+    stale: String,
+    window: String,
+    max: String,
+}
+
+fn claim_params(n: usize) -> ClaimParams {
+    let keys: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    let rule = |i: usize, j: usize| format!("${}", n + 3 + 2 * i + j);
+    let case = |j: usize| {
+        let arms: String = (0..n).map(|i| format!(" WHEN {} THEN {}", keys[i], rule(i, j))).collect();
+        format!("(CASE key{arms} END)")
+    };
+    let (window, max) = (case(0), case(1));
+    ClaimParams { now: format!("${}", n + 1), stale: format!("${}", n + 2), keys, window, max }
+}
+
+async fn default_begin_attempts<S: AuthStore + ?Sized>(
+    store: &S,
+    keys: &[(&str, ThrottleRule)],
+    now_ms: i64,
+) -> Result<Result<(), i64>, AuthError> {
+    for (i, (key, rule)) in keys.iter().enumerate() {
+        if let Err(wait) = store.begin_attempt(key, *rule, now_ms).await? {
+            for (k, r) in &keys[..i] {
+                store.end_attempt(k, *r, false, false, now_ms).await?;
+            }
+            return Ok(Err(wait));
+        }
+    }
+    Ok(Ok(()))
+}
+
+async fn default_release_attempts<S: AuthStore + ?Sized>(
+    store: &S,
+    keys: &[(&str, ThrottleRule, bool)],
+    now_ms: i64,
+) -> Result<(), AuthError> {
+    for (key, rule, clear) in keys {
+        store.end_attempt(key, *rule, false, *clear, now_ms).await?;
+    }
+    Ok(())
 }
 
 fn corrupt(what: &str) -> AuthError {
@@ -442,20 +536,10 @@ impl AuthStore for SqlAuthStore {
     }
 
     async fn begin_attempt(&self, key: &str, rule: ThrottleRule, now_ms: i64) -> Result<Result<(), i64>, AuthError> {
-        // Claims older than this belong to a request that died with its instance.
-        const STALE_MS: i64 = 60_000;
         // `failures` and `inflight` as they count now (an expired window or stale claims count 0).
-        let claim = "UPDATE login_throttle SET \
-               failures = CASE WHEN window_start <= $3 THEN 0 ELSE failures END, \
-               window_start = CASE WHEN window_start <= $3 THEN $2 ELSE window_start END, \
-               inflight = CASE WHEN inflight_at <= $4 THEN 1 ELSE inflight + 1 END, \
-               inflight_at = $2 \
-             WHERE key = $1 AND locked_until <= $2 \
-               AND (CASE WHEN inflight_at <= $4 THEN 0 ELSE inflight END) < \
-                   (CASE WHEN (CASE WHEN window_start <= $3 THEN 0 ELSE failures END) >= $5 THEN 1 \
-                         ELSE $5 - (CASE WHEN window_start <= $3 THEN 0 ELSE failures END) END)";
+        let claim = claim_sql("key = $1", "$2", "$4", "$3", "$5");
         for round in 0..3 {
-            let n = sqlx::query(claim)
+            let n = sqlx::query(&claim)
                 .bind(key)
                 .bind(now_ms)
                 .bind(now_ms - rule.window_ms)
@@ -548,6 +632,66 @@ impl AuthStore for SqlAuthStore {
              WHERE key = $1"
         );
         sqlx::query(&sql).bind(key).bind(rule.max_failures).bind(now_ms).execute(self.db.pool()).await?;
+        Ok(())
+    }
+
+    async fn begin_attempts(&self, keys: &[(&str, ThrottleRule)], now_ms: i64) -> Result<Result<(), i64>, AuthError> {
+        if keys.len() < 2 {
+            return default_begin_attempts(self, keys, now_ms).await;
+        }
+        // One statement claims every key whose row exists and allows it (the common case: a
+        // login claims its account and its address); the rest go the one-key way.
+        let p = claim_params(keys.len());
+        let claim =
+            format!("{} RETURNING key", claim_sql(&self.key_filter(&p.keys), &p.now, &p.stale, &p.window, &p.max));
+        let mut q = sqlx::query_scalar::<_, String>(&claim);
+        for (key, _) in keys {
+            q = q.bind(*key);
+        }
+        q = q.bind(now_ms).bind(now_ms - STALE_MS);
+        for (_, rule) in keys {
+            q = q.bind(now_ms - rule.window_ms).bind(rule.max_failures);
+        }
+        let claimed: Vec<String> = q.fetch_all(self.db.pool()).await?;
+        let mut held: Vec<(&str, ThrottleRule, bool)> =
+            keys.iter().filter(|(k, _)| claimed.iter().any(|c| c == k)).map(|(k, r)| (*k, *r, false)).collect();
+        for (key, rule) in keys.iter().filter(|(k, _)| !claimed.iter().any(|c| c == k)) {
+            match self.begin_attempt(key, *rule, now_ms).await? {
+                Ok(()) => held.push((key, *rule, false)),
+                Err(wait) => {
+                    self.release_attempts(&held, now_ms).await?;
+                    return Ok(Err(wait));
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn release_attempts(&self, keys: &[(&str, ThrottleRule, bool)], now_ms: i64) -> Result<(), AuthError> {
+        if keys.len() < 2 {
+            return default_release_attempts(self, keys, now_ms).await;
+        }
+        let params: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let clear: Vec<&String> = keys.iter().zip(&params).filter(|((_, _, c), _)| *c).map(|(_, p)| p).collect();
+        let reset = if clear.is_empty() {
+            String::new()
+        } else {
+            let list = clear.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+            format!(
+                ", failures = CASE WHEN key IN ({list}) THEN 0 ELSE failures END, \
+                 locked_until = CASE WHEN key IN ({list}) THEN 0 ELSE locked_until END"
+            )
+        };
+        let sql = format!(
+            "UPDATE login_throttle SET inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END{reset} \
+             WHERE {}",
+            self.key_filter(&params)
+        );
+        let mut q = sqlx::query(&sql);
+        for (key, _, _) in keys {
+            q = q.bind(*key);
+        }
+        q.execute(self.db.pool()).await?;
         Ok(())
     }
 

@@ -165,6 +165,39 @@ async fn failed_logins_are_throttled_per_account_with_backoff(db: Db) {
     }
 }
 
+/// The batched claim (one statement for an account and an address) is all or nothing, and
+/// claims exactly as the one-key claim does.
+async fn batched_claims_are_all_or_nothing(db: Db) {
+    use fafnir_auth::{AuthStore, ThrottleRule};
+    let clock: SharedClock = ManualClock::new();
+    let store = SqlAuthStore::new(db.clone(), Arc::new(Outbox::new(db.clone(), clock, vec![])));
+    let one = ThrottleRule { max_failures: 1, window_ms: 60_000, base_lockout_ms: 60_000, max_lockout_ms: 60_000 };
+    let roomy = ThrottleRule { max_failures: 100, ..one };
+    let now = 1_000_000;
+    let both = [("acct:a", one), ("addr:b", roomy)];
+    // First claim creates the rows (one key at a time), later ones take the one-statement path.
+    assert_eq!(store.begin_attempts(&both, now).await.unwrap(), Ok(()));
+    store.release_attempts(&[("acct:a", one, false), ("addr:b", roomy, false)], now).await.unwrap();
+    assert_eq!(store.begin_attempts(&both, now).await.unwrap(), Ok(()));
+    // The batch claimed `acct:a`: its one remaining attempt is in flight, so another is refused.
+    assert!(store.begin_attempts(&[("acct:a", one)], now).await.unwrap().is_err());
+    store.release_attempts(&[("acct:a", one, false), ("addr:b", roomy, false)], now).await.unwrap();
+    // A failure locks `acct:a`; a batch is then refused whole and leaves `addr:b` unclaimed.
+    assert_eq!(store.begin_attempts(&[("acct:a", one)], now).await.unwrap(), Ok(()));
+    store.end_attempt("acct:a", one, true, false, now).await.unwrap();
+    let wait = store.begin_attempts(&[("addr:b", roomy), ("acct:a", one)], now + 1).await.unwrap();
+    assert!(matches!(wait, Err(ms) if ms > 0), "{wait:?}");
+    let few = ThrottleRule { max_failures: 1, ..roomy };
+    assert_eq!(store.begin_attempts(&[("addr:b", few)], now + 1).await.unwrap(), Ok(()), "addr:b was released");
+    store.release_attempts(&[("addr:b", few, false)], now + 1).await.unwrap();
+    // A success clears the account's failures and lock, in the same statement as the release.
+    let later = now + 60_001;
+    assert_eq!(store.begin_attempts(&both, later).await.unwrap(), Ok(()));
+    store.release_attempts(&[("acct:a", one, true), ("addr:b", roomy, false)], later).await.unwrap();
+    store.end_attempt("acct:a", one, true, false, later).await.unwrap();
+    assert!(store.begin_attempts(&both, later + 1).await.unwrap().is_err(), "one new failure locks again");
+}
+
 async fn parallel_guesses_cannot_outrun_the_throttle(db: Db) {
     let s = stack(&db).await;
     s.auth.register("target@example.com", PW, None).await.unwrap();
@@ -504,6 +537,7 @@ async fn registrations_are_throttled_per_email_and_per_address(db: Db) {
 }
 
 fafnir_core::conformance_tests!(
+    batched_claims_are_all_or_nothing,
     parallel_guesses_cannot_outrun_the_throttle,
     concurrent_first_logins_from_one_address_are_not_refused,
     ipv6_addresses_are_throttled_by_their_64,
