@@ -134,3 +134,74 @@ async fn cli_creates_users_and_grants_roles(t: &fafnir_core::testing::TestDb) {
 }
 
 fafnir_core::conformance_tests!(@testdb cli_creates_users_and_grants_roles);
+
+/// `fafnir serve` as the real process: REST and GraphQL on one port, the CLI's admin visible
+/// through GraphQL, and a clean exit on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_rest_and_graphql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("f.db").display());
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (http, grpc) = (port(), port());
+    let out = fafnir(
+        &url,
+        &["user", "create", "--email", "root@example.com", "--password-stdin", "--role", "admin"],
+        Some("correct horse battery staple\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_fafnir"))
+        .env("FAFNIR_DATABASE_URL", &url)
+        .env("FAFNIR_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("FAFNIR_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("FAFNIR_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{http}");
+    let c = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if c.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "fafnir serve did not become ready");
+    let tok: serde_json::Value = c
+        .post(format!("{base}/auth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "root@example.com"),
+            ("password", "correct horse battery staple"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().unwrap();
+    let q = "{ me { user { email } roles } users(first: 5) { nodes { roles } } }";
+    let r: serde_json::Value = c
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "query": q }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r.get("errors").is_none(), "{r}");
+    assert_eq!(r["data"]["me"]["user"]["email"], "root@example.com");
+    assert_eq!(r["data"]["me"]["roles"], serde_json::json!(["admin", "member"]));
+    assert_eq!(r["data"]["users"]["nodes"][0]["roles"], serde_json::json!(["admin", "member"]));
+    let graphiql = c.get(format!("{base}/graphql")).send().await.unwrap();
+    assert!(graphiql.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+
+    let term = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+}
