@@ -86,9 +86,14 @@ impl ThrottleConfig {
 }
 
 /// The throttling key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber usually
-/// holds a whole /64, so single addresses would give an attacker 2^64 fresh keys).
+/// holds a whole /64, so single addresses would give an attacker 2^64 fresh keys). An
+/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
+/// clients) is its IPv4 address: keyed by /64, every IPv4 client would share one key.
 pub fn address_key(ip: &str) -> String {
     match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
+        }
         Ok(std::net::IpAddr::V6(v6)) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])

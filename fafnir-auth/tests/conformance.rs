@@ -251,6 +251,7 @@ async fn concurrent_first_logins_from_one_address_are_not_refused(db: Db) {
 async fn ipv6_addresses_are_throttled_by_their_64(db: Db) {
     assert_eq!(fafnir_auth::address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
     assert_eq!(fafnir_auth::address_key("203.0.113.5"), "203.0.113.5");
+    assert_eq!(fafnir_auth::address_key("::ffff:203.0.113.5"), "203.0.113.5", "IPv4 via a dual-stack socket");
     let s = stack(&db).await;
     for i in 0..100 {
         let ip = format!("2001:db8:1:2::{i:x}");

@@ -66,7 +66,11 @@ impl UsersGrpc {
             ServiceError::Forbidden(m) => Status::permission_denied(m),
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::InvalidArgument(m) => Status::invalid_argument(m),
-            ServiceError::Internal(m) => Status::internal(m),
+            ServiceError::Internal(m) => {
+                // Another service's internals stay in our log, not in the caller's answer.
+                tracing::error!(error = %m, "permission check failed");
+                Status::internal("internal error")
+            }
         })?;
         if d.allowed {
             Ok(())

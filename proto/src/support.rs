@@ -153,7 +153,9 @@ pub fn channel(url: &str) -> Result<Channel, ServiceError> {
 pub fn with_bearer<T>(msg: T, bearer: Option<&str>, timeout: Duration) -> Request<T> {
     let mut req = Request::new(msg);
     req.set_timeout(timeout);
-    if let Some(v) = bearer.and_then(|b| format!("Bearer {b}").parse().ok()) {
+    if let Some(mut v) = bearer.and_then(|b| format!("Bearer {b}").parse::<tonic::metadata::MetadataValue<_>>().ok()) {
+        // Kept out of Debug output and of HTTP/2 header compression tables.
+        v.set_sensitive(true);
         req.metadata_mut().insert("authorization", v);
     }
     req

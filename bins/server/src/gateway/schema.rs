@@ -164,7 +164,8 @@ async fn call_auth(
     if let Some(t) = bearer {
         // The gateway has already authenticated the caller (and done the CSRF checks).
         headers.remove(header::COOKIE);
-        if let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}")) {
+        if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {t}")) {
+            v.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, v);
         }
     }
