@@ -350,10 +350,6 @@ impl RemoteSecurity {
     pub fn new(channel: Channel, opts: ClientOptions) -> Self {
         Self { client: SecurityServiceClient::new(channel), opts }
     }
-
-    pub fn client(&self) -> SecurityServiceClient<Channel> {
-        self.client.clone()
-    }
 }
 
 #[async_trait::async_trait]

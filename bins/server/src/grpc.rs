@@ -57,7 +57,7 @@ pub async fn serve_grpc(
 
 /// Health and metrics over HTTP for a process that otherwise only speaks gRPC.
 pub fn side_app(db: fafnir_core::Db) -> axum::Router {
-    use axum::http::{header, StatusCode};
+    use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use axum::routing::get;
     let _ = crate::telemetry::prometheus();
@@ -75,13 +75,5 @@ pub fn side_app(db: fafnir_core::Db) -> axum::Router {
                 }
             }),
         )
-        .route(
-            "/metrics",
-            get(|| async {
-                match crate::telemetry::prometheus() {
-                    Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
-                    None => (StatusCode::SERVICE_UNAVAILABLE, "metrics are not enabled").into_response(),
-                }
-            }),
-        )
+        .route("/metrics", get(crate::http::render_metrics))
 }

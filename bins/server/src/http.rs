@@ -87,7 +87,8 @@ static SWAGGER_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css"
 // The docs page loads only its own assets; scripts run from this origin only.
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
-fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
+/// A built-in static asset, cacheable for a day.
+pub(crate) fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }
 

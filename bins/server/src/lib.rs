@@ -154,22 +154,27 @@ fn jwks_verifier(
     config: &fafnir_core::Config,
     clock: fafnir_core::SharedClock,
 ) -> Result<Arc<dyn fafnir_core::token::TokenVerifier>, StartError> {
-    if let Some(path) = &config.jwks_file {
+    let inner: Arc<dyn fafnir_core::token::TokenVerifier> = if let Some(path) = &config.jwks_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| StartError::Io(format!("cannot read FAFNIR_JWKS_FILE {path}: {e}")))?;
         let jwks: fafnir_core::token::Jwks = serde_json::from_str(&text)
             .map_err(|e| StartError::Io(format!("FAFNIR_JWKS_FILE {path} is not a JWKS document: {e}")))?;
-        let fixed = Arc::new(fafnir_core::token::StaticVerifier::new(&jwks, clock.clone()));
-        return Ok(Arc::new(fafnir_core::token::CachingVerifier::new(fixed, clock, VERIFIED_TOKENS)));
-    }
-    let auth = config.auth_url.clone().unwrap_or_else(|| "http://127.0.0.1:8081".into());
-    let url = format!("{}/.well-known/jwks.json", auth.trim_end_matches('/'));
-    let jwks = Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock.clone())?);
-    Ok(Arc::new(fafnir_core::token::CachingVerifier::new(jwks, clock, VERIFIED_TOKENS)))
+        Arc::new(fafnir_core::token::StaticVerifier::new(&jwks, clock.clone()))
+    } else {
+        let auth = config.auth_url.as_deref().unwrap_or(DEFAULT_AUTH_URL);
+        let url = format!("{}/.well-known/jwks.json", auth.trim_end_matches('/'));
+        Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock.clone())?)
+    };
+    Ok(Arc::new(fafnir_core::token::CachingVerifier::new(inner, clock, VERIFIED_TOKENS)))
 }
 
 /// Verified tokens remembered per gRPC server (a few MB at most).
 pub(crate) const VERIFIED_TOKENS: usize = 10_000;
+
+/// Where the services are when their URLs are not configured (the contract's ports).
+const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8081";
+const DEFAULT_SECURITY_URL: &str = "http://127.0.0.1:8082";
+const DEFAULT_USERS_URL: &str = "http://127.0.0.1:8083";
 
 fn audience(config: &fafnir_core::Config) -> fafnir_core::token::TokenAudience {
     fafnir_core::token::TokenAudience { issuer: config.issuer(), audience: config.audience.clone() }
@@ -204,7 +209,7 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
     let db = fafnir_core::Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let profiles = fafnir_users::Profiles::new(Arc::new(fafnir_users::SqlProfileStore::new(db.clone(), clock.clone())));
-    let security_url = config.security_url.clone().unwrap_or_else(|| "http://127.0.0.1:8082".into());
+    let security_url = config.security_url.clone().unwrap_or_else(|| DEFAULT_SECURITY_URL.into());
     let checker = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
         fafnir_proto::support::channel(&security_url).map_err(|e| StartError::Io(e.to_string()))?,
         fafnir_proto::support::ClientOptions::default(),
@@ -229,9 +234,9 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     telemetry::init_logging(&config.log);
     let _ = telemetry::prometheus();
     let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
-    let auth_url = config.auth_url.clone().unwrap_or_else(|| "http://127.0.0.1:8081".into());
-    let security_url = config.security_url.clone().unwrap_or_else(|| "http://127.0.0.1:8082".into());
-    let users_url = config.users_url.clone().unwrap_or_else(|| "http://127.0.0.1:8083".into());
+    let auth_url = config.auth_url.clone().unwrap_or_else(|| DEFAULT_AUTH_URL.into());
+    let security_url = config.security_url.clone().unwrap_or_else(|| DEFAULT_SECURITY_URL.into());
+    let users_url = config.users_url.clone().unwrap_or_else(|| DEFAULT_USERS_URL.into());
     let io = |e: fafnir_core::ServiceError| StartError::Io(e.to_string());
     let security = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
         fafnir_proto::support::channel(&security_url).map_err(io)?,

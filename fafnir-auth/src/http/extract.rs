@@ -12,13 +12,15 @@ use super::{cookies, csrf, AuthHttp};
 use crate::{ClientInfo, Principal};
 
 /// The token a request presents, and how.
-pub(crate) enum Presented {
+#[derive(Debug)]
+pub enum Presented {
     Bearer(String),
     Cookie(String),
     None,
 }
 
-pub(crate) fn presented(headers: &HeaderMap) -> Presented {
+/// The access token of a request: `Authorization: Bearer` first, else the access cookie.
+pub fn presented(headers: &HeaderMap) -> Presented {
     if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             return Presented::Bearer(t.trim().to_owned());

@@ -30,7 +30,7 @@ pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, REFRESH as REFRE
 pub use csrf::{double_submit_matches, is_unsafe};
 pub use csrf::{origin_allowed, CsrfKey, HEADER as CSRF_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use extract::{client_ip, Authorized, Client, CurrentUser, RequiredPermission};
+pub use extract::{client_ip, presented, Authorized, Client, CurrentUser, Presented, RequiredPermission};
 
 use crate::{Auth, AuthError};
 

@@ -22,13 +22,17 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use fafnir_auth::http::{read_cookie, AuthHttp, HttpSettings, ACCESS_COOKIE, CSRF_COOKIE, CSRF_HEADER, MAX_BODY};
+use fafnir_auth::http::{
+    presented, read_cookie, AuthHttp, HttpSettings, Presented, CSRF_COOKIE, CSRF_HEADER, MAX_BODY,
+};
 use fafnir_core::token::{TokenAudience, TokenVerifier};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use schema::RequestInfo;
 pub use schema::{GatewaySchema, Services, MAX_COMPLEXITY, MAX_DEPTH};
-use schema::{RequestInfo, RolesLoader};
 use upstream::{AuthUpstream, ClientAddr};
+
+use crate::http::asset;
 
 /// How the gateway checks the CSRF token of a cookie-authenticated mutation.
 #[derive(Debug, Clone)]
@@ -108,17 +112,10 @@ impl Gateway {
 
     /// Who is calling, and whether their mutations pass the CSRF checks.
     async fn request_info(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> RequestInfo {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(|t| t.trim().to_owned());
-        let (token, via_cookie) = match bearer {
-            Some(t) => (Some(t), false),
-            None => match read_cookie(headers, ACCESS_COOKIE).filter(|c| !c.is_empty()) {
-                Some(c) => (Some(c), true),
-                None => (None, false),
-            },
+        let (token, via_cookie) = match presented(headers) {
+            Presented::Bearer(t) => (Some(t), false),
+            Presented::Cookie(c) => (Some(c), true),
+            Presented::None => (None, false),
         };
         let claims = match &token {
             Some(t) => self.0.verifier.verify(t, &self.0.audience).await.ok(),
@@ -229,8 +226,7 @@ async fn graphql(State(gw): State<Gateway>, req: Request) -> Response {
     if info.via_cookie && !info.csrf_ok && is_mutation(&request) {
         return graphql_error(StatusCode::FORBIDDEN, "CSRF_TOKEN_INVALID", &errors::GqlError::csrf().message);
     }
-    let (info, loader): (RequestInfo, async_graphql::dataloader::DataLoader<RolesLoader>) =
-        schema::request_data(&gw.0.services, info);
+    let loader = schema::roles_loader(&gw.0.services, &info);
     let mut response = gw.0.schema.execute(request.data(info).data(loader)).await;
     let mut status = StatusCode::OK;
     for e in response.errors.iter_mut() {
@@ -284,10 +280,6 @@ static REACT_JS: &[u8] = include_bytes!("../../assets/graphiql/react.production.
 static REACT_DOM_JS: &[u8] = include_bytes!("../../assets/graphiql/react-dom.production.min.js");
 // Own scripts only; GraphiQL styles inline and embeds fonts and icons as data URLs.
 const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
-
-fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
-}
 
 /// `GET /graphql`: the GraphiQL IDE. Never runs an operation.
 async fn graphiql() -> Html<&'static str> {

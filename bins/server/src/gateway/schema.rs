@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use chrono::{DateTime, Utc};
 use fafnir_core::token::AccessClaims;
 use fafnir_core::{CheckCode, PermissionChecker, RoleDirectory, UserId, MAX_ROLES_BATCH};
-use fafnir_users::{ProfileDirectory, ProfileUpdate, MAX_PAGE_SIZE};
+use fafnir_users::{ProfileDirectory, ProfileUpdate, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use serde::Deserialize;
 
 use super::errors::{self, Code, GqlError};
@@ -83,10 +83,9 @@ pub fn build(services: Services) -> GatewaySchema {
         .finish()
 }
 
-/// Per-request data: the caller and the batch loader (it carries the caller's token).
-pub fn request_data(services: &Services, info: RequestInfo) -> (RequestInfo, DataLoader<RolesLoader>) {
-    let loader = RolesLoader { roles: services.roles.clone(), bearer: info.token.clone() };
-    (info, DataLoader::new(loader, tokio::spawn))
+/// The per-request batch loader of roles (it carries the caller's token).
+pub fn roles_loader(services: &Services, info: &RequestInfo) -> DataLoader<RolesLoader> {
+    DataLoader::new(RolesLoader { roles: services.roles.clone(), bearer: info.token.clone() }, tokio::spawn)
 }
 
 // ---- context helpers ----
@@ -631,7 +630,9 @@ impl Query {
     }
 
     /// The user directory, oldest first. Needs `users:read`.
-    #[graphql(complexity = "COST_SERVICE + first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "COST_SERVICE + first.unwrap_or(DEFAULT_PAGE_SIZE as i32).clamp(1, MAX_PAGE_SIZE as i32) as usize * child_complexity"
+    )]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -639,7 +640,7 @@ impl Query {
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
     ) -> Result<Option<UserConnection>, GqlError> {
         let (me, token) = caller(ctx)?;
-        let first = first.unwrap_or(20);
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE as i32);
         if !(1..=MAX_PAGE_SIZE as i32).contains(&first) {
             return Err(GqlError::bad_input("first", format!("first must be between 1 and {MAX_PAGE_SIZE}")));
         }
