@@ -1,6 +1,6 @@
 //! The .proto conventions: versioned packages, a request and a response message per RPC named
-//! after it, `_UNSPECIFIED = 0` enums with prefixed values, and a comment on every service, RPC,
-//! message, field, enum and enum value.
+//! after it, `_UNSPECIFIED = 0` enums with prefixed values, and a comment on every RPC, field,
+//! enum and enum value (request and response messages are named after their RPC instead).
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
