@@ -25,8 +25,9 @@ fn tokens(c: &mut Criterion) {
         iat: now,
         exp: now + 900,
         jti: "0123456789abcdef0123456789abcdef".into(),
+        nbf: None,
     };
-    let aud = TokenAudience { issuer: "fafnir".into(), audience: "fafnir".into() };
+    let aud = TokenAudience::new("fafnir", "fafnir", std::time::Duration::from_secs(900));
     let token = km.sign(&claims).unwrap();
     let mut g = c.benchmark_group("access_token");
     g.bench_function("issue", |b| b.iter(|| km.sign(&claims).unwrap()));

@@ -12,7 +12,7 @@ pub enum AuthError {
     EmailTaken,
     #[error("email or password is incorrect")]
     InvalidCredentials,
-    #[error("too many attempts; try again in {} seconds", retry_after.as_secs().max(1))]
+    #[error("too many attempts; try again in {}", seconds(*retry_after))]
     RateLimited { retry_after: Duration },
     #[error("authentication required: the access token is missing, invalid or expired, or its session has ended")]
     Unauthorized,
@@ -45,13 +45,22 @@ impl AuthError {
             AuthError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             AuthError::SessionNotFound => "NOT_FOUND",
             AuthError::UserNotFound => "USER_NOT_FOUND",
-            AuthError::Busy => "UNAVAILABLE",
+            AuthError::Busy => "SERVICE_UNAVAILABLE",
+            AuthError::Store(e) if e.is_unavailable() => "SERVICE_UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",
         }
     }
 
     pub(crate) fn validation(field: &'static str, message: impl Into<String>) -> Self {
         AuthError::Validation { field, message: message.into() }
+    }
+}
+
+/// "1 second", "30 seconds": a wait as a person reads it (never below one second).
+fn seconds(d: Duration) -> String {
+    match d.as_secs().max(1) {
+        1 => "1 second".into(),
+        n => format!("{n} seconds"),
     }
 }
 

@@ -12,9 +12,11 @@ mod password;
 mod secret;
 mod service;
 mod store;
+mod throttle;
 
 pub use error::AuthError;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
 pub use secret::SecretString;
-pub use service::{address_key, Account, Auth, AuthConfig, ClientInfo, Login, Principal, SessionInfo, ThrottleConfig};
+pub use service::{Account, Auth, AuthConfig, ClientInfo, Login, Principal, SessionInfo};
 pub use store::{AuthStore, RotateParams, Rotation, SessionRecord, SqlAuthStore, ThrottleRule, UserRecord};
+pub use throttle::{address_key, ThrottleConfig};

@@ -15,102 +15,8 @@ use serde::Serialize;
 use crate::error::AuthError;
 use crate::password::{Argon2Config, Password, PasswordHasher, PasswordPolicy};
 use crate::secret::{new_refresh_token, plausible_refresh_token, token_hash, SecretString};
-use crate::store::{AuthStore, RotateParams, Rotation, SessionRecord, ThrottleRule, UserRecord};
-
-/// Failed-login throttling, per account (e-mail) and per client address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottleConfig {
-    pub per_account: ThrottleRule,
-    pub per_address: ThrottleRule,
-}
-
-impl Default for ThrottleConfig {
-    fn default() -> Self {
-        const MIN: i64 = 60_000;
-        Self {
-            // 5 failures in 15 minutes lock the account for 30 s, doubling up to 15 minutes.
-            // Short, growing lockouts stop guessing without letting an attacker lock a victim
-            // out for long.
-            per_account: ThrottleRule {
-                max_failures: 5,
-                window_ms: 15 * MIN,
-                base_lockout_ms: 30_000,
-                max_lockout_ms: 15 * MIN,
-            },
-            // An address gets more room (offices share one behind NAT): 100 failures, then 1 min
-            // doubling up to an hour. At most that many attempts may be in flight at once.
-            per_address: ThrottleRule {
-                max_failures: 100,
-                window_ms: 15 * MIN,
-                base_lockout_ms: MIN,
-                max_lockout_ms: 60 * MIN,
-            },
-        }
-    }
-}
-
-impl ThrottleConfig {
-    /// Registration attempts: 5 an hour per e-mail address, 30 an hour per client address; then
-    /// 5 minutes doubling up to an hour.
-    pub fn registrations() -> Self {
-        const MIN: i64 = 60_000;
-        Self {
-            per_account: ThrottleRule {
-                max_failures: 5,
-                window_ms: 60 * MIN,
-                base_lockout_ms: 5 * MIN,
-                max_lockout_ms: 60 * MIN,
-            },
-            per_address: ThrottleRule {
-                max_failures: 30,
-                window_ms: 60 * MIN,
-                base_lockout_ms: 5 * MIN,
-                max_lockout_ms: 60 * MIN,
-            },
-        }
-    }
-
-    fn rule(&self, is_account: bool) -> ThrottleRule {
-        if is_account {
-            self.per_account
-        } else {
-            self.per_address
-        }
-    }
-
-    /// Never locks (for benchmarks and load tests of the work itself).
-    pub fn unlimited() -> Self {
-        let rule = ThrottleRule { max_failures: i64::MAX, window_ms: 60_000, base_lockout_ms: 0, max_lockout_ms: 0 };
-        Self { per_account: rule, per_address: rule }
-    }
-}
-
-/// The throttling key of a client address: IPv4 as is, IPv6 by its /64 (one subscriber usually
-/// holds a whole /64, so single addresses would give an attacker 2^64 fresh keys). An
-/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
-/// clients) is its IPv4 address: keyed by /64, every IPv4 client would share one key.
-pub fn address_key(ip: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
-            v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default()
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(v4) => v4.to_string(),
-        Err(_) => ip.chars().take(64).collect(),
-    }
-}
-
-/// How a throttled attempt ended.
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    Failed,
-    Succeeded,
-    /// Ended without a verdict (an internal error): neither counted nor cleared.
-    Released,
-}
+use crate::store::{AuthStore, RotateParams, Rotation, SessionRecord, UserRecord};
+use crate::throttle::{self, Claim, Outcome, ThrottleConfig};
 
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
@@ -149,7 +55,7 @@ impl AuthConfig {
     }
 
     pub fn token_audience(&self) -> TokenAudience {
-        TokenAudience { issuer: self.issuer.clone(), audience: self.audience.clone() }
+        TokenAudience::new(self.issuer.clone(), self.audience.clone(), self.access_ttl)
     }
 }
 
@@ -387,19 +293,18 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<Account, AuthError> {
         let parsed = Email::parse(email).ok();
-        let mut keys = Vec::new();
-        if let Some(e) = &parsed {
-            keys.push((format!("reg:acct:{e}"), true));
-        }
-        if let Some(ip) = &client.ip {
-            keys.push((format!("reg:ip:{}", address_key(ip)), false));
-        }
+        let keys = throttle::keys("reg:", parsed.as_ref(), client);
         // Every registration attempt counts, whatever its outcome.
-        let rules = self.cfg.register_throttle;
-        self.begin_attempts(&keys, &rules).await?;
+        let claim = self.claim(keys, self.cfg.register_throttle).await?;
         let r = self.register(email, password, display_name).await;
-        self.end_attempts(&keys, &rules, Outcome::Failed).await?;
+        claim.finish(Outcome::Failed).await?;
         r
+    }
+
+    /// Claims an attempt on every key (see [`AuthStore::begin_attempts`]); on refusal answers
+    /// `RateLimited` with the real wait.
+    async fn claim(&self, keys: Vec<(String, bool)>, rules: ThrottleConfig) -> Result<Claim, AuthError> {
+        Claim::begin(self.store.clone(), self.clock.clone(), keys, rules).await
     }
 
     async fn deliver_events(&self) {
@@ -415,65 +320,15 @@ impl Auth {
         self.outbox.notify();
     }
 
-    fn throttle_keys(email: Option<&Email>, client: &ClientInfo) -> Vec<(String, bool)> {
-        let mut keys = Vec::new();
-        if let Some(e) = email {
-            keys.push((format!("acct:{e}"), true));
-        }
-        if let Some(ip) = &client.ip {
-            keys.push((format!("ip:{}", address_key(ip)), false));
-        }
-        keys
-    }
-
-    /// Claims an attempt on every key (see [`AuthStore::begin_attempt`]); on refusal releases
-    /// what was claimed and answers `RateLimited`.
-    async fn begin_attempts(&self, keys: &[(String, bool)], rules: &ThrottleConfig) -> Result<(), AuthError> {
-        let claims: Vec<(&str, ThrottleRule)> = keys.iter().map(|(k, acct)| (k.as_str(), rules.rule(*acct))).collect();
-        if let Err(wait_ms) = self.store.begin_attempts(&claims, self.now_ms()).await? {
-            let ms = u64::try_from(wait_ms).unwrap_or(1000);
-            return Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) });
-        }
-        Ok(())
-    }
-
-    /// Releases the claims with their outcome.
-    async fn end_attempts(
-        &self,
-        keys: &[(String, bool)],
-        rules: &ThrottleConfig,
-        outcome: Outcome,
-    ) -> Result<(), AuthError> {
-        let now = self.now_ms();
-        match outcome {
-            Outcome::Failed => {
-                for (key, is_account) in keys {
-                    self.store.end_attempt(key, rules.rule(*is_account), true, false, now).await?;
-                }
-                Ok(())
-            }
-            // A success clears the account's failures, not the address's (or one working
-            // account would launder an address's failures).
-            Outcome::Succeeded | Outcome::Released => {
-                let succeeded = matches!(outcome, Outcome::Succeeded);
-                let releases: Vec<(&str, ThrottleRule, bool)> = keys
-                    .iter()
-                    .map(|(k, is_account)| (k.as_str(), rules.rule(*is_account), succeeded && *is_account))
-                    .collect();
-                self.store.release_attempts(&releases, now).await
-            }
-        }
-    }
-
     /// Checks e-mail and password and opens a session.
     ///
     /// Unknown e-mail, wrong password and malformed e-mail all answer `InvalidCredentials` after
     /// the same Argon2 work. Locked accounts and addresses answer `RateLimited` before any.
     pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
         let email = Email::parse(email).ok();
-        let keys = Self::throttle_keys(email.as_ref(), client);
-        let rules = self.cfg.throttle;
-        self.begin_attempts(&keys, &rules).await?;
+        // Held until the attempt ends; released in the background if this future is dropped
+        // (the client went away mid-hash), so an abandoned request never blocks the account.
+        let claim = self.claim(throttle::keys("", email.as_ref(), client), self.cfg.throttle).await?;
         let password = Password::new(password);
         let checked = async {
             let user = match &email {
@@ -488,19 +343,19 @@ impl Auth {
             Ok(v) => v,
             Err(e) => {
                 // Not the caller's doing: release the claims without counting a failure.
-                let _ = self.end_attempts(&keys, &rules, Outcome::Released).await;
+                let _ = claim.finish(Outcome::Released).await;
                 return Err(e);
             }
         };
         let user = match user {
             Some(u) if verified.ok => u,
             _ => {
-                self.end_attempts(&keys, &rules, Outcome::Failed).await?;
+                claim.finish(Outcome::Failed).await?;
                 tracing::info!(outcome = "failure", "login failed");
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.end_attempts(&keys, &rules, Outcome::Succeeded).await?;
+        claim.finish(Outcome::Succeeded).await?;
         if verified.needs_rehash {
             // Parameters changed since this hash was made: upgrade it now that we know the password.
             let hash = self.hasher.hash(&password).await?;
@@ -541,6 +396,7 @@ impl Auth {
             iat: now / 1000,
             exp: exp / 1000,
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            nbf: None,
         };
         let access = self.keys.sign(&claims)?;
         Ok(Login {
@@ -565,16 +421,7 @@ impl Auth {
                 c
             }
         };
-        let ttl = dur_ms(self.cfg.session_check_ttl);
-        let user = match self.sessions.get(&claims.sid, now, ttl) {
-            Some(u) => u,
-            None => {
-                let u = self.store.active_session(claims.sid, now).await?.ok_or(AuthError::Unauthorized)?;
-                self.sessions.put(claims.sid, u, now);
-                u
-            }
-        };
-        if user != claims.sub {
+        if !self.session_active(claims.sid, claims.sub).await? {
             return Err(AuthError::Unauthorized);
         }
         Ok(Principal {
@@ -583,6 +430,33 @@ impl Auth {
             claims,
             token: SecretString::new(access_token.to_owned()),
         })
+    }
+
+    /// Whether session `sid` of `user` is active (remembered for `session_check_ttl`;
+    /// revocations made through this instance are seen at once).
+    pub async fn session_active(&self, sid: SessionId, user: UserId) -> Result<bool, AuthError> {
+        let now = self.now_ms();
+        let owner = match self.sessions.get(&sid, now, dur_ms(self.cfg.session_check_ttl)) {
+            Some(u) => u,
+            None => match self.store.active_session(sid, now).await? {
+                Some(u) => {
+                    self.sessions.put(sid, u, now);
+                    u
+                }
+                None => return Ok(false),
+            },
+        };
+        Ok(owner == user)
+    }
+
+    /// RFC 7662-style introspection of an access token: its claims when it is genuine, unexpired
+    /// and its session active; `None` otherwise (whatever the reason).
+    pub async fn introspect(&self, access_token: &str) -> Result<Option<AccessClaims>, AuthError> {
+        match self.authenticate(access_token).await {
+            Ok(p) => Ok(Some(p.claims)),
+            Err(AuthError::Unauthorized) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The caller's account (remembered for `session_check_ttl`).
@@ -650,6 +524,14 @@ impl Auth {
         Ok(())
     }
 
+    /// The active session a refresh token (current or already used) belongs to.
+    pub async fn session_of_refresh(&self, refresh_token: &str) -> Result<Option<SessionId>, AuthError> {
+        if !plausible_refresh_token(refresh_token) {
+            return Ok(None);
+        }
+        Ok(self.store.session_of_refresh(&token_hash(refresh_token), self.now_ms()).await?.map(|(sid, _)| sid))
+    }
+
     /// Ends every session of the caller; returns how many.
     pub async fn logout_all(&self, user: UserId) -> Result<u64, AuthError> {
         let n = self.store.revoke_sessions(user, None, "logout_all", self.now_ms()).await?;
@@ -692,22 +574,20 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        let keys = Self::throttle_keys(Some(&user.email), client);
-        let rules = self.cfg.throttle;
-        self.begin_attempts(&keys, &rules).await?;
+        let claim = self.claim(throttle::keys("", Some(&user.email), client), self.cfg.throttle).await?;
         let verified = match self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await {
             Ok(v) => v,
             Err(e) => {
-                let _ = self.end_attempts(&keys, &rules, Outcome::Released).await;
+                let _ = claim.finish(Outcome::Released).await;
                 return Err(e);
             }
         };
         if !verified.ok {
-            self.end_attempts(&keys, &rules, Outcome::Failed).await?;
+            claim.finish(Outcome::Failed).await?;
             return Err(AuthError::InvalidCredentials);
         }
         // A right current password does not clear the account's failures: it is not a login.
-        self.end_attempts(&keys, &rules, Outcome::Released).await?;
+        claim.finish(Outcome::Released).await?;
         let new = Password::new(new);
         self.cfg
             .password_policy
@@ -766,5 +646,18 @@ impl Auth {
     /// Removes sessions that ended more than a day ago (run it periodically).
     pub async fn prune(&self) -> Result<u64, AuthError> {
         self.store.prune(self.now_ms() - 86_400_000).await
+    }
+}
+
+/// In one process, the session check of the other services is the auth service itself.
+#[async_trait::async_trait]
+impl fafnir_core::token::SessionCheck for Auth {
+    async fn is_active(&self, _token: &str, claims: &AccessClaims) -> Result<bool, fafnir_core::ServiceError> {
+        self.session_active(claims.sid, claims.sub).await.map_err(|e| match e {
+            AuthError::Store(inner) if inner.is_unavailable() => {
+                fafnir_core::ServiceError::Unavailable("the session store is unavailable".into())
+            }
+            other => fafnir_core::ServiceError::Internal(other.to_string()),
+        })
     }
 }

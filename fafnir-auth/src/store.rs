@@ -167,6 +167,19 @@ impl SqlAuthStore {
 /// Claims older than this belong to a request that died with its instance.
 const STALE_MS: i64 = 60_000;
 
+/// A claim this recent belongs to an attempt still hashing: a slot frees within a second.
+const LIVE_CLAIM_MS: i64 = 5_000;
+
+/// How long a caller refused because every slot is in flight must wait: about a second while the
+/// newest claim is live, else until the claims go stale (an instance died holding them).
+fn inflight_wait(claimed_at: i64, now_ms: i64) -> i64 {
+    if now_ms - claimed_at < LIVE_CLAIM_MS {
+        1000
+    } else {
+        (claimed_at + STALE_MS - now_ms).max(1000)
+    }
+}
+
 /// The claim `UPDATE` for the rows `filter` selects, given the placeholders of now and of the
 /// staleness cut-off, and the expressions of a row's window start cut-off (now − window), `max` of its
 /// `max_failures`. `failures` and `inflight` are taken as they count now (an expired window or
@@ -551,17 +564,21 @@ impl AuthStore for SqlAuthStore {
             if n > 0 {
                 return Ok(Ok(()));
             }
-            let locked: Option<i64> = sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = $1")
+            let row = sqlx::query("SELECT locked_until, inflight_at FROM login_throttle WHERE key = $1")
                 .bind(key)
                 .fetch_optional(self.db.pool())
                 .await?;
+            let locked = match row {
+                Some(r) => Some((r.try_get::<i64, _>("locked_until")?, r.try_get::<i64, _>("inflight_at")?)),
+                None => None,
+            };
             match locked {
-                Some(until) if until > now_ms => return Ok(Err(until - now_ms)),
+                Some((until, _)) if until > now_ms => return Ok(Err(until - now_ms)),
                 // Not locked: either the row appeared after our claim looked for it (another
                 // request created it), or every remaining attempt is in flight. Claim once more
                 // before refusing, so that only the second case is refused.
                 Some(_) if round == 0 => continue,
-                Some(_) => return Ok(Err(1000)),
+                Some((_, claimed_at)) => return Ok(Err(inflight_wait(claimed_at, now_ms))),
                 // First attempt on this key: create it claimed. A concurrent creator may win the
                 // insert; then go round again and claim against its row.
                 None => {

@@ -41,6 +41,17 @@ pub struct Config {
     /// A JWKS document on disk: gRPC services verify tokens with these keys instead of fetching
     /// auth-service's JWKS.
     pub jwks_file: Option<String>,
+    /// Open connections per process, across its listeners (more wait in the accept queue).
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this time, or it is closed.
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    /// After SIGTERM, in-flight requests get this long to finish; then the process exits.
+    #[serde(with = "duration_str")]
+    pub shutdown_timeout: Duration,
+    /// GraphQL introspection (`__schema`, `__type`). On by default; turn it off in production
+    /// if you do not want the schema discoverable (it is public in docs/schema.graphql anyway).
+    pub graphql_introspection: bool,
 }
 
 impl Default for Config {
@@ -62,6 +73,10 @@ impl Default for Config {
             security_url: None,
             users_url: None,
             jwks_file: None,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+            graphql_introspection: true,
         }
     }
 }
@@ -113,6 +128,24 @@ impl Config {
         if let Some(v) = var("FAFNIR_LOG") {
             self.log = v;
         }
+        if let Some(v) = var("FAFNIR_MAX_CONNECTIONS") {
+            self.max_connections = v
+                .trim()
+                .parse()
+                .map_err(|_| CoreError::Config("FAFNIR_MAX_CONNECTIONS must be a whole number, such as 1024".into()))?;
+        }
+        if let Some(v) = var("FAFNIR_HEADER_READ_TIMEOUT") {
+            self.header_read_timeout =
+                parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_HEADER_READ_TIMEOUT: {e}")))?;
+        }
+        if let Some(v) = var("FAFNIR_SHUTDOWN_TIMEOUT") {
+            self.shutdown_timeout =
+                parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_SHUTDOWN_TIMEOUT: {e}")))?;
+        }
+        if let Some(v) = var("FAFNIR_GRAPHQL_INTROSPECTION") {
+            self.graphql_introspection = parse_bool(&v)
+                .ok_or_else(|| CoreError::Config("FAFNIR_GRAPHQL_INTROSPECTION must be true or false".into()))?;
+        }
         for (k, slot) in [
             ("FAFNIR_AUTH_URL", &mut self.auth_url),
             ("FAFNIR_SECURITY_URL", &mut self.security_url),
@@ -133,6 +166,12 @@ impl Config {
         }
         if self.refresh_ttl < self.access_ttl {
             return Err(CoreError::Config("refresh TTL must not be shorter than the access TTL".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(CoreError::Config("max_connections must be at least 1".into()));
+        }
+        if self.header_read_timeout < Duration::from_secs(1) {
+            return Err(CoreError::Config("the header read timeout must be at least 1s".into()));
         }
         Ok(())
     }

@@ -39,12 +39,18 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub max_connections: u32,
+    /// How long a request waits for a connection (including connecting) before it fails with
+    /// "database unavailable". Short on purpose: while the database is down, callers get a
+    /// prompt 503 with `Retry-After` rather than a long hang.
     pub acquire_timeout: Duration,
 }
 
+/// The default [`DbOptions::acquire_timeout`].
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
+        Self { max_connections: 16, acquire_timeout: ACQUIRE_TIMEOUT }
     }
 }
 

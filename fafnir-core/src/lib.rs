@@ -13,10 +13,13 @@ pub mod email;
 pub mod error;
 pub mod events;
 pub mod id;
+pub mod issuer;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 pub mod keys;
 pub mod permission;
+#[cfg(feature = "jwks")]
+pub mod remote;
 pub mod token;
 
 #[cfg(feature = "test-util")]
@@ -29,6 +32,6 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::Config;
 pub use db::{Backend, Db, DbOptions};
 pub use email::{Email, EmailError};
-pub use error::CoreError;
+pub use error::{is_unavailable, CoreError};
 pub use id::{IdError, SessionId, UserId};
 pub use permission::{Permission, PermissionError};

@@ -9,6 +9,10 @@ use std::io::Write;
 
 use crate::db::{Db, DbOptions};
 
+/// Tests that fire many requests at one small pool wait longer for a connection than a server
+/// would: a slow CI machine must not turn into "database unavailable".
+const TEST_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A migrated database that lives as long as the test.
 #[derive(Debug)]
 pub struct TestDb {
@@ -53,7 +57,7 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("test setup: temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let db = Db::connect_with(&url, DbOptions { max_connections: 8, ..Default::default() })
+        let db = Db::connect_with(&url, DbOptions { max_connections: 8, acquire_timeout: TEST_ACQUIRE_TIMEOUT })
             .await
             .expect("test setup: open sqlite");
         db.migrate().await.expect("test setup: migrate sqlite");
@@ -80,7 +84,7 @@ impl TestDb {
             .expect("test setup: create test database");
         admin.close().await;
         let url = with_database(&admin_url, &name);
-        let db = Db::connect_with(&url, DbOptions { max_connections: 8, ..Default::default() })
+        let db = Db::connect_with(&url, DbOptions { max_connections: 8, acquire_timeout: TEST_ACQUIRE_TIMEOUT })
             .await
             .expect("test setup: connect to test database");
         db.migrate().await.expect("test setup: migrate postgres");

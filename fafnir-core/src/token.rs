@@ -27,6 +27,9 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// Not before (seconds). Fafnir does not set it; a token that carries it is held to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl fmt::Debug for AccessClaims {
@@ -55,6 +58,16 @@ pub enum TokenError {
     Expired,
     #[error("token issuer or audience is wrong")]
     WrongIssuerOrAudience,
+    /// `iat` or `nbf` lies in the future (beyond the clock-skew leeway), or the token claims a
+    /// lifetime longer than the issuer's access-token TTL: not a token we issued.
+    #[error("token times are not plausible")]
+    ImplausibleTimes,
+    /// The token is genuine but its session has ended (logout, revocation, password change).
+    #[error("the token's session has ended")]
+    SessionEnded,
+    /// The session could not be checked right now (the auth service does not answer).
+    #[error("the token's session cannot be checked right now")]
+    Unavailable,
 }
 
 /// One public key of a JWKS (RFC 7517), Ed25519 only (RFC 8037).
@@ -105,11 +118,31 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-/// The issuer and audience that tokens must carry.
-#[derive(Debug, Clone)]
+/// The issuer and audience that tokens must carry, and the longest lifetime (`exp - iat`) a
+/// genuine token can have: the issuer's access-token TTL.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenAudience {
     pub issuer: String,
     pub audience: String,
+    pub max_lifetime: std::time::Duration,
+}
+
+/// Clock skew tolerated between the issuer and a verifier: `iat`/`nbf` may be this far ahead.
+pub const CLOCK_LEEWAY_S: i64 = 60;
+
+impl TokenAudience {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, max_lifetime: std::time::Duration) -> Self {
+        Self { issuer: issuer.into(), audience: audience.into(), max_lifetime }
+    }
+
+    /// Whether the claims' times could come from a token issued now or earlier by an issuer
+    /// whose access tokens live at most `max_lifetime` (with [`CLOCK_LEEWAY_S`] of skew).
+    pub fn plausible_times(&self, c: &AccessClaims, now_s: i64) -> bool {
+        let max = i64::try_from(self.max_lifetime.as_secs()).unwrap_or(i64::MAX);
+        c.iat <= now_s.saturating_add(CLOCK_LEEWAY_S)
+            && c.nbf.is_none_or(|nbf| nbf <= now_s.saturating_add(CLOCK_LEEWAY_S))
+            && c.exp.saturating_sub(c.iat) <= max.saturating_add(CLOCK_LEEWAY_S)
+    }
 }
 
 /// Public keys by `kid`, ready to verify.
@@ -163,6 +196,9 @@ impl VerifyingKeys {
         })?;
         if data.claims.exp <= now_s {
             return Err(TokenError::Expired);
+        }
+        if !expect.plausible_times(&data.claims, now_s) {
+            return Err(TokenError::ImplausibleTimes);
         }
         Ok(data.claims)
     }
@@ -221,8 +257,12 @@ impl TokenVerifier for CachingVerifier {
             if c.iss != expect.issuer || c.aud != expect.audience {
                 return Err(TokenError::WrongIssuerOrAudience);
             }
-            if c.exp <= self.clock.now().timestamp() {
+            let now = self.clock.now().timestamp();
+            if c.exp <= now {
                 return Err(TokenError::Expired);
+            }
+            if !expect.plausible_times(&c, now) {
+                return Err(TokenError::ImplausibleTimes);
             }
             return Ok(c);
         }
@@ -233,5 +273,98 @@ impl TokenVerifier for CachingVerifier {
         }
         cache.insert(token.into(), c.clone());
         Ok(c)
+    }
+}
+
+/// Whether the session behind a genuine access token is still active. In one process it is the
+/// auth service itself; across processes, a client of auth-service's introspection endpoint.
+#[async_trait::async_trait]
+pub trait SessionCheck: Send + Sync + fmt::Debug {
+    /// `Ok(false)` when the session has ended; `Err` when it cannot be known right now.
+    async fn is_active(&self, token: &str, claims: &AccessClaims) -> Result<bool, crate::ServiceError>;
+}
+
+/// The audience suffix of the tokens auth-service mints for its own calls to the other services
+/// (outbox delivery). User tokens never carry it, and these tokens name no user and no session.
+pub const INTERNAL_AUDIENCE_SUFFIX: &str = "-internal";
+
+impl TokenAudience {
+    /// The audience of internal tokens of this issuer.
+    pub fn internal(&self) -> TokenAudience {
+        TokenAudience {
+            issuer: self.issuer.clone(),
+            audience: format!("{}{INTERNAL_AUDIENCE_SUFFIX}", self.audience),
+            max_lifetime: self.max_lifetime,
+        }
+    }
+}
+
+/// What a service expects of tokens: configured, or learnt from auth-service's metadata
+/// document (microservice mode), in which case it is unknown until auth-service has answered.
+#[derive(Debug, Clone)]
+pub struct Expected(std::sync::Arc<arc_swap::ArcSwapOption<TokenAudience>>);
+
+impl Expected {
+    pub fn fixed(audience: TokenAudience) -> Self {
+        Expected(std::sync::Arc::new(arc_swap::ArcSwapOption::from_pointee(audience)))
+    }
+
+    /// Not known yet: tokens are refused as `Unavailable` until [`Expected::set`].
+    pub fn pending() -> Self {
+        Expected(std::sync::Arc::new(arc_swap::ArcSwapOption::empty()))
+    }
+
+    pub fn set(&self, audience: TokenAudience) {
+        self.0.store(Some(std::sync::Arc::new(audience)));
+    }
+
+    pub fn get(&self) -> Option<std::sync::Arc<TokenAudience>> {
+        self.0.load_full()
+    }
+}
+
+/// How every service that is handed a token decides who is calling: the token's signature,
+/// issuer, audience and times ([`TokenVerifier`]), then whether its session is still active
+/// ([`SessionCheck`]), so that a logout, a password change or a revoked refresh family reaches
+/// every service within the session check's cache time. Internal service tokens are checked
+/// against the internal audience and have no session.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    tokens: std::sync::Arc<dyn TokenVerifier>,
+    sessions: std::sync::Arc<dyn SessionCheck>,
+    expected: Expected,
+}
+
+impl Authenticator {
+    pub fn new(
+        tokens: std::sync::Arc<dyn TokenVerifier>,
+        sessions: std::sync::Arc<dyn SessionCheck>,
+        expected: Expected,
+    ) -> Self {
+        Self { tokens, sessions, expected }
+    }
+
+    pub fn expected(&self) -> &Expected {
+        &self.expected
+    }
+
+    /// A user's access token: genuine, for us, unexpired, and its session active.
+    pub async fn user(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let expect = self.expected.get().ok_or(TokenError::Unavailable)?;
+        let claims = self.tokens.verify(token, &expect).await?;
+        match self.sessions.is_active(token, &claims).await {
+            Ok(true) => Ok(claims),
+            Ok(false) => Err(TokenError::SessionEnded),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a token's session");
+                Err(TokenError::Unavailable)
+            }
+        }
+    }
+
+    /// An internal token of auth-service (no session behind it).
+    pub async fn internal(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let expect = self.expected.get().ok_or(TokenError::Unavailable)?;
+        self.tokens.verify(token, &expect.internal()).await
     }
 }

@@ -14,7 +14,7 @@ use fafnir_core::token::{AccessClaims, TokenAudience, TokenError};
 use fafnir_core::{Db, ManualClock, SessionId, SharedClock, UserId};
 
 fn aud() -> TokenAudience {
-    TokenAudience { issuer: "https://id.example".into(), audience: "fafnir".into() }
+    TokenAudience::new("https://id.example", "fafnir", std::time::Duration::from_secs(3600))
 }
 
 fn claims(clock: &ManualClock, ttl_s: i64) -> AccessClaims {
@@ -28,6 +28,7 @@ fn claims(clock: &ManualClock, ttl_s: i64) -> AccessClaims {
         iat: now,
         exp: now + ttl_s,
         jti: "j1".into(),
+        nbf: None,
     }
 }
 
@@ -120,7 +121,7 @@ async fn hostile_tokens_are_refused(db: Db) {
     let foreign = stranger.sign(&claims(&clock, 60)).unwrap();
     assert_eq!(km.verify(&foreign, &aud()).await, Err(TokenError::UnknownKey));
     // Wrong audience, expiry, garbage.
-    let other_aud = TokenAudience { issuer: "https://id.example".into(), audience: "other".into() };
+    let other_aud = TokenAudience::new("https://id.example", "other", std::time::Duration::from_secs(3600));
     assert_eq!(km.verify_cached(&good, &other_aud), Err(TokenError::WrongIssuerOrAudience));
     clock.advance(Duration::from_secs(61));
     assert_eq!(km.verify_cached(&good, &aud()), Err(TokenError::Expired));
@@ -193,7 +194,7 @@ async fn a_configured_key_set_and_the_cache_verify_like_the_issuer(db: Db) {
     for v in [fixed.as_ref(), &cached as &dyn TokenVerifier] {
         assert!(v.verify(&good, &aud()).await.is_ok());
         assert!(v.verify(&good, &aud()).await.is_ok(), "second time (cached)");
-        let other = TokenAudience { issuer: "https://id.example".into(), audience: "fafnir-internal".into() };
+        let other = TokenAudience::new("https://id.example", "fafnir-internal", std::time::Duration::from_secs(3600));
         assert_eq!(
             v.verify(&good, &other).await,
             Err(TokenError::WrongIssuerOrAudience),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
-use fafnir_core::token::{TokenAudience, TokenVerifier};
+use fafnir_core::token::Authenticator;
 use fafnir_core::{Decision, Grants, Permission, PermissionChecker, RoleDirectory, RoleInfo, ServiceError, UserId};
 use fafnir_proto::security::v1 as pb;
 use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
@@ -29,13 +29,13 @@ const SERVICE: &str = "fafnir.security.v1.SecurityService";
 #[derive(Debug, Clone)]
 pub struct SecurityGrpc {
     rbac: Arc<Rbac>,
-    verifier: Arc<dyn TokenVerifier>,
-    audience: TokenAudience,
+    auth: Authenticator,
 }
 
 impl SecurityGrpc {
-    pub fn new(rbac: Arc<Rbac>, verifier: Arc<dyn TokenVerifier>, audience: TokenAudience) -> Self {
-        Self { rbac, verifier, audience }
+    /// `auth` decides who calls: a genuine token of the issuer whose session is active.
+    pub fn new(rbac: Arc<Rbac>, auth: Authenticator) -> Self {
+        Self { rbac, auth }
     }
 
     pub fn into_server(self) -> SecurityServiceServer<Self> {
@@ -43,7 +43,7 @@ impl SecurityGrpc {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<UserId, Status> {
-        Ok(authenticate(req.metadata(), self.verifier.as_ref(), &self.audience).await?.sub)
+        Ok(authenticate(req.metadata(), &self.auth).await?.sub)
     }
 
     fn require(&self, caller: UserId, permission: &str) -> Result<(), Status> {
@@ -315,7 +315,7 @@ impl SecurityService for SecurityGrpc {
         req: Request<pb::HandleAccountEventRequest>,
     ) -> Result<Response<pb::HandleAccountEventResponse>, Status> {
         observe(SERVICE, "HandleAccountEvent", async {
-            authenticate_internal(req.metadata(), self.verifier.as_ref(), &self.audience).await?;
+            authenticate_internal(req.metadata(), &self.auth).await?;
             let event: AccountEvent = serde_json::from_str(&req.get_ref().event_json)
                 .map_err(|e| Status::invalid_argument(format!("event_json: {e}")))?;
             crate::RbacEvents(self.rbac.clone()).handle(&event).await.map_err(|e| Status::unavailable(e.0))?;

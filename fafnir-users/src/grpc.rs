@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError};
-use fafnir_core::token::{TokenAudience, TokenVerifier};
+use fafnir_core::token::Authenticator;
 use fafnir_core::{PermissionChecker, ServiceError, UserId};
 use fafnir_proto::support::{
     authenticate, authenticate_internal, bearer, observe, user_id_or, with_bearer, with_retries, ClientOptions,
@@ -26,20 +26,14 @@ const SERVICE: &str = "fafnir.users.v1.UserService";
 pub struct UsersGrpc {
     profiles: Profiles,
     checker: Arc<dyn PermissionChecker>,
-    verifier: Arc<dyn TokenVerifier>,
-    audience: TokenAudience,
+    auth: Authenticator,
 }
 
 impl UsersGrpc {
     /// `checker` answers whether the caller may touch other users' profiles (in-process RBAC, or
     /// a client of security-service that forwards the caller's token).
-    pub fn new(
-        profiles: Profiles,
-        checker: Arc<dyn PermissionChecker>,
-        verifier: Arc<dyn TokenVerifier>,
-        audience: TokenAudience,
-    ) -> Self {
-        Self { profiles, checker, verifier, audience }
+    pub fn new(profiles: Profiles, checker: Arc<dyn PermissionChecker>, auth: Authenticator) -> Self {
+        Self { profiles, checker, auth }
     }
 
     pub fn into_server(self) -> UserServiceServer<Self> {
@@ -47,7 +41,7 @@ impl UsersGrpc {
     }
 
     async fn caller<T>(&self, req: &Request<T>) -> Result<UserId, Status> {
-        Ok(authenticate(req.metadata(), self.verifier.as_ref(), &self.audience).await?.sub)
+        Ok(authenticate(req.metadata(), &self.auth).await?.sub)
     }
 
     /// The caller may act on `user`: themselves, or anyone with `permission`.
@@ -223,7 +217,7 @@ impl UserService for UsersGrpc {
         req: Request<pb::HandleAccountEventRequest>,
     ) -> Result<Response<pb::HandleAccountEventResponse>, Status> {
         observe(SERVICE, "HandleAccountEvent", async {
-            authenticate_internal(req.metadata(), self.verifier.as_ref(), &self.audience).await?;
+            authenticate_internal(req.metadata(), &self.auth).await?;
             let event: AccountEvent = serde_json::from_str(&req.get_ref().event_json)
                 .map_err(|e| Status::invalid_argument(format!("event_json: {e}")))?;
             crate::ProfileEvents(self.profiles.clone()).handle(&event).await.map_err(|e| Status::unavailable(e.0))?;

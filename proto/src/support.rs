@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use fafnir_core::events::{AccountEvent, HandlerError};
 use fafnir_core::keys::KeyManager;
-use fafnir_core::token::{AccessClaims, TokenAudience, TokenVerifier};
+use fafnir_core::token::{AccessClaims, Authenticator, TokenAudience, TokenError};
 use fafnir_core::ServiceError;
 use fafnir_core::{Clock, SessionId, SharedClock, UserId};
 use tonic::metadata::MetadataMap;
@@ -16,13 +16,11 @@ use tonic::transport::Channel;
 use tonic::Request;
 use tonic::{Code, Status};
 
-/// The audience of tokens that auth-service mints for its own calls to the other services
-/// (outbox delivery). User tokens never carry it, and these tokens name no user.
-pub const INTERNAL_AUDIENCE_SUFFIX: &str = "-internal";
+pub use fafnir_core::token::INTERNAL_AUDIENCE_SUFFIX;
 
 /// The audience of internal tokens for an issuer audience `aud`.
 pub fn internal_audience(expect: &TokenAudience) -> TokenAudience {
-    TokenAudience { issuer: expect.issuer.clone(), audience: format!("{}{INTERNAL_AUDIENCE_SUFFIX}", expect.audience) }
+    expect.internal()
 }
 
 /// The Bearer token of a call's `authorization` metadata.
@@ -31,26 +29,60 @@ pub fn bearer(md: &MetadataMap) -> Option<&str> {
     v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// Authenticates a user call: a valid access token for `expect`, else UNAUTHENTICATED (with a
-/// message that says what to send and nothing about why a token failed).
-pub async fn authenticate(
-    md: &MetadataMap,
-    verifier: &dyn TokenVerifier,
-    expect: &TokenAudience,
-) -> Result<AccessClaims, Status> {
+/// Authenticates a user call: a genuine access token whose session is active, else
+/// UNAUTHENTICATED (with a message that says what to send and nothing about why a token failed),
+/// or UNAVAILABLE when that cannot be decided now (auth-service does not answer).
+pub async fn authenticate(md: &MetadataMap, auth: &Authenticator) -> Result<AccessClaims, Status> {
     let Some(token) = bearer(md) else {
         return Err(Status::unauthenticated("send `authorization: Bearer <access token>` metadata"));
     };
-    verifier.verify(token, expect).await.map_err(|_| Status::unauthenticated("the access token is invalid or expired"))
+    auth.user(token).await.map_err(token_status)
 }
 
 /// Authenticates an internal call (outbox delivery from auth-service).
-pub async fn authenticate_internal(
-    md: &MetadataMap,
-    verifier: &dyn TokenVerifier,
-    expect: &TokenAudience,
-) -> Result<(), Status> {
-    authenticate(md, verifier, &internal_audience(expect)).await.map(|_| ())
+pub async fn authenticate_internal(md: &MetadataMap, auth: &Authenticator) -> Result<(), Status> {
+    let Some(token) = bearer(md) else {
+        return Err(Status::unauthenticated("send `authorization: Bearer <internal token>` metadata"));
+    };
+    match auth.internal(token).await {
+        Ok(_) => Ok(()),
+        Err(TokenError::WrongIssuerOrAudience) => {
+            // Said once per distinct cause in auth-service's log, where the operator looks.
+            Err(Status::unauthenticated(wrong_issuer_message(token, auth)))
+        }
+        Err(e) => Err(token_status(e)),
+    }
+}
+
+fn token_status(e: TokenError) -> Status {
+    match e {
+        TokenError::Unavailable => Status::unavailable("the token cannot be checked right now; retry shortly"),
+        _ => Status::unauthenticated("the access token is invalid or expired"),
+    }
+}
+
+/// "issuer `a` / audience `b` expected, token has `c` / `d`": what an operator needs to fix a
+/// mismatched configuration. Only an issuer and an audience are named, both public.
+fn wrong_issuer_message(token: &str, auth: &Authenticator) -> String {
+    let presented = unverified_iss_aud(token);
+    match (auth.expected().get(), presented) {
+        (Some(e), Some((iss, aud))) => format!(
+            "wrong token issuer or audience: this service expects issuer `{}` and audience `{}`, the token has issuer `{iss}` and audience `{aud}`",
+            e.issuer,
+            e.internal().audience
+        ),
+        _ => "the internal token is invalid or expired".into(),
+    }
+}
+
+/// `iss` and `aud` of a token, read without verifying it (for an error message only).
+fn unverified_iss_aud(token: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let clip = |s: &str| s.chars().take(200).collect::<String>();
+    Some((clip(v.get("iss")?.as_str()?), clip(v.get("aud")?.as_str()?)))
 }
 
 /// Mints a one-minute internal token (needs the issuer's signing key).
@@ -65,6 +97,7 @@ pub fn internal_token(keys: &KeyManager, clock: &dyn Clock, expect: &TokenAudien
         iat: now,
         exp: now + 60,
         jti: uuid::Uuid::new_v4().simple().to_string(),
+        nbf: None,
     };
     keys.sign(&claims).map_err(|e| Status::internal(format!("cannot sign an internal token: {e}")))
 }

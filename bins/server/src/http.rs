@@ -152,6 +152,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document of `fafnir serve`: [`openapi`] and `/graphql`, the GraphQL gateway it also serves.
+pub fn all_in_one_openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = openapi();
+    doc.merge(<GraphqlDoc as utoipa::OpenApi>::openapi());
+    doc
+}
+
 fn system_routes() -> OpenApiRouter<System> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics_handler))
 }
@@ -170,20 +177,18 @@ pub async fn all_in_one_app(stack: &Stack, extra: Router) -> Result<(Router, Aut
 /// The gateway over this process's services: auth through its own router (no socket), roles
 /// and permissions from `stack.checker` / `stack.rbac`, profiles from `stack.profiles`.
 pub fn local_gateway(stack: &Stack, auth_http: &AuthHttp, auth_router: Router) -> Gateway {
-    use fafnir_core::token::CachingVerifier;
     let services = Services {
         checker: stack.checker.clone(),
         roles: stack.rbac.clone(),
         profiles: Arc::new(stack.profiles.clone()),
         auth: AuthUpstream::Local(auth_router),
     };
-    let verifier = Arc::new(CachingVerifier::new(stack.keys.clone(), stack.clock.clone(), crate::VERIFIED_TOKENS));
     Gateway::new(
         services,
-        verifier,
-        stack.auth.config().token_audience(),
+        stack.authn.clone(),
         auth_http.settings().clone(),
         CsrfCheck::Bound(auth_http.clone()),
+        stack.config.graphql_introspection,
     )
 }
 
@@ -193,7 +198,8 @@ async fn build(stack: &Stack, extra: Router, graphql: bool) -> Result<(Router, A
     let settings = HttpSettings::from_config(&stack.config);
     let checker: Arc<dyn PermissionChecker> = stack.checker.clone();
     let auth_http = AuthHttp::new(stack.auth.clone(), checker, settings.clone(), &stack.db).await?;
-    let doc = openapi().to_pretty_json().map_err(|e| StartError::Io(e.to_string()))?;
+    let doc = if graphql { all_in_one_openapi() } else { openapi() };
+    let doc = doc.to_pretty_json().map_err(|e| StartError::Io(e.to_string()))?;
     let system = System { stack: stack.clone(), openapi: Arc::new(doc) };
     let (system_router, _) = system_routes().split_for_parts();
     let system_router = system_router.route("/openapi.json", get(openapi_json)).with_state(system);
@@ -206,6 +212,84 @@ async fn build(stack: &Stack, extra: Router, graphql: bool) -> Result<(Router, A
     let https = stack.config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
     Ok((harden(router, &settings, https), auth_http))
 }
+
+// ---- the OpenAPI entry of `/graphql` (the gateway serves it: see `crate::gateway`) ----
+// Documentation only: the types describe the wire format and are never built.
+
+/// A GraphQL operation, as `application/json`. Batches (a JSON array) are refused.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GraphqlRequest {
+    /// The GraphQL document. The schema is `docs/schema.graphql`.
+    #[schema(example = "{ me { user { email } roles permissions } }")]
+    query: String,
+    /// Which operation of the document to run, when it holds several.
+    #[schema(rename = "operationName")]
+    operation_name: Option<String>,
+    /// The values of the operation's variables.
+    #[schema(value_type = Option<Object>)]
+    variables: Option<serde_json::Value>,
+}
+
+/// A GraphQL response. `errors` is absent when there are none.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GraphqlResponse {
+    /// The result; null when the operation could not run.
+    #[schema(value_type = Option<Object>)]
+    data: Option<serde_json::Value>,
+    errors: Option<Vec<GraphqlError>>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GraphqlError {
+    message: String,
+    #[schema(value_type = Option<Vec<Object>>)]
+    locations: Option<Vec<serde_json::Value>>,
+    /// Field names and list indexes leading to the field that failed.
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
+    path: Option<Vec<serde_json::Value>>,
+    extensions: Option<GraphqlErrorExtensions>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct GraphqlErrorExtensions {
+    /// `UNAUTHENTICATED`, `FORBIDDEN`, `BAD_USER_INPUT`, `NOT_FOUND`, `UNAVAILABLE`, `INTERNAL`,
+    /// `CSRF_TOKEN_INVALID`, …
+    #[schema(example = "UNAUTHENTICATED")]
+    code: String,
+}
+
+/// Run a GraphQL query or mutation. Authenticated by `Authorization: Bearer` or by the access
+/// cookie; a mutation sent with the cookie needs the CSRF header and an allowed origin. Errors
+/// are in `errors[].extensions.code`, with status 200 unless the request itself is refused.
+#[utoipa::path(post, path = "/graphql", tag = "graphql",
+    request_body(content = GraphqlRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The operation ran (errors, if any, are in `errors`)", body = GraphqlResponse),
+        (status = 400, description = "BAD_USER_INPUT: the body is not a GraphQL request, or is a batch", body = GraphqlResponse),
+        (status = 403, description = "CSRF_TOKEN_INVALID: a cookie-authenticated mutation failed the CSRF checks", body = GraphqlResponse),
+        (status = 413, description = "BAD_USER_INPUT: the body is over 64 KiB", body = GraphqlResponse),
+        (status = 415, description = "BAD_USER_INPUT: the body is not application/json", body = GraphqlResponse),
+    ),
+    security((), ("bearer" = []), ("cookie" = [])))]
+#[allow(dead_code)]
+fn graphql_post_doc() {}
+
+/// GraphiQL, the in-browser GraphQL IDE (its assets are served locally). Never runs an operation.
+#[utoipa::path(get, path = "/graphql", tag = "graphql",
+    responses((status = 200, description = "The GraphiQL page", content_type = "text/html", body = String)))]
+#[allow(dead_code)]
+fn graphql_get_doc() {}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(graphql_post_doc, graphql_get_doc),
+    tags((name = "graphql", description = "The GraphQL API: the schema is docs/schema.graphql"))
+)]
+struct GraphqlDoc;
 
 /// The layers every Fafnir HTTP server runs behind: body cap, metrics, CORS, security headers,
 /// request ids, tracing, panic catching and the request timeout.

@@ -8,6 +8,8 @@ pub mod config;
 pub mod gateway;
 pub mod grpc;
 pub mod http;
+pub mod remote;
+pub mod serve;
 pub mod stack;
 pub mod telemetry;
 
@@ -17,31 +19,9 @@ use std::sync::Arc;
 
 use axum::Router;
 pub use config::ConfigArgs;
+pub use serve::{bind, serve, serve_with, Limits};
 pub use stack::{Stack, StartError};
 use tokio::net::TcpListener;
-
-/// Binds `addr` (port 0 picks a free port).
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|e| StartError::Io(format!("cannot listen on {addr}: {e}")))
-}
-
-/// Serves `app` until `shutdown` resolves, then stops accepting and lets in-flight requests
-/// finish (each is bounded by the request timeout).
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    use axum::serve::ListenerExt;
-    // TCP_NODELAY: small responses must not wait on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| StartError::Io(format!("server error: {e}")))
-}
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -109,13 +89,13 @@ async fn listen(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError>
 /// The gRPC services of an all-in-one stack: both, answered in-process, verifying tokens with
 /// the stack's own keys.
 pub fn local_grpc(stack: &Stack) -> grpc::GrpcServices {
-    use fafnir_core::token::{CachingVerifier, TokenVerifier};
-    let verifier: Arc<dyn TokenVerifier> =
-        Arc::new(CachingVerifier::new(stack.keys.clone(), stack.clock.clone(), VERIFIED_TOKENS));
-    let audience = stack.auth.config().token_audience();
     grpc::GrpcServices {
-        security: Some(fafnir_rbac::grpc::SecurityGrpc::new(stack.rbac.clone(), verifier.clone(), audience.clone())),
-        users: Some(fafnir_users::grpc::UsersGrpc::new(stack.profiles.clone(), stack.rbac.clone(), verifier, audience)),
+        security: Some(fafnir_rbac::grpc::SecurityGrpc::new(stack.rbac.clone(), stack.authn.clone())),
+        users: Some(fafnir_users::grpc::UsersGrpc::new(
+            stack.profiles.clone(),
+            stack.rbac.clone(),
+            stack.authn.clone(),
+        )),
     }
 }
 
@@ -123,6 +103,7 @@ pub fn local_grpc(stack: &Stack) -> grpc::GrpcServices {
 /// one process, until `shutdown`.
 pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown: Shutdown) -> Result<(), StartError> {
     telemetry::init_logging(&config.log);
+    Limits::install(&config);
     let stack = Stack::open(config).await?;
     let _background = stack.spawn_background();
     let (app, _) = http::all_in_one_app(&stack, extra).await?;
@@ -141,6 +122,7 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
 /// events and permission checks go to security-service and user-service.
 pub async fn run_auth_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
     telemetry::init_logging(&config.log);
+    Limits::install(&config);
     let stack = Stack::open_auth_service(config).await?;
     let _background = stack.spawn_background();
     let (app, _) = http::app(&stack, Router::new()).await?;
@@ -176,22 +158,40 @@ const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8081";
 const DEFAULT_SECURITY_URL: &str = "http://127.0.0.1:8082";
 const DEFAULT_USERS_URL: &str = "http://127.0.0.1:8083";
 
-fn audience(config: &fafnir_core::Config) -> fafnir_core::token::TokenAudience {
-    fafnir_core::token::TokenAudience { issuer: config.issuer(), audience: config.audience.clone() }
+/// How a verifying service authenticates callers, and what its readiness checks about
+/// auth-service: the issuer learnt (or checked) from auth-service, its keys, its sessions.
+async fn verifying(
+    config: &fafnir_core::Config,
+    clock: fafnir_core::SharedClock,
+) -> Result<(fafnir_core::token::Authenticator, remote::Check), StartError> {
+    let auth_url = config.auth_url.clone().unwrap_or_else(|| DEFAULT_AUTH_URL.into());
+    let watch = remote::IssuerWatch::start(config, &auth_url).await?;
+    let tokens = jwks_verifier(config, clock.clone())?;
+    let authn = remote::authenticator(&auth_url, tokens, &watch, clock)?;
+    let jwks_url =
+        config.jwks_file.is_none().then(|| format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')));
+    Ok((authn, remote::Check::tokens(watch, jwks_url)))
+}
+
+fn channel(url: &str) -> Result<tonic::transport::Channel, StartError> {
+    fafnir_proto::support::channel(url).map_err(|e| StartError::Io(e.to_string()))
 }
 
 /// `security-service`: RBAC over gRPC on its own database; tokens verified against
-/// auth-service's JWKS (`FAFNIR_AUTH_URL`). Health and metrics over HTTP on `http_addr`.
+/// auth-service's JWKS and sessions by its introspection (`FAFNIR_AUTH_URL`). Health, readiness
+/// and metrics over HTTP on `http_addr`.
 pub async fn run_security_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
     telemetry::init_logging(&config.log);
+    Limits::install(&config);
     let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
     let db = fafnir_core::Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let rbac =
         Arc::new(fafnir_rbac::Rbac::new(Arc::new(fafnir_rbac::SqlRbacStore::new(db.clone(), clock.clone()))).await?);
     let _watch = rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL);
-    let svc = fafnir_rbac::grpc::SecurityGrpc::new(rbac, jwks_verifier(&config, clock)?, audience(&config));
-    let side = grpc::side_app(db.clone());
+    let (authn, tokens_ready) = verifying(&config, clock).await?;
+    let svc = fafnir_rbac::grpc::SecurityGrpc::new(rbac, authn);
+    let side = grpc::side_app(vec![remote::Check::database(db.clone()), tokens_ready]);
     let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
     let (a, b) = tokio::join!(
         grpc::serve_grpc(g, grpc::GrpcServices { security: Some(svc), users: None }, shutdown.wait()),
@@ -202,20 +202,28 @@ pub async fn run_security_service(config: fafnir_core::Config, shutdown: Shutdow
 }
 
 /// `user-service`: profiles over gRPC on its own database; tokens verified against
-/// auth-service's JWKS, other users' data allowed by security-service (`FAFNIR_SECURITY_URL`).
+/// auth-service (`FAFNIR_AUTH_URL`), other users' data allowed by security-service
+/// (`FAFNIR_SECURITY_URL`).
 pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
     telemetry::init_logging(&config.log);
+    Limits::install(&config);
     let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
     let db = fafnir_core::Db::connect(&config.database_url).await?;
     db.migrate().await?;
     let profiles = fafnir_users::Profiles::new(Arc::new(fafnir_users::SqlProfileStore::new(db.clone(), clock.clone())));
     let security_url = config.security_url.clone().unwrap_or_else(|| DEFAULT_SECURITY_URL.into());
+    let security = channel(&security_url)?;
     let checker = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
-        fafnir_proto::support::channel(&security_url).map_err(|e| StartError::Io(e.to_string()))?,
+        security.clone(),
         fafnir_proto::support::ClientOptions::default(),
     ));
-    let svc = fafnir_users::grpc::UsersGrpc::new(profiles, checker, jwks_verifier(&config, clock)?, audience(&config));
-    let side = grpc::side_app(db.clone());
+    let (authn, tokens_ready) = verifying(&config, clock).await?;
+    let svc = fafnir_users::grpc::UsersGrpc::new(profiles, checker, authn);
+    let side = grpc::side_app(vec![
+        remote::Check::database(db.clone()),
+        tokens_ready,
+        remote::Check::grpc("security-service", security, SECURITY_SERVICE),
+    ]);
     let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
     let (a, b) = tokio::join!(
         grpc::serve_grpc(g, grpc::GrpcServices { security: None, users: Some(svc) }, shutdown.wait()),
@@ -225,38 +233,47 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
     a.and(b)
 }
 
+const SECURITY_SERVICE: &str = "fafnir.security.v1.SecurityService";
+const USER_SERVICE: &str = "fafnir.users.v1.UserService";
+
 /// `api-gateway`: GraphQL on `http_addr` over auth-service (`FAFNIR_AUTH_URL`, also proxied at
 /// `/auth/*` and the JWKS), security-service (`FAFNIR_SECURITY_URL`) and user-service
-/// (`FAFNIR_USERS_URL`). Keeps no database.
+/// (`FAFNIR_USERS_URL`). Keeps no database. Ready when all three are.
 pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
     use fafnir_auth::http::HttpSettings;
     use gateway::upstream::AuthUpstream;
     telemetry::init_logging(&config.log);
+    Limits::install(&config);
     let _ = telemetry::prometheus();
     let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
     let auth_url = config.auth_url.clone().unwrap_or_else(|| DEFAULT_AUTH_URL.into());
     let security_url = config.security_url.clone().unwrap_or_else(|| DEFAULT_SECURITY_URL.into());
     let users_url = config.users_url.clone().unwrap_or_else(|| DEFAULT_USERS_URL.into());
-    let io = |e: fafnir_core::ServiceError| StartError::Io(e.to_string());
+    let (security_ch, users_ch) = (channel(&security_url)?, channel(&users_url)?);
     let security = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
-        fafnir_proto::support::channel(&security_url).map_err(io)?,
+        security_ch.clone(),
         fafnir_proto::support::ClientOptions::default(),
     ));
     let profiles = Arc::new(fafnir_users::grpc::RemoteProfiles::new(
-        fafnir_proto::support::channel(&users_url).map_err(io)?,
+        users_ch.clone(),
         fafnir_proto::support::ClientOptions::default(),
     ));
     let upstream = AuthUpstream::remote(&auth_url).map_err(StartError::Io)?;
     let settings = HttpSettings::from_config(&config);
     let services = gateway::Services { checker: security.clone(), roles: security, profiles, auth: upstream.clone() };
+    let (authn, tokens_ready) = verifying(&config, clock).await?;
     let gw = gateway::Gateway::new(
         services,
-        jwks_verifier(&config, clock)?,
-        audience(&config),
+        authn,
         settings.clone(),
         gateway::CsrfCheck::Unbound,
+        config.graphql_introspection,
     );
-    let ready_upstream = upstream.clone();
+    let checks = Arc::new(vec![
+        tokens_ready,
+        remote::Check::grpc("security-service", security_ch, SECURITY_SERVICE),
+        remote::Check::grpc("user-service", users_ch, USER_SERVICE),
+    ]);
     let router = Router::new()
         .merge(gw.router())
         .merge(gateway::proxy_router(upstream, settings.trust_forwarded_for))
@@ -264,8 +281,8 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
         .route(
             "/readyz",
             axum::routing::get(move || {
-                let up = ready_upstream.clone();
-                async move { gateway_ready(&up).await }
+                let checks = checks.clone();
+                async move { remote::readiness(&checks).await }
             }),
         )
         .route("/metrics", axum::routing::get(http::render_metrics));
@@ -274,23 +291,6 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     let l = listen(config.http_addr, "HTTP").await?;
     tracing::info!(auth = %auth_url, security = %security_url, users = %users_url, "api-gateway serving");
     serve(l, app, shutdown.wait()).await
-}
-
-/// Ready when auth-service answers (its JWKS is what every token is checked against).
-async fn gateway_ready(up: &gateway::upstream::AuthUpstream) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let headers = axum::http::HeaderMap::new();
-    let probe = up.send(
-        axum::http::Method::GET,
-        "/.well-known/jwks.json",
-        &headers,
-        axum::body::Bytes::new(),
-        gateway::upstream::ClientAddr::default(),
-    );
-    match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
-        Ok(Ok(r)) if r.status.is_success() => "ready".into_response(),
-        _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "auth-service unavailable").into_response(),
-    }
 }
 
 /// The body of a server binary's `main`: the configuration from its flags over `defaults` (then

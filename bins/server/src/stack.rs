@@ -6,6 +6,7 @@ use std::time::Duration;
 use fafnir_auth::{Auth, AuthConfig, SqlAuthStore};
 use fafnir_core::events::{AccountEventHandler, Outbox};
 use fafnir_core::keys::KeyManager;
+use fafnir_core::token::{Authenticator, CachingVerifier, Expected};
 use fafnir_core::{Config, CoreError, Db, PermissionChecker, SharedClock, SystemClock};
 use fafnir_proto::support::{channel, ClientOptions, EventSigner};
 use fafnir_rbac::grpc::{RemoteSecurity, SecurityEventSink};
@@ -31,6 +32,9 @@ pub struct Stack {
     pub checker: Arc<dyn PermissionChecker>,
     /// Whether roles and profiles live in this process (false: in the remote services).
     pub local_policy: bool,
+    /// How this process's gRPC and GraphQL surfaces authenticate callers: its own keys (one
+    /// verified-token cache for all of them) and its own sessions.
+    pub authn: Authenticator,
 }
 
 /// Where roles and profiles live.
@@ -128,7 +132,9 @@ impl Stack {
         let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
         let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
         let auth = Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?);
-        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth, checker, local_policy })
+        let tokens = Arc::new(CachingVerifier::new(keys.clone(), clock.clone(), crate::VERIFIED_TOKENS));
+        let authn = Authenticator::new(tokens, auth.clone(), Expected::fixed(auth.config().token_audience()));
+        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth, checker, local_policy, authn })
     }
 
     /// The background work of a serving process: event delivery, policy and key refresh,

@@ -29,7 +29,10 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 )
                 .ok()?;
             match builder.install_recorder() {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    spawn_upkeep(h.clone());
+                    Some(h)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     None
@@ -37,4 +40,21 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until upkeep folds it into the buckets; without
+/// this, a server that is never scraped grows by a few bytes per request, without bound
+/// (`install_recorder` leaves upkeep to the caller). A plain thread: it must run whatever
+/// runtime, if any, is current.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+        std::thread::sleep(UPKEEP_INTERVAL);
+        handle.run_upkeep();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms are drained only when scraped");
+    }
 }

@@ -76,6 +76,7 @@ async fn every_rpc_with_its_failure_modes(t: &TestDb) {
             iat: now - 2000,
             exp: now - 1000,
             jti: "x".into(),
+            nbf: None,
         })
         .unwrap();
 

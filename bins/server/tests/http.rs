@@ -468,6 +468,7 @@ async fn hostile_requests_get_clear_4xx_and_change_nothing(t: &TestDb) {
         iat: now - 1000,
         exp,
         jti: "x".into(),
+        nbf: None,
     };
     let expired = s.stack.keys.sign(&claims(now - 10)).unwrap();
     let stranger_db = TestDb::sqlite().await;
@@ -523,7 +524,9 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/auth/sessions"),
     ("delete", "/auth/sessions/{id}"),
     ("post", "/auth/password"),
+    ("post", "/auth/introspect"),
     ("get", "/.well-known/jwks.json"),
+    ("get", "/.well-known/oauth-authorization-server"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -26,6 +26,10 @@ pub struct ErrorDetail {
     pub details: Option<serde_json::Value>,
 }
 
+/// The `Retry-After` of a 503: a database or service that is down is retried by clients after
+/// this many seconds.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 /// An error on its way out.
 #[derive(Debug)]
 pub struct ApiError {
@@ -57,15 +61,25 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "PERMISSION_DENIED", format!("this needs the permission {permission}"))
     }
 
+    /// 503 `SERVICE_UNAVAILABLE` with `Retry-After`: something this server depends on (its
+    /// database, the permission service) does not answer. Nothing was changed.
     pub fn unavailable(what: &str) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", format!("{what} is unavailable; try again shortly"))
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            format!("{what} is unavailable; try again shortly"),
+        );
+        e.retry_after_secs = Some(UNAVAILABLE_RETRY_SECS);
+        e
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let secs = retry_after_secs.max(1);
+        let unit = if secs == 1 { "second" } else { "seconds" };
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "RATE_LIMITED",
-            format!("too many attempts; try again in {retry_after_secs} seconds"),
+            format!("too many attempts; try again in {secs} {unit}"),
         );
         e.retry_after_secs = Some(retry_after_secs.max(1));
         e
@@ -90,7 +104,11 @@ impl From<AuthError> for ApiError {
             | AuthError::RefreshTokenReused => (StatusCode::UNAUTHORIZED, None),
             AuthError::RateLimited { retry_after } => return ApiError::rate_limited(retry_after.as_secs()),
             AuthError::SessionNotFound | AuthError::UserNotFound => (StatusCode::NOT_FOUND, None),
-            AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, None),
+            AuthError::Busy => return ApiError::unavailable("the server"),
+            AuthError::Store(inner) if inner.is_unavailable() => {
+                tracing::warn!(error = %inner, "database unavailable");
+                return ApiError::unavailable("the database");
+            }
             AuthError::Config(_) | AuthError::Store(_) => {
                 tracing::error!(error = %e, "request failed");
                 return ApiError::internal();

@@ -51,11 +51,20 @@ impl AuthHttp {
 
     /// The CSRF checks of a cookie-authenticated unsafe request.
     pub(crate) fn check_csrf(&self, headers: &HeaderMap, who: Option<&Principal>) -> Result<(), ApiError> {
+        self.check_csrf_session(headers, who.map(|w| &w.session_id))
+    }
+
+    /// The CSRF checks, with the token bound to session `sid` when it is known (a request that
+    /// names no live session can only be checked for double submit and origin).
+    pub(crate) fn check_csrf_session(
+        &self,
+        headers: &HeaderMap,
+        sid: Option<&fafnir_core::SessionId>,
+    ) -> Result<(), ApiError> {
         let s = self.settings();
         let header_value = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
         let cookie_value = cookies::read(headers, cookies::CSRF);
-        let bound = who.map(|w| &w.session_id);
-        if self.csrf_key().verify(bound, header_value, cookie_value.as_deref())
+        if self.csrf_key().verify(sid, header_value, cookie_value.as_deref())
             && csrf::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref())
         {
             Ok(())

@@ -30,6 +30,8 @@ pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
         .routes(routes!(revoke_session))
         .routes(routes!(change_password))
         .routes(routes!(jwks))
+        .routes(routes!(introspect))
+        .routes(routes!(metadata))
 }
 
 pub(super) struct SecuritySchemes;
@@ -52,7 +54,9 @@ impl Modify for SecuritySchemes {
 pub struct RegisterRequest {
     #[schema(example = "ada@example.com")]
     email: String,
-    #[schema(example = "correct horse battery staple", format = Password)]
+    /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
+    /// is refused with 422 `VALIDATION_FAILED`.
+    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128)]
     password: String,
     display_name: Option<String>,
 }
@@ -102,9 +106,20 @@ pub struct LoginResponse {
     refresh_token: Option<String>,
 }
 
+/// The grants `/auth/token` knows (documentation only: the field is read as a string, and any
+/// other value is answered 400 `unsupported_grant_type`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum GrantType {
+    Password,
+    RefreshToken,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
+    #[schema(value_type = GrantType)]
     grant_type: String,
     email: Option<String>,
     /// RFC 6749 §4.3 calls it `username`; either name is accepted.
@@ -157,6 +172,7 @@ pub struct MeResponse {
 
 /// Query of `GET /auth/me`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeQuery {
     /// Include roles and permissions (default true). `false` skips the permission service: the
     /// gateway asks it itself, so that one service down fails only the fields that need it.
@@ -187,7 +203,9 @@ pub struct SessionsResponse {
 pub struct PasswordChangeRequest {
     #[schema(format = Password)]
     current_password: String,
-    #[schema(format = Password)]
+    /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
+    /// is refused with 422 `VALIDATION_FAILED`.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     new_password: String,
 }
 
@@ -244,9 +262,14 @@ fn outcome(r: &Result<Login, AuthError>) -> &'static str {
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserResponse),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 409, description = "EMAIL_TAKEN", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED (details.field names the field)", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED, with Retry-After", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: a field is invalid (details.field names it) or the JSON has the wrong shape", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many registrations from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the server is overloaded or its database does not answer", body = ErrorBody),
     ))]
 async fn register(
     State(h): State<AuthHttp>,
@@ -262,9 +285,15 @@ async fn register(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in; three cookies set", body = LoginResponse),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 401, description = "INVALID_CREDENTIALS", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID: Origin not allowed", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED, with Retry-After", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many failed logins for this account or address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the server is overloaded or its database does not answer", body = ErrorBody),
     ))]
 async fn login(
     State(h): State<AuthHttp>,
@@ -316,11 +345,18 @@ fn oauth_from(e: AuthError) -> Response {
 /// OAuth 2.0 token endpoint for API clients (no cookies): the `password` and `refresh_token`
 /// grants, as a form (RFC 6749) or JSON. Errors follow RFC 6749 §5.2.
 #[utoipa::path(post, path = "/auth/token", tag = "auth",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content(
+        (TokenRequest = "application/x-www-form-urlencoded"),
+        (TokenRequest = "application/json"),
+    )),
     responses(
         (status = 200, description = "Tokens", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = OAuthError),
-        (status = 429, description = "rate_limited, with Retry-After", body = OAuthError),
+        (status = 400, description = "invalid_request (also a malformed form or JSON body), invalid_grant or unsupported_grant_type", body = OAuthError),
+        (status = 413, description = "invalid_request: the body is over 64 KiB", body = OAuthError),
+        (status = 415, description = "invalid_request: the body is neither a form nor JSON", body = OAuthError),
+        (status = 422, description = "invalid_request: a JSON body of the wrong shape", body = OAuthError),
+        (status = 429, description = "rate_limited: too many failed logins for this account or address", body = OAuthError,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 async fn token(
     State(h): State<AuthHttp>,
@@ -386,8 +422,13 @@ async fn token(
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body(content = Option<RefreshRequest>),
     responses(
         (status = 200, description = "Rotated; cookies set", body = LoginResponse),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 401, description = "INVALID_REFRESH_TOKEN or REFRESH_TOKEN_REUSED; cookies cleared", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: a non-empty body that is not application/json", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ))]
 async fn refresh(
     State(h): State<AuthHttp>,
@@ -401,7 +442,9 @@ async fn refresh(
             let Some(t) = cookies::read(&headers, cookies::REFRESH).filter(|t| !t.is_empty()) else {
                 return Err(AuthError::InvalidRefreshToken.into());
             };
-            h.check_csrf(&headers, None)?;
+            // The CSRF token must be the one bound to the refresh token's session.
+            let sid = h.auth().session_of_refresh(&t).await?;
+            h.check_csrf_session(&headers, sid.as_ref())?;
             (t, false)
         }
     };
@@ -432,23 +475,32 @@ async fn refresh(
     }
 }
 
-async fn do_logout(h: &AuthHttp, parts: &axum::http::request::Parts) -> Result<Response, ApiError> {
+/// Logout by refresh cookie: the CSRF token must be bound to that refresh token's session.
+async fn logout_by_refresh_cookie(h: &AuthHttp, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let Some(t) = cookies::read(headers, cookies::REFRESH).filter(|t| !t.is_empty()) {
+        let sid = h.auth().session_of_refresh(&t).await?;
+        h.check_csrf_session(headers, sid.as_ref())?;
+        h.auth().logout_with_refresh(&t).await?;
+    }
+    Ok(())
+}
+
+async fn do_logout(
+    h: &AuthHttp,
+    parts: &axum::http::request::Parts,
+    body: Option<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    // A refresh token in the body (API clients) ends its session: it is a credential the caller
+    // holds, not an ambient cookie, so it needs no CSRF token.
+    if let Some(b) = &body {
+        h.auth().logout_with_refresh(&b.refresh_token).await?;
+    }
     match presented(&parts.headers) {
-        Presented::None => {
-            // No access token (or it expired): end the session the refresh cookie belongs to.
-            if let Some(t) = cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty()) {
-                h.check_csrf(&parts.headers, None)?;
-                h.auth().logout_with_refresh(&t).await?;
-            }
-        }
+        // No access token (or it expired): end the session the refresh cookie belongs to.
+        Presented::None => logout_by_refresh_cookie(h, &parts.headers).await?,
         _ => match h.authenticate_parts(parts).await {
             Ok(who) => h.auth().logout(&who).await?,
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                if let Some(t) = cookies::read(&parts.headers, cookies::REFRESH).filter(|t| !t.is_empty()) {
-                    h.check_csrf(&parts.headers, None)?;
-                    h.auth().logout_with_refresh(&t).await?;
-                }
-            }
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => logout_by_refresh_cookie(h, &parts.headers).await?,
             Err(e) => return Err(e),
         },
     }
@@ -457,23 +509,30 @@ async fn do_logout(h: &AuthHttp, parts: &axum::http::request::Parts) -> Result<R
     Ok(res)
 }
 
-/// End the current session and clear the cookies. Always 204 unless a cookie-authenticated
-/// request fails the CSRF checks.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+/// End the current session and clear the cookies: the session of the access token (Bearer or
+/// cookie), else of the refresh cookie, and the session of a `refresh_token` sent in the body.
+/// Always 204 unless a cookie-authenticated request fails the CSRF checks.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>),
     responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
     security((), ("bearer" = []), ("cookie" = [])))]
-async fn logout(State(h): State<AuthHttp>, req: axum::extract::Request) -> Result<Response, ApiError> {
-    let (parts, _) = req.into_parts();
-    do_logout(&h, &parts).await
+async fn logout(
+    State(h): State<AuthHttp>,
+    parts: axum::http::request::Parts,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    do_logout(&h, &parts, body).await
 }
 
 /// The same as `POST /auth/logout`.
-#[utoipa::path(delete, path = "/auth/logout", tag = "auth",
+#[utoipa::path(delete, path = "/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>),
     responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
     security((), ("bearer" = []), ("cookie" = [])))]
-async fn logout_delete(State(h): State<AuthHttp>, req: axum::extract::Request) -> Result<Response, ApiError> {
-    let (parts, _) = req.into_parts();
-    do_logout(&h, &parts).await
+async fn logout_delete(
+    State(h): State<AuthHttp>,
+    parts: axum::http::request::Parts,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    do_logout(&h, &parts, body).await
 }
 
 /// End every session of the caller (all devices) and clear the cookies.
@@ -489,7 +548,12 @@ async fn logout_all(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) ->
 
 /// The caller, with roles and effective permissions.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", params(MeQuery),
-    responses((status = 200, body = MeResponse), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 503, description = "UNAVAILABLE: the permission service did not answer", body = ErrorBody)),
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 400, description = "BAD_REQUEST: grants is not true or false", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the permission service or the database did not answer", body = ErrorBody),
+    ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn me(
     State(h): State<AuthHttp>,
@@ -550,7 +614,12 @@ async fn sessions(
 /// Revoke one of the caller's sessions (sign out a device).
 #[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth",
     params(("id" = String, Path, description = "Session id", format = Uuid)),
-    responses((status = 204, description = "Revoked"), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody)),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
+        (status = 404, description = "NOT_FOUND: no such session of the caller", body = ErrorBody),
+    ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn revoke_session(
     State(h): State<AuthHttp>,
@@ -566,9 +635,15 @@ async fn revoke_session(
 #[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChangeRequest,
     responses(
         (status = 204, description = "Changed"),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED", body = ErrorBody),
-        (status = 429, description = "RATE_LIMITED", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the new password is refused, or the JSON has the wrong shape", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many wrong current passwords", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the server is overloaded or its database does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn change_password(
@@ -588,6 +663,109 @@ async fn jwks(State(h): State<AuthHttp>) -> Response {
     let mut res = Json(h.auth().jwks()).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     res
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    /// The access token to check.
+    token: String,
+    /// Ignored: only access tokens are introspected.
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+}
+
+/// RFC 7662 §2.2: `active`, and for an active token its claims.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct IntrospectResponse {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    sub: Option<String>,
+    /// The session the token belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+}
+
+/// Whether an access token is active: genuine, unexpired, and its session not ended (RFC 7662
+/// shape). The other services ask this to honour revocations. No client authentication: the
+/// answer tells the holder of a token only what the token itself already proves, and a forged
+/// token is simply `{"active": false}`.
+#[utoipa::path(post, path = "/auth/introspect", tag = "auth",
+    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's state", body = IntrospectResponse),
+        (status = 400, description = "INVALID_REQUEST: no token", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the session store does not answer", body = ErrorBody),
+    ))]
+async fn introspect(
+    State(h): State<AuthHttp>,
+    JsonOrForm(req): JsonOrForm<IntrospectRequest>,
+) -> Result<Response, ApiError> {
+    let answer = match h.auth().introspect(&req.token).await? {
+        Some(c) => IntrospectResponse {
+            active: true,
+            sub: Some(c.sub.to_string()),
+            sid: Some(c.sid.to_string()),
+            iss: Some(c.iss),
+            aud: Some(c.aud),
+            iat: Some(c.iat),
+            exp: Some(c.exp),
+            token_type: Some("Bearer"),
+        },
+        None => IntrospectResponse::default(),
+    };
+    let mut res = Json(answer).into_response();
+    no_store(res.headers_mut());
+    Ok(res)
+}
+
+/// Authorization server metadata (RFC 8414): the issuer and audience of access tokens, their
+/// lifetime, and where the keys, the token endpoint and introspection are. The other services
+/// read it to verify tokens exactly as they are issued.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "keys",
+    responses((status = 200, description = "Metadata document", body = Object)))]
+async fn metadata(State(h): State<AuthHttp>, headers: HeaderMap) -> Response {
+    use fafnir_core::issuer::IssuerMetadata;
+    let base = match &h.settings().public_origin {
+        Some(o) => o.clone(),
+        None => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+            format!("http://{}", host.chars().take(255).collect::<String>())
+        }
+    };
+    let cfg = h.auth().config();
+    let doc = IssuerMetadata {
+        issuer: cfg.issuer.clone(),
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        token_endpoint: format!("{base}/auth/token"),
+        introspection_endpoint: format!("{base}{}", fafnir_core::issuer::INTROSPECTION_PATH),
+        grant_types_supported: vec!["password".into(), "refresh_token".into()],
+        response_types_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: vec!["none".into()],
+        fafnir_access_token_audience: cfg.audience.clone(),
+        fafnir_access_token_ttl: cfg.access_ttl.as_secs(),
+    };
+    let mut res = Json(doc).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    res
+}
+
+impl std::fmt::Debug for IntrospectRequest {
+    // Carries a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IntrospectRequest { *** }")
+    }
 }
 
 impl std::fmt::Debug for RegisterRequest {

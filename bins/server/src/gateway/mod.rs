@@ -25,7 +25,7 @@ use axum::Router;
 use fafnir_auth::http::{
     presented, read_cookie, AuthHttp, HttpSettings, Presented, CSRF_COOKIE, CSRF_HEADER, MAX_BODY,
 };
-use fafnir_core::token::{TokenAudience, TokenVerifier};
+use fafnir_core::token::{Authenticator, TokenError};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use schema::RequestInfo;
@@ -48,8 +48,7 @@ pub enum CsrfCheck {
 struct Inner {
     schema: GatewaySchema,
     services: Services,
-    verifier: Arc<dyn TokenVerifier>,
-    audience: TokenAudience,
+    auth: Authenticator,
     settings: HttpSettings,
     csrf: CsrfCheck,
 }
@@ -81,15 +80,17 @@ const FORWARDED: [HeaderName; 7] = [
 ];
 
 impl Gateway {
+    /// `auth` decides who calls (the token, and whether its session is still active);
+    /// `introspection` allows `__schema` / `__type` queries.
     pub fn new(
         services: Services,
-        verifier: Arc<dyn TokenVerifier>,
-        audience: TokenAudience,
+        auth: Authenticator,
         settings: HttpSettings,
         csrf: CsrfCheck,
+        introspection: bool,
     ) -> Self {
-        let schema = schema::build(services.clone());
-        Gateway(Arc::new(Inner { schema, services, verifier, audience, settings, csrf }))
+        let schema = schema::build(services.clone(), introspection);
+        Gateway(Arc::new(Inner { schema, services, auth, settings, csrf }))
     }
 
     pub fn schema(&self) -> &GatewaySchema {
@@ -117,9 +118,12 @@ impl Gateway {
             Presented::Cookie(c) => (Some(c), true),
             Presented::None => (None, false),
         };
-        let claims = match &token {
-            Some(t) => self.0.verifier.verify(t, &self.0.audience).await.ok(),
-            None => None,
+        let (claims, unverifiable) = match &token {
+            Some(t) => match self.0.auth.user(t).await {
+                Ok(c) => (Some(c), false),
+                Err(e) => (None, e == TokenError::Unavailable),
+            },
+            None => (None, false),
         };
         let csrf_ok = via_cookie && {
             let s = &self.0.settings;
@@ -144,7 +148,7 @@ impl Gateway {
             forwarded_for: headers.get("x-forwarded-for").cloned(),
             trust_forwarded_for: self.0.settings.trust_forwarded_for,
         };
-        RequestInfo { token, claims, via_cookie, csrf_ok, forward, client }
+        RequestInfo { token, claims, unverifiable, via_cookie, csrf_ok, forward, client }
     }
 }
 
@@ -335,8 +339,7 @@ async fn proxy(State((upstream, trust)): State<(AuthUpstream, bool)>, req: Reque
         }
         Err(e) => {
             tracing::warn!(error = %e, "auth-service unavailable");
-            let body = serde_json::json!({"error": {"code": "UNAVAILABLE", "message": "the auth service is unavailable; try again shortly"}});
-            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], axum::Json(body)).into_response()
+            fafnir_auth::http::ApiError::unavailable("the auth service").into_response()
         }
     }
 }

@@ -49,8 +49,12 @@ pub struct Services {
 pub struct RequestInfo {
     /// The access token presented (bearer header first, else the access cookie).
     pub token: Option<String>,
-    /// Its verified claims; `None` when absent or invalid.
+    /// Its verified claims (signature, times, and an active session); `None` when absent or
+    /// refused.
     pub claims: Option<AccessClaims>,
+    /// The token could not be checked right now (auth-service does not answer): fields that
+    /// need a caller answer UNAVAILABLE rather than UNAUTHENTICATED.
+    pub unverifiable: bool,
     /// The token came from the cookie (mutations then need the CSRF checks).
     pub via_cookie: bool,
     /// The CSRF checks pass (meaningful only with `via_cookie`).
@@ -72,15 +76,19 @@ impl std::fmt::Debug for RequestInfo {
     }
 }
 
-/// Builds the schema with its limits.
-pub fn build(services: Services) -> GatewaySchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+/// Builds the schema with its limits; `introspection` false refuses `__schema` and `__type`.
+pub fn build(services: Services, introspection: bool) -> GatewaySchema {
+    let b = Schema::build(Query, Mutation, EmptySubscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
-        .limit_directives(8)
-        .finish()
+        .limit_directives(8);
+    if introspection {
+        b.finish()
+    } else {
+        b.disable_introspection().finish()
+    }
 }
 
 /// The per-request batch loader of roles (it carries the caller's token).
@@ -103,6 +111,7 @@ fn caller<'a>(ctx: &Context<'a>) -> Result<(UserId, &'a str), GqlError> {
     let i = info(ctx);
     match (&i.claims, &i.token) {
         (Some(c), Some(t)) => Ok((c.sub, t.as_str())),
+        (None, Some(_)) if i.unverifiable => Err(GqlError::unavailable("the auth service")),
         (None, Some(_)) => Err(GqlError::new(Code::Unauthenticated, "the access token is invalid or expired")),
         _ => Err(GqlError::unauthenticated()),
     }

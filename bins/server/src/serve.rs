@@ -1,0 +1,290 @@
+//! Serving connections: the accept loops of the HTTP and gRPC listeners, with the limits that
+//! keep slow or idle clients from holding a process hostage.
+//!
+//! - A connection must send its request headers within [`Limits::header_read_timeout`] (also
+//!   between keep-alive requests); otherwise it is closed.
+//! - At most [`Limits::max_connections`] connections are open per process, across all of its
+//!   listeners; beyond that new connections wait in the kernel's accept queue.
+//! - On shutdown, listeners stop accepting, idle connections close, in-flight requests get
+//!   [`Limits::shutdown_grace`] to finish; whatever is still open then is closed.
+//!
+//! HTTP listeners speak HTTP/1.1 (what browsers, proxies and load balancers send over plain
+//! TCP); gRPC has its own listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
+
+use crate::StartError;
+
+/// Connection limits of one process.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    connections: Arc<Semaphore>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Limits {
+    pub fn new(max_connections: usize, header_read_timeout: Duration, shutdown_grace: Duration) -> Self {
+        let max_connections = max_connections.max(1);
+        Self {
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            header_read_timeout,
+            shutdown_grace,
+        }
+    }
+
+    pub fn from_config(c: &fafnir_core::Config) -> Self {
+        Self::new(c.max_connections, c.header_read_timeout, c.shutdown_timeout)
+    }
+
+    /// Sets the process-wide limits from the configuration (the first call wins: one process,
+    /// one connection budget) and returns them.
+    pub fn install(c: &fafnir_core::Config) -> &'static Limits {
+        PROCESS.get_or_init(|| Limits::from_config(c))
+    }
+
+    /// The process-wide limits: as installed, else the defaults.
+    pub fn current() -> &'static Limits {
+        PROCESS.get_or_init(|| Limits::from_config(&fafnir_core::Config::default()))
+    }
+
+    /// Connections open now, across the listeners that share these limits.
+    pub fn open_connections(&self) -> usize {
+        self.max_connections - self.connections.available_permits()
+    }
+
+    /// Waits for room for one more connection.
+    async fn admit(&self) -> OwnedSemaphorePermit {
+        // Acquiring fails only on a closed semaphore, and nothing ever closes this one.
+        self.connections.clone().acquire_owned().await.expect("the connection semaphore is never closed")
+    }
+}
+
+static PROCESS: OnceLock<Limits> = OnceLock::new();
+
+/// Binds `addr` (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| StartError::Io(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `app` until `shutdown` resolves, with the process-wide [`Limits`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    serve_with(listener, app, shutdown, Limits::current()).await
+}
+
+/// Serves `app` until `shutdown` resolves, within `limits`; then stops accepting, lets
+/// in-flight requests finish for at most `limits.shutdown_grace`, and closes the rest.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: &Limits,
+) -> Result<(), StartError> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = limits.admit() => p,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http1(limits).serve_connection(TokioIo::new(stream), service(&app, peer));
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    finish(graceful.shutdown(), connections, limits.shutdown_grace, "HTTP").await;
+    Ok(())
+}
+
+fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    b
+}
+
+/// The router as a hyper service for one connection, with the peer's address available to
+/// handlers as `ConnectInfo<SocketAddr>` (as `into_make_service_with_connect_info` would).
+fn service(
+    app: &Router,
+    peer: SocketAddr,
+) -> TowerToHyperService<
+    impl tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone,
+> {
+    let app = app.clone();
+    TowerToHyperService::new(tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    }))
+}
+
+/// After an accept error: too many open files and the like pass; wait a little so that a
+/// persistent error does not spin.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if !matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted) {
+        tracing::warn!(error = %e, "accept failed; retrying shortly");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for `drained` (every connection finished) for at most `grace`, then aborts what is left.
+async fn finish(
+    drained: impl Future<Output = ()>,
+    mut connections: tokio::task::JoinSet<()>,
+    grace: Duration,
+    what: &str,
+) {
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "{what}: connections still open {grace:?} after shutdown began; closing them"
+        );
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// A connection that holds one of the process's connection permits while it is open.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    io: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Admitted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Admitted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+impl tonic::transport::server::Connected for Admitted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+/// The accepted connections of a gRPC listener, each admitted within `limits`, until
+/// `stop` fires.
+pub(crate) fn admitted(
+    listener: TcpListener,
+    limits: Limits,
+) -> impl futures_util::Stream<Item = Result<Admitted, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold((listener, limits), |(listener, limits)| async move {
+        loop {
+            let permit = limits.admit().await;
+            match listener.accept().await {
+                Ok((io, _)) => {
+                    let _ = io.set_nodelay(true);
+                    return Some((Ok(Admitted { io, _permit: permit }), (listener, limits)));
+                }
+                Err(e) => accept_error(e).await,
+            }
+        }
+    })
+}
+
+/// Runs `server` (which stops accepting when `shutdown` fires and then waits for its
+/// connections) but gives up waiting `grace` after `shutdown`: a connection that never
+/// finishes must not keep the process alive.
+pub(crate) async fn bounded<T>(
+    server: impl Future<Output = T>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    what: &str,
+) -> Option<T> {
+    let mut server = pin!(server);
+    let deadline = async {
+        shutdown.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = &mut server => Some(r),
+        () = deadline => {
+            tracing::warn!("{what}: connections still open {grace:?} after shutdown began; closing them");
+            None
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Talking to auth-service from another service (feature `jwks`): whether a token's session is
+//! still active ([`RemoteSessionCheck`], over its introspection endpoint) and what its tokens
+//! carry ([`IssuerMetadata`], its RFC 8414 metadata document).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::authz::ServiceError;
+use crate::clock::SharedClock;
+use crate::id::SessionId;
+use crate::token::{AccessClaims, SessionCheck};
+
+pub use crate::issuer::{IssuerMetadata, INTROSPECTION_PATH, METADATA_PATH};
+
+fn client() -> Result<reqwest::Client, ServiceError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        // Only ever auth-service at a configured URL: never follow a redirect elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ServiceError::Internal(format!("HTTP client: {e}")))
+}
+
+/// Fetches auth-service's metadata from its base URL (e.g. `http://127.0.0.1:8081`).
+pub async fn fetch_metadata(auth_url: &str) -> Result<IssuerMetadata, ServiceError> {
+    let url = format!("{}{METADATA_PATH}", auth_url.trim_end_matches('/'));
+    let res = client()?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| ServiceError::Unavailable(format!("auth-service at {auth_url} does not answer: {e}")))?;
+    if !res.status().is_success() {
+        return Err(ServiceError::Unavailable(format!("auth-service at {url} answered HTTP {}", res.status())));
+    }
+    res.json().await.map_err(|e| ServiceError::Internal(format!("{url} is not Fafnir's metadata document: {e}")))
+}
+
+/// Asks auth-service whether a token's session is active, and remembers the answer: "active"
+/// for `ttl` (a revocation is seen within that time), "ended" for good (an ended session never
+/// comes back). Bounded: emptied when full.
+#[derive(Debug)]
+pub struct RemoteSessionCheck {
+    url: String,
+    http: reqwest::Client,
+    clock: SharedClock,
+    ttl_ms: i64,
+    cache: Mutex<HashMap<SessionId, (bool, i64)>>,
+    max: usize,
+}
+
+#[derive(Deserialize)]
+struct Introspection {
+    active: bool,
+    #[serde(default)]
+    sid: Option<String>,
+}
+
+impl RemoteSessionCheck {
+    /// `auth_url` is auth-service's base URL; answers are trusted for `ttl`.
+    pub fn new(auth_url: &str, clock: SharedClock, ttl: Duration, max: usize) -> Result<Self, ServiceError> {
+        Ok(Self {
+            url: format!("{}{INTROSPECTION_PATH}", auth_url.trim_end_matches('/')),
+            http: client()?,
+            clock,
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            cache: Mutex::new(HashMap::new()),
+            max,
+        })
+    }
+
+    fn cached(&self, sid: &SessionId, now: i64) -> Option<bool> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(sid) {
+            Some((false, _)) => Some(false),
+            Some((true, at)) if now - at < self.ttl_ms => Some(true),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, sid: SessionId, active: bool, now: i64) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.max {
+            cache.clear();
+        }
+        cache.insert(sid, (active, now));
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionCheck for RemoteSessionCheck {
+    async fn is_active(&self, token: &str, claims: &AccessClaims) -> Result<bool, ServiceError> {
+        let now = self.clock.now_ms();
+        if let Some(active) = self.cached(&claims.sid, now) {
+            return Ok(active);
+        }
+        let res = self
+            .http
+            .post(&self.url)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("auth-service does not answer: {e}")))?;
+        if !res.status().is_success() {
+            return Err(ServiceError::Unavailable(format!(
+                "auth-service introspection answered HTTP {}",
+                res.status()
+            )));
+        }
+        let answer: Introspection =
+            res.json().await.map_err(|e| ServiceError::Internal(format!("introspection answer: {e}")))?;
+        // An active answer must be about this very session.
+        let active = answer.active && answer.sid.as_deref() == Some(claims.sid.to_string().as_str());
+        self.remember(claims.sid, active, now);
+        Ok(active)
+    }
+}
