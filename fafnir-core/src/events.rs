@@ -58,6 +58,10 @@ pub struct Outbox {
     // One delivery pass at a time per instance: concurrent callers would only deliver the same
     // rows twice.
     pass: tokio::sync::Mutex<()>,
+    /// The last failure reported per subscriber: a failure that repeats on every retry (a
+    /// service down, a configuration that disagrees) is logged at warn once per cause, and at
+    /// debug afterwards.
+    last_failure: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl fmt::Debug for Outbox {
@@ -69,7 +73,14 @@ impl fmt::Debug for Outbox {
 
 impl Outbox {
     pub fn new(db: Db, clock: SharedClock, handlers: Vec<Arc<dyn AccountEventHandler>>) -> Self {
-        Self { db, clock, handlers, wake: Notify::new(), pass: tokio::sync::Mutex::new(()) }
+        Self {
+            db,
+            clock,
+            handlers,
+            wake: Notify::new(),
+            pass: tokio::sync::Mutex::new(()),
+            last_failure: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
     pub fn subscribers(&self) -> impl Iterator<Item = &str> {
@@ -94,6 +105,23 @@ impl Outbox {
             .await?;
         }
         Ok(())
+    }
+
+    /// Whether `error` is new for `subscriber` (then it is remembered).
+    fn first_failure(&self, subscriber: &str, error: &str) -> bool {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        if last.get(subscriber).map(String::as_str) == Some(error) {
+            return false;
+        }
+        last.insert(subscriber.to_owned(), error.to_owned());
+        true
+    }
+
+    fn recovered(&self, subscriber: &str) {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        if last.remove(subscriber).is_some() {
+            tracing::info!(subscriber = %subscriber, "event delivery recovered");
+        }
     }
 
     /// Asks the background dispatcher to run now (after a commit that enqueued events).
@@ -148,6 +176,7 @@ impl Outbox {
             };
             match result {
                 Ok(()) => {
+                    self.recovered(&subscriber);
                     sqlx::query("UPDATE outbox SET delivered_at = $1 WHERE id = $2")
                         .bind(self.clock.now_ms())
                         .bind(id)
@@ -156,8 +185,13 @@ impl Outbox {
                     delivered += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(subscriber = %subscriber, event_id = id, attempts, error = %e,
-                        "event delivery failed; will retry");
+                    if self.first_failure(&subscriber, &e.0) {
+                        tracing::warn!(subscriber = %subscriber, event_id = id, attempts, error = %e,
+                            "event delivery failed; will retry (repeats of this error are logged at debug)");
+                    } else {
+                        tracing::debug!(subscriber = %subscriber, event_id = id, attempts, error = %e,
+                            "event delivery failed again; will retry");
+                    }
                     let next =
                         self.clock.now_ms() + i64::try_from(backoff(attempts).as_millis()).unwrap_or(i64::MAX / 2);
                     sqlx::query(

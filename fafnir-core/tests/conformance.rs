@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use fafnir_core::events::{AccountEvent, AccountEventHandler, HandlerError, Outbox};
 use fafnir_core::keys::KeyManager;
-use fafnir_core::token::{AccessClaims, TokenAudience, TokenError};
+use fafnir_core::token::{AccessClaims, CachingVerifier, TokenAudience, TokenError, TokenVerifier};
 use fafnir_core::{Db, ManualClock, SessionId, SharedClock, UserId};
 
 fn aud() -> TokenAudience {
@@ -131,6 +131,35 @@ async fn hostile_tokens_are_refused(db: Db) {
     stranger_db.cleanup().await;
 }
 
+/// Genuine signatures over times no issuer of ours would write: issued or valid only in the
+/// future (beyond a minute of clock skew), or living far longer than the access-token TTL.
+async fn tokens_with_implausible_times_are_refused(db: Db) {
+    let clock = ManualClock::new();
+    let km = Arc::new(KeyManager::load_or_create(db.clone(), clock.clone(), Duration::from_secs(900)).await.unwrap());
+    let expect = TokenAudience::new("https://id.example", "fafnir", Duration::from_secs(900));
+    let now = claims(&clock, 0).iat;
+    let with = |f: &dyn Fn(&mut AccessClaims)| {
+        let mut c = claims(&clock, 600);
+        f(&mut c);
+        km.sign(&c).unwrap()
+    };
+    let ok = with(&|_| {});
+    assert!(km.verify_cached(&ok, &expect).is_ok());
+    let skewed = with(&|c| c.iat = now + 30);
+    assert!(km.verify_cached(&skewed, &expect).is_ok(), "30 s of clock skew is tolerated");
+    for (what, token) in [
+        ("iat an hour ahead", with(&|c| c.iat = now + 3600)),
+        ("nbf an hour ahead", with(&|c| c.nbf = Some(now + 3600))),
+        ("a week-long lifetime", with(&|c| c.exp = now + 7 * 86_400)),
+    ] {
+        assert_eq!(km.verify_cached(&token, &expect), Err(TokenError::ImplausibleTimes), "{what}");
+    }
+    // The caching verifier holds a cached token to the same rule.
+    let cached = CachingVerifier::new(km.clone(), clock.clone(), 100);
+    let long = with(&|c| c.exp = now + 7 * 86_400);
+    assert_eq!(cached.verify(&long, &expect).await, Err(TokenError::ImplausibleTimes));
+}
+
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<AccountEvent>>,
@@ -217,5 +246,6 @@ fafnir_core::conformance_tests!(
     first_start_creates_one_key_and_later_starts_reuse_it,
     tokens_verify_and_rotation_keeps_old_keys_until_expiry,
     hostile_tokens_are_refused,
+    tokens_with_implausible_times_are_refused,
     outbox_delivers_in_order_and_retries_until_acknowledged,
 );

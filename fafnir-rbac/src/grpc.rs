@@ -42,8 +42,11 @@ impl SecurityGrpc {
         SecurityServiceServer::new(self)
     }
 
+    /// The authenticated caller, known to the snapshot if the store knows them.
     async fn caller<T>(&self, req: &Request<T>) -> Result<UserId, Status> {
-        Ok(authenticate(req.metadata(), &self.auth).await?.sub)
+        let caller = authenticate(req.metadata(), &self.auth).await?.sub;
+        self.rbac.learn(&[caller]).await.map_err(status)?;
+        Ok(caller)
     }
 
     fn require(&self, caller: UserId, permission: &str) -> Result<(), Status> {
@@ -130,6 +133,7 @@ impl SecurityService for SecurityGrpc {
             let caller = self.caller(&req).await?;
             let r = req.get_ref();
             let user = self.subject(caller, &r.user_id)?;
+            self.rbac.learn(&[user]).await.map_err(status)?;
             let d = self.rbac.check_str(&user, &r.permission);
             Ok(Response::new(pb::CheckPermissionResponse {
                 has_permission: d.allowed,
@@ -150,6 +154,7 @@ impl SecurityService for SecurityGrpc {
                 return Err(Status::invalid_argument(format!("at most {MAX_BATCH} permissions per call")));
             }
             let user = self.subject(caller, &r.user_id)?;
+            self.rbac.learn(&[user]).await.map_err(status)?;
             let results = self
                 .rbac
                 .check_many(&user, &r.permissions)
@@ -173,6 +178,7 @@ impl SecurityService for SecurityGrpc {
         observe(SERVICE, "GetUserRoles", async {
             let caller = self.caller(&req).await?;
             let user = self.subject(caller, &req.get_ref().user_id)?;
+            self.rbac.learn(&[user]).await.map_err(status)?;
             let roles = self.rbac.user_roles(&user).ok_or_else(|| Status::not_found("user not found"))?;
             let permissions = self.rbac.user_permissions(&user).unwrap_or_default();
             Ok(Response::new(pb::GetUserRolesResponse {
@@ -203,6 +209,7 @@ impl SecurityService for SecurityGrpc {
             if users.iter().any(|u| *u != caller) {
                 self.require(caller, "users:read")?;
             }
+            self.rbac.learn(&users).await.map_err(status)?;
             let users = users
                 .into_iter()
                 .filter_map(|u| {

@@ -93,6 +93,37 @@ impl Rbac {
         self.snapshot.load().version
     }
 
+    /// Makes sure the snapshot knows `users` that the store knows: a user registered through
+    /// another instance (or whose account event this instance has not received yet) is read
+    /// from the store at once instead of looking unknown until the next policy reload. Costs
+    /// nothing when every user is known; one query per unknown user otherwise.
+    pub async fn learn(&self, users: &[UserId]) -> Result<(), RbacError> {
+        let unknown = |snap: &Snapshot| -> Vec<UserId> {
+            users.iter().filter(|u| !snap.user_role_names.contains_key(u)).copied().collect()
+        };
+        if unknown(&self.snapshot.load()).is_empty() {
+            return Ok(());
+        }
+        let _g = self.write_lock.lock().await;
+        let missing = unknown(&self.snapshot.load());
+        let mut found = Vec::new();
+        for user in missing {
+            if let Some(roles) = self.store.user_roles(user).await? {
+                found.push((user, roles));
+            }
+        }
+        if !found.is_empty() {
+            // The same version: these users' rows are as current as the store; the watcher's
+            // next reload (on a version change) rebuilds everything anyway.
+            let mut next = self.snapshot.load().patched();
+            for (user, roles) in found {
+                next.set_user(user, roles);
+            }
+            self.snapshot.store(Arc::new(next));
+        }
+        Ok(())
+    }
+
     // ---- writes: store first, then the snapshot ----
 
     pub async fn ensure_user(&self, user: UserId) -> Result<(), RbacError> {
@@ -214,6 +245,7 @@ impl fafnir_core::PermissionChecker for Rbac {
         user: UserId,
         permission: &str,
     ) -> Result<Decision, fafnir_core::ServiceError> {
+        self.learn(&[user]).await.map_err(directory_error)?;
         Ok(self.check_str(&user, permission))
     }
 
@@ -223,6 +255,7 @@ impl fafnir_core::PermissionChecker for Rbac {
         user: UserId,
         permissions: &[String],
     ) -> Result<Vec<Decision>, fafnir_core::ServiceError> {
+        self.learn(&[user]).await.map_err(directory_error)?;
         Ok(Rbac::check_many(self, &user, permissions))
     }
 
@@ -231,6 +264,7 @@ impl fafnir_core::PermissionChecker for Rbac {
         _bearer: Option<&str>,
         user: UserId,
     ) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
+        self.learn(&[user]).await.map_err(directory_error)?;
         let snap = self.snapshot.load();
         let Some(roles) = snap.user_role_names.get(&user) else {
             return Ok(None);
@@ -293,6 +327,7 @@ impl fafnir_core::RoleDirectory for Rbac {
                 fafnir_core::MAX_ROLES_BATCH
             )));
         }
+        self.learn(users).await.map_err(directory_error)?;
         let snap = self.snapshot.load();
         Ok(users
             .iter()

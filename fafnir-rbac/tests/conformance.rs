@@ -118,6 +118,32 @@ async fn inheritance_wildcards_and_cycles(db: Db) {
     assert!(r.check_str(&u, "blog:publish").allowed);
 }
 
+/// Three instances on one database: a user registered through one is known to the others at
+/// once (no wait for the policy watcher), by every check that goes through the traits.
+async fn a_user_created_elsewhere_is_known_at_once(db: Db) {
+    use fafnir_core::{PermissionChecker, RoleDirectory};
+    let (a, b) = (rbac(&db).await, rbac(&db).await);
+    let u = UserId::new();
+    a.ensure_user(u).await.unwrap();
+    assert_eq!(b.check_str(&u, "profile:write").code, CheckCode::UserNotFound, "B's snapshot predates the user");
+    let d = PermissionChecker::check(&b, None, u, "profile:write").await.unwrap();
+    assert!(d.allowed, "{d:?}");
+    let c = rbac(&db).await;
+    let v = UserId::new();
+    a.ensure_user(v).await.unwrap();
+    let grants = PermissionChecker::grants(&c, None, v).await.unwrap().unwrap();
+    assert_eq!(grants.roles, ["member"]);
+    let w = UserId::new();
+    a.ensure_user(w).await.unwrap();
+    let roles = RoleDirectory::roles_of(&c, None, &[w, UserId::new()]).await.unwrap();
+    assert_eq!(roles.get(&w).map(Vec::as_slice), Some(&["member".to_owned()][..]));
+    assert_eq!(roles.len(), 1, "an unknown id stays unknown");
+    // Learning a user does not hide later writes: the watcher's reload still applies them.
+    a.grant(u, &rn("admin")).await.unwrap();
+    b.refresh().await.unwrap();
+    assert!(b.check_str(&u, "users:delete").allowed);
+}
+
 async fn other_instances_notice_writes_within_the_watch_interval(db: Db) {
     let a = Arc::new(rbac(&db).await);
     let b = Arc::new(rbac(&db).await);
@@ -165,6 +191,7 @@ async fn concurrent_writes_from_two_instances_converge(db: Db) {
 }
 
 fafnir_core::conformance_tests!(
+    a_user_created_elsewhere_is_known_at_once,
     seeded_roles_and_new_users_get_member,
     admin_has_everything_and_batch_checks,
     grants_need_known_users_and_roles,

@@ -3,6 +3,7 @@
 //! The generated messages, clients and servers of `fafnir.security.v1` and `fafnir.users.v1`.
 //! The `.proto` files beside this crate are the contract between services.
 
+pub mod codec;
 pub mod support;
 
 #[allow(missing_debug_implementations, clippy::all)]

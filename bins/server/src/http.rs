@@ -305,6 +305,9 @@ pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> Router {
         (header::REFERRER_POLICY, "no-referrer"),
         (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
         (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
+        // Answers carry personal data and tokens: no cache keeps them. Assets, the JWKS and
+        // the metadata document set their own, public, policy.
+        (header::CACHE_CONTROL, "no-store"),
     ];
     if https {
         headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"));

@@ -62,7 +62,8 @@ impl Limits {
         PROCESS.get_or_init(|| Limits::from_config(&fafnir_core::Config::default()))
     }
 
-    /// Connections open now, across the listeners that share these limits.
+    /// Connections open now, across the listeners that share these limits (a listener waiting
+    /// for its next connection holds one place for it).
     pub fn open_connections(&self) -> usize {
         self.max_connections - self.connections.available_permits()
     }

@@ -36,6 +36,8 @@ struct Env {
     services: Vec<(&'static str, Running)>,
     /// security-service's health/metrics port (four-process topology only).
     security_metrics: Option<String>,
+    /// Where SecurityService and UserService answer gRPC.
+    grpc: (String, String),
 }
 
 impl Env {
@@ -59,11 +61,11 @@ async fn wait_http(url: &str) {
 
 /// `fafnir serve`: HTTP and gRPC in one server.
 async fn all_in_one(db: &TestDb) -> Env {
-    let p = port();
+    let (p, g) = (port(), port());
     let cfg = Config {
         database_url: db.url.clone(),
         http_addr: addr(p),
-        grpc_addr: addr(port()),
+        grpc_addr: addr(g),
         cookie_secure: false,
         log: "warn".into(),
         ..Config::default()
@@ -71,7 +73,14 @@ async fn all_in_one(db: &TestDb) -> Env {
     let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
     let url = format!("http://127.0.0.1:{p}");
     wait_http(&format!("{url}/readyz")).await;
-    Env { url, rbac_db: db.url.clone(), services: vec![("fafnir", server)], security_metrics: None }
+    let grpc = format!("http://127.0.0.1:{g}");
+    Env {
+        url,
+        rbac_db: db.url.clone(),
+        services: vec![("fafnir", server)],
+        security_metrics: None,
+        grpc: (grpc.clone(), grpc),
+    }
 }
 
 /// api-gateway in front of auth-service, security-service and user-service.
@@ -87,11 +96,17 @@ async fn four_services(dbs: [&TestDb; 3]) -> Env {
         log: "warn".into(),
         ..Config::default()
     };
-    // auth-service sits behind the gateway: the client address is the one the gateway forwards.
-    let auth_cfg = Config { http_addr: addr(auth_p), trust_forwarded_for: true, ..base(&dbs[0].url) };
+    // As an operator deploys it (docs/operations.md): browsers know only the gateway, so its URL
+    // is the public URL of auth-service (cookies, CSRF origin, token issuer) and of the gateway;
+    // security-service and user-service are told nothing and learn the issuer from
+    // auth-service. auth-service sits behind the gateway: the client address is the one the
+    // gateway forwards.
+    let public = Some(format!("http://127.0.0.1:{gw_p}"));
+    let auth_cfg =
+        Config { http_addr: addr(auth_p), trust_forwarded_for: true, public_url: public.clone(), ..base(&dbs[0].url) };
     let sec_cfg = Config { grpc_addr: addr(sec_p), http_addr: addr(sec_http), ..base(&dbs[1].url) };
     let usr_cfg = Config { grpc_addr: addr(usr_p), http_addr: addr(usr_http), ..base(&dbs[2].url) };
-    let gw_cfg = Config { http_addr: addr(gw_p), ..base("sqlite::memory:") };
+    let gw_cfg = Config { http_addr: addr(gw_p), public_url: public, ..base("sqlite::memory:") };
     let security = spawn(|s| fafnir_server::run_security_service(sec_cfg, s));
     let users = spawn(|s| fafnir_server::run_user_service(usr_cfg, s));
     let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg, s));
@@ -106,6 +121,7 @@ async fn four_services(dbs: [&TestDb; 3]) -> Env {
         rbac_db: dbs[1].url.clone(),
         services: vec![("gateway", gateway), ("auth", auth), ("security", security), ("users", users)],
         security_metrics: Some(format!("http://127.0.0.1:{sec_http}/metrics")),
+        grpc: (format!("http://127.0.0.1:{sec_p}"), format!("http://127.0.0.1:{usr_p}")),
     }
 }
 
@@ -616,6 +632,103 @@ async fn scenario(env: &Env) {
     assert_eq!(r.code(), "UNAUTHENTICATED", "and by every mutation");
 }
 
+/// Whether `token` is still accepted by each surface that reads with it: SecurityService and
+/// UserService over gRPC, and a GraphQL read (`profile`).
+async fn accepted(env: &Env, token: &str) -> [bool; 3] {
+    use fafnir_proto::security::v1::{security_service_client::SecurityServiceClient, GetUserRolesRequest};
+    use fafnir_proto::users::v1::{user_service_client::UserServiceClient, GetProfileRequest};
+    fn with<T>(msg: T, token: &str) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    }
+    let sec = tonic::transport::Channel::from_shared(env.grpc.0.clone()).unwrap().connect_lazy();
+    let usr = tonic::transport::Channel::from_shared(env.grpc.1.clone()).unwrap().connect_lazy();
+    let s = SecurityServiceClient::new(sec).get_user_roles(with(GetUserRolesRequest::default(), token)).await;
+    let u = UserServiceClient::new(usr).get_profile(with(GetProfileRequest::default(), token)).await;
+    for r in [s.as_ref().err(), u.as_ref().err()].into_iter().flatten() {
+        assert_eq!(r.code(), tonic::Code::Unauthenticated, "refused as unauthenticated: {r:?}");
+    }
+    let g = bearer(&reqwest::Client::new(), &env.url, token, "{ profile { userId } }", json!({})).await;
+    let g_ok = g.body.get("errors").is_none();
+    if !g_ok {
+        assert_eq!(g.code(), "UNAUTHENTICATED");
+    }
+    [s.is_ok(), u.is_ok(), g_ok]
+}
+
+/// Waits until no surface accepts `token` any more: the contract allows a few seconds of cache.
+async fn refused_everywhere(env: &Env, token: &str, after: &str) {
+    let start = Instant::now();
+    loop {
+        let a = accepted(env, token).await;
+        if a == [false; 3] {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "after {after}, still accepted by [gRPC security, gRPC users, GraphQL]: {a:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn rest(url: &str, path: &str, token: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new().post(format!("{url}{path}")).bearer_auth(token).json(&body).send().await.unwrap()
+}
+
+/// A session that ends — by logout, logout everywhere, a password change or refresh-token reuse
+/// — ends on every surface and in every service, not only on REST.
+async fn revocation(env: &Env) {
+    let url = env.url.as_str();
+    register(url, "rev1@example.com", "Rev").await;
+    register(url, "rev2@example.com", "Rev").await;
+    register(url, "rev3@example.com", "Rev").await;
+
+    let (a, _) = tokens(url, "rev1@example.com", PW).await;
+    assert_eq!(accepted(env, &a).await, [true; 3], "a live session works everywhere");
+    assert_eq!(rest(url, "/auth/logout", &a, json!({})).await.status(), 204);
+    refused_everywhere(env, &a, "logout").await;
+
+    let (b1, _) = tokens(url, "rev1@example.com", PW).await;
+    let (b2, _) = tokens(url, "rev1@example.com", PW).await;
+    assert_eq!(accepted(env, &b1).await, [true; 3]);
+    assert_eq!(rest(url, "/auth/logout-all", &b2, json!({})).await.status(), 204);
+    refused_everywhere(env, &b1, "logout-all").await;
+    refused_everywhere(env, &b2, "logout-all").await;
+
+    let (c1, _) = tokens(url, "rev2@example.com", PW).await;
+    let (c2, _) = tokens(url, "rev2@example.com", PW).await;
+    assert_eq!(accepted(env, &c1).await, [true; 3]);
+    let res = rest(url, "/auth/password", &c2, json!({"current_password": PW, "new_password": NEW_PW})).await;
+    assert_eq!(res.status(), 204);
+    refused_everywhere(env, &c1, "a password change").await;
+    assert_eq!(accepted(env, &c2).await, [true; 3], "the session that changed it stays");
+
+    // Refresh twice, then replay the first token (outside the parent's grace): theft is assumed
+    // and the whole family ends, including the newest access token.
+    let (_, r0) = tokens(url, "rev3@example.com", PW).await;
+    let refresh = |r: String| async move {
+        let t: Value = reqwest::Client::new()
+            .post(format!("{url}/auth/token"))
+            .json(&json!({"grant_type": "refresh_token", "refresh_token": r}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (t["access_token"].as_str().map(str::to_owned), t["refresh_token"].as_str().map(str::to_owned))
+    };
+    let (_, r1) = refresh(r0.clone()).await;
+    let (d, _) = refresh(r1.unwrap()).await;
+    let d = d.unwrap();
+    assert_eq!(accepted(env, &d).await, [true; 3]);
+    let (replayed, _) = refresh(r0).await;
+    assert!(replayed.is_none(), "the replay is refused");
+    refused_everywhere(env, &d, "refresh-token reuse").await;
+}
+
 /// Four-process only: services stopped one by one mid-test fail the fields that need them,
 /// promptly, and nothing else.
 async fn outages(mut env: Env) {
@@ -661,12 +774,14 @@ async fn outages(mut env: Env) {
 async fn run_all_in_one(db: &TestDb) {
     let env = all_in_one(db).await;
     scenario(&env).await;
+    revocation(&env).await;
     env.shutdown().await;
 }
 
 async fn run_four(dbs: [&TestDb; 3]) {
     let env = four_services(dbs).await;
     scenario(&env).await;
+    revocation(&env).await;
     outages(env).await;
 }
 

@@ -16,10 +16,11 @@ use fafnir_auth::{Argon2Config, AuthConfig};
 use fafnir_core::testing::TestDb;
 use fafnir_core::token::AccessClaims;
 use fafnir_core::{Config, SessionId, UserId};
-use fafnir_server::{bind, http, serve, Stack};
+use fafnir_server::{bind, http, serve_with, Limits, Stack};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 const PW: &str = "correct horse battery staple";
@@ -55,6 +56,17 @@ fn test_auth_config() -> AuthConfig {
 }
 
 async fn start_with(t: &TestDb, tweak: impl FnOnce(&mut Config), extra: Router) -> Server {
+    start_full(t, tweak, test_auth_config(), extra, Limits::current().clone()).await
+}
+
+/// A server with its own auth settings and connection limits.
+async fn start_full(
+    t: &TestDb,
+    tweak: impl FnOnce(&mut Config),
+    auth: AuthConfig,
+    extra: Router,
+    limits: Limits,
+) -> Server {
     let mut config = Config {
         database_url: t.url.clone(),
         cookie_secure: false,
@@ -63,15 +75,20 @@ async fn start_with(t: &TestDb, tweak: impl FnOnce(&mut Config), extra: Router) 
         ..Config::default()
     };
     tweak(&mut config);
-    let stack = Stack::open_with(config, test_auth_config).await.unwrap();
+    let stack = Stack::open_with(config, || auth).await.unwrap();
     let (app, _) = http::app(&stack, extra).await.unwrap();
     let listener = bind(stack.config.http_addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        serve(listener, app, async move {
-            let _ = rx.await;
-        })
+        serve_with(
+            listener,
+            app,
+            async move {
+                let _ = rx.await;
+            },
+            &limits,
+        )
         .await
         .unwrap();
     });
@@ -282,6 +299,7 @@ async fn bearer_flow_through_the_token_endpoint(t: &TestDb) {
 
     let me = c.get(s.url("/auth/me")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(me.headers()["cache-control"], "no-store", "personal data is never cached");
     let sessions: Value =
         c.get(s.url("/auth/sessions")).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
@@ -362,8 +380,11 @@ async fn failed_logins_get_429_with_retry_after(t: &TestDb) {
         c.post(s.url("/auth/login")).json(&json!({"email": "carol@example.com", "password": PW})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=30).contains(&retry), "{retry}");
-    assert_eq!(error_code(res).await.1, "RATE_LIMITED");
+    // The first lock lasts 30 s: the answer says so, in the header and in the message.
+    assert!((29..=30).contains(&retry), "{retry}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(body["error"]["message"], format!("too many attempts; try again in {retry} seconds"));
     // The token endpoint shares the limit.
     let res = c
         .post(s.url("/auth/token"))
@@ -649,7 +670,187 @@ async fn graceful_shutdown_finishes_in_flight_requests(t: &TestDb) {
     assert!(plain().get(format!("{base}/healthz")).send().await.is_err(), "no longer accepting");
 }
 
+async fn token_request(s: &Server, email: &str) -> (String, String) {
+    let tok: Value = plain()
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": "password", "email": email, "password": PW}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (tok["access_token"].as_str().unwrap().to_owned(), tok["refresh_token"].as_str().unwrap().to_owned())
+}
+
+async fn logout_with_a_refresh_token_in_the_body_ends_its_session(t: &TestDb) {
+    let s = start(t).await;
+    register(&s, "erin@example.com").await;
+    let (access, refresh) = token_request(&s, "erin@example.com").await;
+    let res = plain().post(s.url("/auth/logout")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // The session is over: its refresh token and its access token are refused.
+    let res = plain()
+        .post(s.url("/auth/token"))
+        .json(&json!({"grant_type": "refresh_token", "refresh_token": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let me = plain().get(s.url("/auth/me")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
+
+/// A browser's cookies after logging in: (refresh, csrf).
+async fn browser_login(s: &Server, email: &str) -> (String, String) {
+    let res = plain().post(s.url("/auth/login")).json(&json!({"email": email, "password": PW})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies = set_cookies(res.headers());
+    (cookie_value(&cookies, "fafnir_refresh"), cookie_value(&cookies, "fafnir_csrf"))
+}
+
+async fn refresh_by_cookie_needs_the_csrf_token_of_its_own_session(t: &TestDb) {
+    let s = start(t).await;
+    register(&s, "frank@example.com").await;
+    let (refresh_a, csrf_a) = browser_login(&s, "frank@example.com").await;
+    let (refresh_b, csrf_b) = browser_login(&s, "frank@example.com").await;
+    let refresh = |refresh: &str, csrf: &str| {
+        plain()
+            .post(s.url("/auth/refresh"))
+            .header("cookie", format!("fafnir_refresh={refresh}; fafnir_csrf={csrf}"))
+            .header("x-csrf-token", csrf)
+            .send()
+    };
+    // Session B's CSRF token, submitted twice (header = cookie), does not refresh session A,
+    // nor log it out.
+    assert_eq!(error_code(refresh(&refresh_a, &csrf_b).await.unwrap()).await.1, "CSRF_TOKEN_INVALID");
+    let res = plain()
+        .post(s.url("/auth/logout"))
+        .header("cookie", format!("fafnir_refresh={refresh_a}; fafnir_csrf={csrf_b}"))
+        .header("x-csrf-token", &csrf_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res).await.1, "CSRF_TOKEN_INVALID");
+    // Each with its own token works (A was neither refreshed nor revoked above).
+    assert_eq!(refresh(&refresh_a, &csrf_a).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(refresh(&refresh_b, &csrf_b).await.unwrap().status(), StatusCode::OK);
+    s.stop().await;
+}
+
+/// A login sent over a raw socket, abandoned after `after`: the server is mid-hash when the
+/// client goes away.
+async fn abandoned_login(addr: &str, email: &str, password: &str, after: Duration) {
+    let body = json!({"email": email, "password": password}).to_string();
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(after).await;
+    drop(sock);
+}
+
+async fn logins_abandoned_mid_hash_do_not_lock_the_account(t: &TestDb) {
+    // Hashing slow enough (~100 ms or more) that the client is gone long before the verdict.
+    let auth = AuthConfig {
+        argon2: Argon2Config { memory_kib: 8 * 1024, iterations: 12, parallelism: 1 },
+        ..test_auth_config()
+    };
+    let s = start_full(t, |_| {}, auth, Router::new(), Limits::current().clone()).await;
+    register(&s, "gina@example.com").await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // More abandoned attempts than the account allows in flight (5), right and wrong passwords.
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let pw = if i % 2 == 0 { "not the password" } else { PW };
+        clients.push(abandoned_login(&addr, "gina@example.com", pw, Duration::from_millis(15)));
+    }
+    futures_util::future::join_all(clients).await;
+    // The right password gets in at once: no claim was left behind, no failure counted.
+    let res = plain()
+        .post(s.url("/auth/login"))
+        .json(&json!({"email": "gina@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    let failures: i64 = sqlx::query_scalar("SELECT failures FROM login_throttle WHERE key = $1")
+        .bind("acct:gina@example.com")
+        .fetch_one(s.stack.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(failures, 0, "an abandoned attempt counts nothing");
+    s.stop().await;
+}
+
+/// Reads until the server closes the connection (true) or `within` passes (false).
+async fn closed_within(sock: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, sock.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue, // e.g. a 408 answer before the close
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn slow_and_idle_clients_are_cut_and_cannot_hold_up_shutdown(t: &TestDb) {
+    let limits = Limits::new(4, Duration::from_secs(1), Duration::from_secs(1));
+    let s = start_full(t, |_| {}, test_auth_config(), Router::new(), limits.clone()).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    // Headers never finished, and a connection that never sends a byte: both closed after the
+    // header-read timeout.
+    let mut partial = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(closed_within(&mut partial, Duration::from_secs(5)).await, "partial headers: closed");
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await, "idle connection: closed");
+
+    // At most 4 connections: with 4 held open, a fifth is not served until one goes away.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(limits.open_connections(), 4);
+    let quick = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    assert!(quick.get(s.url("/healthz")).send().await.is_err(), "a fifth connection waits");
+    drop(held);
+    wait_for_ok(&s.url("/healthz")).await;
+
+    // Shutdown with slow clients still attached ends within the grace period.
+    let mut stuck = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        stuck.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    s.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
+}
+
+async fn wait_for_ok(url: &str) {
+    for _ in 0..50 {
+        if plain().get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never answered");
+}
+
 fafnir_core::conformance_tests!(@testdb
+    logout_with_a_refresh_token_in_the_body_ends_its_session,
+    refresh_by_cookie_needs_the_csrf_token_of_its_own_session,
+    logins_abandoned_mid_hash_do_not_lock_the_account,
+    slow_and_idle_clients_are_cut_and_cannot_hold_up_shutdown,
     browser_flow_with_cookies_csrf_refresh_replay_and_logout,
     bearer_flow_through_the_token_endpoint,
     failed_logins_get_429_with_retry_after,

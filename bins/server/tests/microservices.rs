@@ -129,6 +129,87 @@ async fn three_services(dbs: [&TestDb; 3]) {
     security.stop().await;
 }
 
+/// A service told a different issuer than auth-service's: refused at start with both values
+/// named when auth-service answers; when auth-service was down at start, `/readyz` says not
+/// ready (first why: auth-service not answering, then the mismatch with both values).
+async fn a_disagreeing_issuer_is_named(dbs: [&TestDb; 3]) {
+    let (auth_p, sec_p, sec_http, usr_p, usr_http) = (port(), port(), port(), port(), port());
+    let auth_url = format!("http://127.0.0.1:{auth_p}");
+    let base = |db: &TestDb| Config {
+        database_url: db.url.clone(),
+        cookie_secure: false,
+        auth_url: Some(auth_url.clone()),
+        security_url: Some(format!("http://127.0.0.1:{sec_p}")),
+        users_url: Some(format!("http://127.0.0.1:{usr_p}")),
+        log: "error".into(),
+        ..Config::default()
+    };
+    let wrong = Some("https://wrong.example".to_owned());
+    let http = reqwest::Client::new();
+
+    // auth-service down: user-service starts anyway, not ready, saying why.
+    let usr_cfg = Config { grpc_addr: addr(usr_p), http_addr: addr(usr_http), issuer: wrong.clone(), ..base(dbs[2]) };
+    let users = spawn(|s| fafnir_server::run_user_service(usr_cfg, s));
+    let ready = format!("http://127.0.0.1:{usr_http}/readyz");
+    wait_until("user-service to listen", || async { http.get(&ready).send().await.is_ok() }).await;
+    let res = http.get(&ready).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("auth-service") && body.contains("metadata"), "{body}");
+
+    // auth-service comes up with its public URL as issuer: the mismatch, with both values.
+    let public = format!("http://127.0.0.1:{auth_p}");
+    let auth_cfg = Config { http_addr: addr(auth_p), public_url: Some(public.clone()), ..base(dbs[0]) };
+    let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg, s));
+    wait_until("user-service to name the mismatch", || async {
+        let body = http.get(&ready).send().await.unwrap().text().await.unwrap();
+        body.contains("mismatch") && body.contains("https://wrong.example") && body.contains(&format!("`{public}`"))
+    })
+    .await;
+
+    // With auth-service answering, a disagreeing service does not start at all.
+    let sec_cfg = Config { grpc_addr: addr(sec_p), http_addr: addr(sec_http), issuer: wrong, ..base(dbs[1]) };
+    let err = fafnir_server::run_security_service(sec_cfg, fafnir_server::Shutdown::on(std::future::pending()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("https://wrong.example") && err.contains(&public), "{err}");
+
+    // Told nothing, security-service learns the issuer and is ready.
+    let sec_cfg = Config { grpc_addr: addr(sec_p), http_addr: addr(sec_http), ..base(dbs[1]) };
+    let security = spawn(|s| fafnir_server::run_security_service(sec_cfg, s));
+    let sec_ready = format!("http://127.0.0.1:{sec_http}/readyz");
+    wait_until("security-service to be ready", || async {
+        http.get(&sec_ready).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    users.stop().await;
+    security.stop().await;
+    auth.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_disagreeing_issuer_is_named() {
+    let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+    a_disagreeing_issuer_is_named([&dbs[0], &dbs[1], &dbs[2]]).await;
+    for d in dbs {
+        d.cleanup().await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_disagreeing_issuer_is_named() {
+        let Some(a) = super::TestDb::postgres("a_disagreeing_issuer_is_named").await else { return };
+        let b = super::TestDb::postgres("a_disagreeing_issuer_is_named").await.unwrap();
+        let c = super::TestDb::postgres("a_disagreeing_issuer_is_named").await.unwrap();
+        super::a_disagreeing_issuer_is_named([&a, &b, &c]).await;
+        for d in [a, b, c] {
+            d.cleanup().await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_three_services_three_databases() {
     let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];

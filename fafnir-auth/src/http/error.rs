@@ -73,6 +73,13 @@ impl ApiError {
         e
     }
 
+    /// [`ApiError::unavailable`] with the cause, when it is known and safe to tell.
+    pub fn unavailable_because(what: &str, why: &str) -> Self {
+        let mut e = Self::unavailable(what);
+        e.message = format!("{what} is unavailable: {why}");
+        e
+    }
+
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let secs = retry_after_secs.max(1);
         let unit = if secs == 1 { "second" } else { "seconds" };

@@ -52,7 +52,8 @@ impl Modify for SecuritySchemes {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "ada@example.com")]
+    /// ASCII only (IDN domains as `xn--…`); compared case-insensitively.
+    #[schema(example = "ada@example.com", format = Email)]
     email: String,
     /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
     /// is refused with 422 `VALIDATION_FAILED`.
@@ -90,8 +91,9 @@ pub struct UserResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(example = "ada@example.com", format = Email)]
     email: String,
-    #[schema(format = Password)]
+    #[schema(example = "correct horse battery staple", format = Password)]
     password: String,
 }
 
@@ -117,6 +119,7 @@ enum GrantType {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"grant_type": "password", "username": "ada@example.com", "password": "correct horse battery staple"}))]
 pub struct TokenRequest {
     /// `password` or `refresh_token`.
     #[schema(value_type = GrantType)]
@@ -324,6 +327,12 @@ fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<S
     res
 }
 
+fn unavailable_oauth(description: String) -> Response {
+    let mut res = oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", description);
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(super::error::UNAVAILABLE_RETRY_SECS));
+    res
+}
+
 fn oauth_from(e: AuthError) -> Response {
     match e {
         AuthError::InvalidCredentials | AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
@@ -335,6 +344,12 @@ fn oauth_from(e: AuthError) -> Response {
             res
         }
         AuthError::Validation { .. } => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        // The database or the hashing pool is unavailable: nothing was done; retry shortly.
+        AuthError::Busy => unavailable_oauth(e.to_string()),
+        AuthError::Store(inner) if inner.is_unavailable() => {
+            tracing::warn!(error = %inner, "database unavailable");
+            unavailable_oauth("the database is unavailable; try again shortly".into())
+        }
         other => {
             tracing::error!(error = %other, "token request failed");
             oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
@@ -354,8 +369,9 @@ fn oauth_from(e: AuthError) -> Response {
         (status = 400, description = "invalid_request (also a malformed form or JSON body), invalid_grant or unsupported_grant_type", body = OAuthError),
         (status = 413, description = "invalid_request: the body is over 64 KiB", body = OAuthError),
         (status = 415, description = "invalid_request: the body is neither a form nor JSON", body = OAuthError),
-        (status = 422, description = "invalid_request: a JSON body of the wrong shape", body = OAuthError),
         (status = 429, description = "rate_limited: too many failed logins for this account or address", body = OAuthError,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "temporarily_unavailable: the database does not answer", body = OAuthError,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 async fn token(
@@ -365,7 +381,15 @@ async fn token(
 ) -> Response {
     let req = match body {
         Ok(JsonOrForm(r)) => r,
-        Err(e) => return oauth_error(e.status, "invalid_request", e.message),
+        // RFC 6749 §5.2: a request that cannot be read is 400 invalid_request, whatever the
+        // reason (only an oversized body or a foreign media type keep their own status).
+        Err(e) => {
+            let status = match e.status {
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => e.status,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return oauth_error(status, "invalid_request", e.message);
+        }
     };
     let r = match req.grant_type.as_str() {
         "password" => {
@@ -488,12 +512,12 @@ async fn logout_by_refresh_cookie(h: &AuthHttp, headers: &HeaderMap) -> Result<(
 async fn do_logout(
     h: &AuthHttp,
     parts: &axum::http::request::Parts,
-    body: Option<RefreshRequest>,
+    body: Option<LogoutRequest>,
 ) -> Result<Response, ApiError> {
     // A refresh token in the body (API clients) ends its session: it is a credential the caller
     // holds, not an ambient cookie, so it needs no CSRF token.
-    if let Some(b) = &body {
-        h.auth().logout_with_refresh(&b.refresh_token).await?;
+    if let Some(t) = body.and_then(|b| b.refresh_token) {
+        h.auth().logout_with_refresh(&t).await?;
     }
     match presented(&parts.headers) {
         // No access token (or it expired): end the session the refresh cookie belongs to.
@@ -512,25 +536,39 @@ async fn do_logout(
 /// End the current session and clear the cookies: the session of the access token (Bearer or
 /// cookie), else of the refresh cookie, and the session of a `refresh_token` sent in the body.
 /// Always 204 unless a cookie-authenticated request fails the CSRF checks.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>),
-    responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
+    responses(
+        (status = 204, description = "Logged out; cookies cleared"),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: a non-empty body that is not application/json", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+    ),
     security((), ("bearer" = []), ("cookie" = [])))]
 async fn logout(
     State(h): State<AuthHttp>,
     parts: axum::http::request::Parts,
-    OptionalJson(body): OptionalJson<RefreshRequest>,
+    OptionalJson(body): OptionalJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
     do_logout(&h, &parts, body).await
 }
 
 /// The same as `POST /auth/logout`.
-#[utoipa::path(delete, path = "/auth/logout", tag = "auth", request_body(content = Option<RefreshRequest>),
-    responses((status = 204, description = "Logged out; cookies cleared"), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
+#[utoipa::path(delete, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
+    responses(
+        (status = 204, description = "Logged out; cookies cleared"),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: a non-empty body that is not application/json", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+    ),
     security((), ("bearer" = []), ("cookie" = [])))]
 async fn logout_delete(
     State(h): State<AuthHttp>,
     parts: axum::http::request::Parts,
-    OptionalJson(body): OptionalJson<RefreshRequest>,
+    OptionalJson(body): OptionalJson<LogoutRequest>,
 ) -> Result<Response, ApiError> {
     do_logout(&h, &parts, body).await
 }
@@ -561,12 +599,23 @@ async fn me(
     RawQuery(q): RawQuery,
 ) -> Result<Json<MeResponse>, ApiError> {
     let q: MeQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", "grants must be true or false"))?;
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "grants must be true or false"))?;
     let acct = h.auth().me(&who).await?;
     let grants = if q.grants.unwrap_or(true) {
-        let grants = h.checker().grants(Some(who.token.expose()), who.user_id).await.map_err(|e| {
-            tracing::warn!(error = %e, "permission checker unavailable");
-            ApiError::unavailable("the permission service")
+        let grants = h.checker().grants(Some(who.token.expose()), who.user_id).await.map_err(|e| match e {
+            // The permission service refused a token this server issued: their configurations
+            // disagree (issuer, audience or keys). Say so instead of a bare "unavailable".
+            fafnir_core::ServiceError::Unauthenticated => {
+                tracing::error!("the permission service refused a token issued here: check that FAFNIR_ISSUER and the audience agree across services (its /readyz names both values)");
+                ApiError::unavailable_because(
+                    "the permission service",
+                    "it refused this server's access token; the services disagree on the token issuer or audience",
+                )
+            }
+            other => {
+                tracing::warn!(error = %other, "permission checker unavailable");
+                ApiError::unavailable("the permission service")
+            }
         })?;
         Some(grants.unwrap_or_default())
     } else {
@@ -665,6 +714,21 @@ async fn jwks(State(h): State<AuthHttp>) -> Response {
     res
 }
 
+/// Optional body of `POST /auth/logout`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// A refresh token (API clients): its session ends too.
+    refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for LogoutRequest {
+    // Carries a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogoutRequest { *** }")
+    }
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct IntrospectRequest {
     /// The access token to check.
@@ -702,10 +766,16 @@ pub struct IntrospectResponse {
 /// answer tells the holder of a token only what the token itself already proves, and a forged
 /// token is simply `{"active": false}`.
 #[utoipa::path(post, path = "/auth/introspect", tag = "auth",
-    request_body(content = IntrospectRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content(
+        (IntrospectRequest = "application/x-www-form-urlencoded"),
+        (IntrospectRequest = "application/json"),
+    )),
     responses(
         (status = 200, description = "The token's state", body = IntrospectResponse),
-        (status = 400, description = "INVALID_REQUEST: no token", body = ErrorBody),
+        (status = 400, description = "INVALID_REQUEST: no token, or a form or JSON body that cannot be read (MALFORMED_JSON)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is neither a form nor JSON", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: a JSON body of the wrong shape", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE: the session store does not answer", body = ErrorBody),
     ))]
 async fn introspect(

@@ -1,0 +1,50 @@
+//! The protobuf codec of Fafnir's services: prost's, except that a message that does not decode
+//! is the sender's fault, answered INVALID_ARGUMENT (prost's codec calls it INTERNAL, which
+//! would tell a client that sent garbage that the server is broken).
+
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic::{Code, Status};
+use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+/// [`ProstCodec`] with decode errors as INVALID_ARGUMENT.
+#[derive(Debug, Clone, Default)]
+pub struct StrictCodec<T, U>(ProstCodec<T, U>);
+
+impl<T, U> Codec for StrictCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = StrictDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        StrictDecoder(self.0.decoder())
+    }
+}
+
+/// [`ProstDecoder`] whose failures are INVALID_ARGUMENT.
+#[derive(Debug, Clone)]
+pub struct StrictDecoder<U>(ProstDecoder<U>);
+
+impl<U: prost::Message + Default> Decoder for StrictDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        self.0.decode(buf).map_err(|s| match s.code() {
+            Code::Internal => Status::invalid_argument(format!("the message is not valid protobuf: {}", s.message())),
+            _ => s,
+        })
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.0.buffer_settings()
+    }
+}
