@@ -27,6 +27,19 @@ pub struct IssuerMetadata {
     pub fafnir_access_token_audience: String,
     /// Seconds an access token lives (`exp - iat`).
     pub fafnir_access_token_ttl: u64,
+    /// What browsers must agree on with a gateway in front: the origin auth-service takes as its
+    /// own (from its public URL), the other origins it allows, and whether its cookies are
+    /// `Secure`. Public facts: CORS answers and `Set-Cookie` show them anyway.
+    #[serde(default)]
+    pub fafnir_browser: Option<BrowserSettings>,
+}
+
+/// The browser-facing settings that auth-service and a gateway in front of it must share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserSettings {
+    pub public_origin: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub cookie_secure: bool,
 }
 
 impl IssuerMetadata {

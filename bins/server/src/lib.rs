@@ -163,9 +163,14 @@ const DEFAULT_USERS_URL: &str = "http://127.0.0.1:8083";
 async fn verifying(
     config: &fafnir_core::Config,
     clock: fafnir_core::SharedClock,
+    gateway: bool,
 ) -> Result<(fafnir_core::token::Authenticator, remote::Check), StartError> {
     let auth_url = config.auth_url.clone().unwrap_or_else(|| DEFAULT_AUTH_URL.into());
-    let watch = remote::IssuerWatch::start(config, &auth_url).await?;
+    let watch = if gateway {
+        remote::IssuerWatch::start_gateway(config, &auth_url).await?
+    } else {
+        remote::IssuerWatch::start(config, &auth_url).await?
+    };
     let tokens = jwks_verifier(config, clock.clone())?;
     let authn = remote::authenticator(&auth_url, tokens, &watch, clock)?;
     let jwks_url =
@@ -189,7 +194,7 @@ pub async fn run_security_service(config: fafnir_core::Config, shutdown: Shutdow
     let rbac =
         Arc::new(fafnir_rbac::Rbac::new(Arc::new(fafnir_rbac::SqlRbacStore::new(db.clone(), clock.clone()))).await?);
     let _watch = rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL);
-    let (authn, tokens_ready) = verifying(&config, clock).await?;
+    let (authn, tokens_ready) = verifying(&config, clock, false).await?;
     let svc = fafnir_rbac::grpc::SecurityGrpc::new(rbac, authn);
     let side = grpc::side_app(vec![remote::Check::database(db.clone()), tokens_ready]);
     let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
@@ -217,7 +222,7 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
         security.clone(),
         fafnir_proto::support::ClientOptions::default(),
     ));
-    let (authn, tokens_ready) = verifying(&config, clock).await?;
+    let (authn, tokens_ready) = verifying(&config, clock, false).await?;
     let svc = fafnir_users::grpc::UsersGrpc::new(profiles, checker, authn);
     let side = grpc::side_app(vec![
         remote::Check::database(db.clone()),
@@ -261,7 +266,7 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     let upstream = AuthUpstream::remote(&auth_url).map_err(StartError::Io)?;
     let settings = HttpSettings::from_config(&config);
     let services = gateway::Services { checker: security.clone(), roles: security, profiles, auth: upstream.clone() };
-    let (authn, tokens_ready) = verifying(&config, clock).await?;
+    let (authn, tokens_ready) = verifying(&config, clock, true).await?;
     let gw = gateway::Gateway::new(
         services,
         authn,

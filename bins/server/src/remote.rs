@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use fafnir_core::issuer::IssuerMetadata;
+use fafnir_core::issuer::{BrowserSettings, IssuerMetadata};
 use fafnir_core::remote::{fetch_metadata, RemoteSessionCheck};
 use fafnir_core::token::{Authenticator, Expected, TokenAudience, TokenVerifier};
 use fafnir_core::{Config, ServiceError, SharedClock};
@@ -41,6 +41,8 @@ enum IssuerState {
 struct WatchInner {
     auth_url: String,
     configured: Option<TokenAudience>,
+    /// A gateway's own browser settings, which must match auth-service's.
+    browser: Option<BrowserSettings>,
     expected: Expected,
     state: Mutex<IssuerState>,
 }
@@ -55,6 +57,27 @@ impl IssuerWatch {
     /// disagrees is an error naming both. If auth-service does not answer, the service starts
     /// not ready and keeps asking in the background.
     pub async fn start(config: &Config, auth_url: &str) -> Result<Self, StartError> {
+        Self::start_checking(config, auth_url, None).await
+    }
+
+    /// [`IssuerWatch::start`] for a gateway in front of auth-service: its browser settings
+    /// (public origin, allowed origins, cookie security) must be auth-service's too, or
+    /// browsers pass the CSRF check at one and fail it at the other.
+    pub async fn start_gateway(config: &Config, auth_url: &str) -> Result<Self, StartError> {
+        let ours = fafnir_auth::http::HttpSettings::from_config(config);
+        let browser = BrowserSettings {
+            public_origin: ours.public_origin,
+            allowed_origins: ours.allowed_origins,
+            cookie_secure: ours.cookie_secure,
+        };
+        Self::start_checking(config, auth_url, Some(browser)).await
+    }
+
+    async fn start_checking(
+        config: &Config,
+        auth_url: &str,
+        browser: Option<BrowserSettings>,
+    ) -> Result<Self, StartError> {
         // Only an explicit FAFNIR_ISSUER pins the issuer: the public URL is this service's own
         // address, not necessarily auth-service's issuer.
         let configured =
@@ -66,6 +89,7 @@ impl IssuerWatch {
         let watch = IssuerWatch(Arc::new(WatchInner {
             auth_url: auth_url.to_owned(),
             configured,
+            browser,
             expected,
             state: Mutex::new(IssuerState::Pending(format!("auth-service at {auth_url} has not answered yet"))),
         }));
@@ -129,6 +153,22 @@ impl IssuerWatch {
                 ))
             }
             _ => {
+                if let (Some(ours), Some(theirs)) = (&inner.browser, &meta.fafnir_browser) {
+                    if ours != theirs {
+                        return IssuerState::Conflict(format!(
+                            "browser settings differ between this gateway and auth-service at {}: here public origin {:?}, \
+                             allowed origins {:?}, cookie secure {}; auth-service has {:?}, {:?}, {}. Set \
+                             FAFNIR_PUBLIC_URL, FAFNIR_ALLOWED_ORIGINS and FAFNIR_COOKIE_SECURE alike on both",
+                            inner.auth_url,
+                            ours.public_origin,
+                            ours.allowed_origins,
+                            ours.cookie_secure,
+                            theirs.public_origin,
+                            theirs.allowed_origins,
+                            theirs.cookie_secure
+                        ));
+                    }
+                }
                 inner.expected.set(theirs);
                 IssuerState::Agreed
             }

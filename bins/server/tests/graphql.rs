@@ -819,6 +819,35 @@ async fn postgres_four_services() {
     }
 }
 
+/// `FAFNIR_GRAPHQL_INTROSPECTION=false`: `__schema` and `__type` disclose nothing (they answer
+/// null, as async-graphql does); ordinary queries work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn introspection_can_be_turned_off() {
+    let db = TestDb::sqlite().await;
+    let p = port();
+    let cfg = Config {
+        database_url: db.url.clone(),
+        http_addr: addr(p),
+        grpc_addr: addr(port()),
+        graphql_introspection: false,
+        log: "warn".into(),
+        ..Config::default()
+    };
+    let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
+    let url = format!("http://127.0.0.1:{p}");
+    wait_http(&format!("{url}/readyz")).await;
+    let anon = reqwest::Client::new();
+    // The introspection fields answer null: nothing of the schema is disclosed.
+    let r = post(&anon, &url, "{ __schema { queryType { name } } }", json!({}), &[]).await;
+    assert_eq!(r.body["data"]["__schema"], Value::Null, "{}", r.body);
+    let r = post(&anon, &url, "{ __type(name: \"Query\") { fields { name } } }", json!({}), &[]).await;
+    assert_eq!(r.body["data"]["__type"], Value::Null, "{}", r.body);
+    let r = post(&anon, &url, "{ health { status } }", json!({}), &[]).await;
+    assert_eq!(r.data("health")["status"], "ok");
+    server.stop().await;
+    db.cleanup().await;
+}
+
 /// `docs/schema.graphql` is the served schema. After changing the schema, regenerate it with
 /// `FAFNIR_UPDATE_SCHEMA=1 cargo test -p fafnir-server --test graphql schema_file`.
 #[test]

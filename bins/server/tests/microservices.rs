@@ -183,6 +183,16 @@ async fn a_disagreeing_issuer_is_named(dbs: [&TestDb; 3]) {
         http.get(&sec_ready).send().await.is_ok_and(|r| r.status() == 200)
     })
     .await;
+
+    // A gateway whose browser settings differ from auth-service's (here: Secure cookies and no
+    // public URL) is refused at start, with both sides named.
+    let gw_cfg = Config { http_addr: addr(port()), cookie_secure: true, ..base(dbs[1]) };
+    let err = fafnir_server::run_api_gateway(gw_cfg, fafnir_server::Shutdown::on(std::future::pending()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("browser settings differ") && err.contains(&public), "{err}");
+
     users.stop().await;
     security.stop().await;
     auth.stop().await;

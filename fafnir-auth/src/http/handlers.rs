@@ -825,6 +825,11 @@ async fn metadata(State(h): State<AuthHttp>, headers: HeaderMap) -> Response {
         token_endpoint_auth_methods_supported: vec!["none".into()],
         fafnir_access_token_audience: cfg.audience.clone(),
         fafnir_access_token_ttl: cfg.access_ttl.as_secs(),
+        fafnir_browser: Some(fafnir_core::issuer::BrowserSettings {
+            public_origin: h.settings().public_origin.clone(),
+            allowed_origins: h.settings().allowed_origins.clone(),
+            cookie_secure: h.settings().cookie_secure,
+        }),
     };
     let mut res = Json(doc).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
