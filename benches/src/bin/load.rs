@@ -32,12 +32,18 @@ struct Opts {
     fafnir: PathBuf,
     duration: Duration,
     concurrency: usize,
+    /// Seconds of `GET /auth/me` after the other phases, with the server's RSS sampled every
+    /// [`SOAK_ROUND`]: whether memory levels off under sustained load (0: no soak).
+    soak: u64,
 }
+
+const SOAK_ROUND: Duration = Duration::from_secs(10);
 
 fn parse_opts() -> Opts {
     let mut fafnir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/fafnir");
     let mut duration = Duration::from_secs(10);
     let mut concurrency = 64;
+    let mut soak = 0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -46,10 +52,11 @@ fn parse_opts() -> Opts {
                 duration = Duration::from_secs(args.next().expect("--duration SECS").parse().expect("seconds"))
             }
             "--concurrency" => concurrency = args.next().expect("--concurrency N").parse().expect("a number"),
+            "--soak" => soak = args.next().expect("--soak SECS").parse().expect("seconds"),
             other => panic!("unknown argument {other}; see benches/README.md"),
         }
     }
-    Opts { fafnir, duration, concurrency }
+    Opts { fafnir, duration, concurrency, soak }
 }
 
 /// User + system CPU time of a process, from /proc (clock ticks of 10 ms on Linux).
@@ -310,4 +317,50 @@ async fn main() {
     println!("| `POST /auth/refresh` | {refresh_rps:.0} /s, p99 {:.1} ms, {r_err} errors | |", pct(&r_lat, 0.99));
     println!("| idle resident memory of `fafnir serve` | {:.1} MB | < 30 MB |", idle_rss as f64 / 1024.0);
     println!("| resident memory after the run | {:.1} MB | |", after_rss as f64 / 1024.0);
+
+    if o.soak > 0 {
+        soak(&o, &c, &base, &access, server.0.id()).await;
+    }
+}
+
+/// Sustained `GET /auth/me` with one token, RSS after every round: a server that keeps
+/// something per request grows round after round; a sound one levels off.
+async fn soak(o: &Opts, c: &reqwest::Client, base: &str, access: &str, pid: u32) {
+    let rounds = (o.soak / SOAK_ROUND.as_secs()).max(2);
+    println!();
+    println!(
+        "## Soak: `GET /auth/me`, one token, concurrency {}, {rounds} rounds of {} s",
+        o.concurrency,
+        SOAK_ROUND.as_secs()
+    );
+    println!();
+    println!("| after | requests (total) | errors | RSS |");
+    println!("|---|---|---|---|");
+    let start_rss = rss_kib(pid);
+    println!("| 0 s | 0 | 0 | {:.1} MB |", start_rss as f64 / 1024.0);
+    let (mut total, mut errors, mut samples) = (0usize, 0usize, vec![start_rss]);
+    for round in 1..=rounds {
+        let (mc, mbase, macc) = (c.clone(), base.to_owned(), access.to_owned());
+        let (ok, err, _) = drive(o.concurrency, SOAK_ROUND, move |_| {
+            let (c, base, a) = (mc.clone(), mbase.clone(), macc.clone());
+            async move { c.get(format!("{base}/auth/me")).bearer_auth(a).send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        total += ok;
+        errors += err;
+        let rss = rss_kib(pid);
+        samples.push(rss);
+        println!("| {} s | {total} | {errors} | {:.1} MB |", round * SOAK_ROUND.as_secs(), rss as f64 / 1024.0);
+    }
+    // Levelled off: the second half of the run added little next to what the first half did.
+    let half = samples.len() / 2;
+    let kib = |i: usize| samples[i] as f64;
+    let (first, second) = (kib(half) - kib(0), kib(samples.len() - 1) - kib(half));
+    let per_request = (kib(samples.len() - 1) - kib(1)) * 1024.0 / total.max(1) as f64;
+    println!();
+    println!(
+        "RSS grew {:.1} MB in the first half and {:.1} MB in the second; {per_request:.2} bytes per request after the first round.",
+        first / 1024.0,
+        second / 1024.0
+    );
 }

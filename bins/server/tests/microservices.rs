@@ -167,6 +167,24 @@ async fn a_disagreeing_issuer_is_named(dbs: [&TestDb; 3]) {
     })
     .await;
 
+    // auth-service's deliveries to it are refused, and the reason it records names both values.
+    let auth_db = fafnir_core::Db::connect(&dbs[0].url).await.unwrap();
+    wait_until("a delivery to be refused with the reason", || async {
+        http.post(format!("{auth_url}/auth/register"))
+            .json(&json!({"email": format!("x{}@example.com", port()), "password": PW}))
+            .send()
+            .await
+            .unwrap();
+        let errors: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT last_error FROM outbox WHERE subscriber = 'users' AND delivered_at IS NULL")
+                .fetch_all(auth_db.pool())
+                .await
+                .unwrap();
+        errors.iter().flatten().any(|e| e.contains("https://wrong.example") && e.contains(&format!("`{public}`")))
+    })
+    .await;
+    auth_db.close().await;
+
     // With auth-service answering, a disagreeing service does not start at all.
     let sec_cfg = Config { grpc_addr: addr(sec_p), http_addr: addr(sec_http), issuer: wrong, ..base(dbs[1]) };
     let err = fafnir_server::run_security_service(sec_cfg, fafnir_server::Shutdown::on(std::future::pending()))
