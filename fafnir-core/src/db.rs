@@ -15,8 +15,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 use crate::error::CoreError;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -25,6 +25,22 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The cargo feature that brings this backend's driver.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Whether this build carries the driver.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Backend::Sqlite => cfg!(feature = "sqlite"),
+            Backend::Postgres => cfg!(feature = "postgres"),
+        }
+    }
+
     pub fn from_url(url: &str) -> Result<Self, CoreError> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme {
@@ -76,6 +92,12 @@ impl Db {
     pub async fn connect_with(url: &str, opts: DbOptions) -> Result<Self, CoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        if !backend.compiled_in() {
+            return Err(CoreError::Config(format!(
+                "this build has no {backend:?} driver: enable the `{}` feature of fafnir (or fafnir-core)",
+                backend.feature()
+            )));
+        }
         let url = match backend {
             Backend::Sqlite => sqlite_url(url),
             Backend::Postgres => url.to_owned(),

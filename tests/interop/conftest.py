@@ -1,7 +1,7 @@
 """Fixtures of the interop suite: the real `fafnir` binary on free loopback ports with a fresh
 SQLite database, and the accounts the tests use.
 
-The binary is `target/debug/fafnir` (build it with `cargo build -p fafnir`), or `$FAFNIR_BIN`.
+The binary is `target/debug/fafnir` (build it with `cargo build -p fafnir-cli`), or `$FAFNIR_BIN`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STOP_TIMEOUT = 30.0
 def fafnir_bin() -> Path:
     path = Path(os.environ.get("FAFNIR_BIN") or REPO / "target" / "debug" / "fafnir")
     if not path.is_file():
-        pytest.exit(f"{path} does not exist: run `cargo build -p fafnir` or set FAFNIR_BIN", returncode=2)
+        pytest.exit(f"{path} does not exist: run `cargo build -p fafnir-cli` or set FAFNIR_BIN", returncode=2)
     return path
 
 

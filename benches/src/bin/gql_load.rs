@@ -5,7 +5,7 @@
 //!   service on its own SQLite database.
 //!
 //! For reference it also measures `GET /auth/me` of the same server (REST, no profile).
-//! Needs the release binaries: `cargo build --release -p fafnir -p api-gateway -p auth-service
+//! Needs the release binaries: `cargo build --release -p fafnir-cli -p api-gateway -p auth-service
 //! -p security-service -p user-service`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a load tool: failing loudly is the point

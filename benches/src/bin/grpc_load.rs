@@ -115,7 +115,7 @@ async fn main() {
             other => panic!("unknown argument {other}"),
         }
     }
-    assert!(fafnir.exists(), "{} not found: run `cargo build --release -p fafnir` first", fafnir.display());
+    assert!(fafnir.exists(), "{} not found: run `cargo build --release -p fafnir-cli` first", fafnir.display());
     let dir = tempfile::tempdir().unwrap();
     let (http, grpc) = (free_port(), free_port());
     let _server = Proc(

@@ -99,7 +99,7 @@ async fn main() {
         return bare_server(port).await;
     }
     let o = parse_opts();
-    assert!(o.fafnir.exists(), "{} not found: run `cargo build --release -p fafnir` first", o.fafnir.display());
+    assert!(o.fafnir.exists(), "{} not found: run `cargo build --release -p fafnir-cli` first", o.fafnir.display());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -123,7 +123,7 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
 pub async fn run_auth_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
     telemetry::init_logging(&config.log);
     Limits::install(&config);
-    let stack = Stack::open_auth_service(config).await?;
+    let stack = stack::open_auth_service(config).await?;
     let _background = stack.spawn_background();
     let (app, _) = http::app(&stack, Router::new()).await?;
     let l = listen(stack.config.http_addr, "HTTP").await?;
@@ -150,8 +150,8 @@ fn jwks_verifier(
     Ok(Arc::new(fafnir_core::token::CachingVerifier::new(inner, clock, VERIFIED_TOKENS)))
 }
 
-/// Verified tokens remembered per gRPC server (a few MB at most).
-pub(crate) const VERIFIED_TOKENS: usize = 10_000;
+/// Verified tokens remembered per process (a few MB at most).
+pub(crate) const VERIFIED_TOKENS: usize = fafnir::VERIFIED_TOKENS;
 
 /// Where the services are when their URLs are not configured (the contract's ports).
 const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8081";

@@ -15,7 +15,6 @@ use fafnir_proto::security::v1 as sec;
 use fafnir_proto::security::v1::security_service_client::SecurityServiceClient;
 use fafnir_proto::users::v1 as usr;
 use fafnir_proto::users::v1::user_service_client::UserServiceClient;
-use fafnir_server::Stack;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
@@ -106,7 +105,7 @@ async fn three_services(dbs: [&TestDb; 3]) {
     // Deleting the account (from another auth instance on auth-service's database) reaches both.
     let mut cfg = auth_cfg.clone();
     cfg.http_addr = addr(0);
-    let admin = Stack::open_auth_service(cfg).await.unwrap();
+    let admin = fafnir_server::stack::open_auth_service(cfg).await.unwrap();
     let account = admin.auth.user_by_email("ada@example.com").await.unwrap();
     admin.auth.delete_user(account.id).await.unwrap();
     wait_until("the deletion to reach user-service", || {

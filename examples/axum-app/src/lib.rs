@@ -3,11 +3,11 @@
 use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use fafnir_auth::http::{AuthHttp, Authorized, CurrentUser};
+use fafnir::http::{AuthHttp, Authorized, CurrentUser};
 use serde_json::{json, Value};
 
 // The permission `/reports` needs, as a type for the `Authorized` guard.
-fafnir_auth::permission!(pub ReportsRead = "reports:read");
+fafnir::permission!(pub ReportsRead = "reports:read");
 
 /// Your application's state; Fafnir's part of it is reachable through `FromRef`.
 #[derive(Debug, Clone)]
@@ -23,10 +23,7 @@ impl FromRef<AppState> for AuthHttp {
 }
 
 /// Any logged-in user.
-async fn hello(
-    State(s): State<AppState>,
-    CurrentUser(who): CurrentUser,
-) -> Result<String, fafnir_auth::http::ApiError> {
+async fn hello(State(s): State<AppState>, CurrentUser(who): CurrentUser) -> Result<String, fafnir::http::ApiError> {
     let account = s.fafnir.auth().me(&who).await?;
     Ok(format!("Hello, {} — welcome to {}", account.email, s.app_name))
 }
@@ -37,11 +34,8 @@ async fn reports(guard: Authorized<ReportsRead>) -> Json<Value> {
 }
 
 /// Fafnir's routes and yours, in one router.
-pub fn app(fafnir: AuthHttp) -> Router {
-    let state = AppState { fafnir: fafnir.clone(), app_name: "axum-app" };
-    Router::new()
-        .route("/hello", get(hello))
-        .route("/reports", get(reports))
-        .with_state(state)
-        .merge(fafnir_auth::http::router(fafnir))
+pub async fn app(fafnir: &fafnir::Fafnir) -> Result<Router, fafnir::Error> {
+    let (routes, http) = fafnir.router().await?;
+    let state = AppState { fafnir: http, app_name: "axum-app" };
+    Ok(Router::new().route("/hello", get(hello)).route("/reports", get(reports)).with_state(state).merge(routes))
 }

@@ -2,11 +2,8 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use fafnir_auth::http::{AuthHttp, HttpSettings};
-use fafnir_core::{Config, PermissionChecker};
-use fafnir_server::Stack;
+use fafnir::{Config, Fafnir};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,16 +26,16 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), String> {
-    let stack = Stack::open(config).await.map_err(|e| e.to_string())?;
-    let _background = stack.spawn_background();
-    let checker: Arc<dyn PermissionChecker> = stack.rbac.clone();
-    let fafnir = AuthHttp::new(stack.auth.clone(), checker, HttpSettings::from_config(&stack.config), &stack.db)
-        .await
-        .map_err(|e| e.to_string())?;
-    let listener = fafnir_server::bind(stack.config.http_addr).await.map_err(|e| e.to_string())?;
-    println!("axum-app on http://{}", stack.config.http_addr);
-    fafnir_server::serve(listener, axum_app::app(fafnir), fafnir_server::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let fafnir = Fafnir::open(config).await?;
+    let _background = fafnir.spawn_background();
+    let app = axum_app::app(&fafnir).await?;
+    let listener = tokio::net::TcpListener::bind(fafnir.config.http_addr).await?;
+    println!("axum-app on http://{}", fafnir.config.http_addr);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
 }

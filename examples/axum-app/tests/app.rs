@@ -3,22 +3,19 @@
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use fafnir_auth::http::{AuthHttp, HttpSettings};
-use fafnir_core::{Config, PermissionChecker};
-use fafnir_server::Stack;
+use fafnir::{Config, Fafnir};
 use serde_json::{json, Value};
 
 async fn example_routes_are_protected(t: &fafnir_core::testing::TestDb) {
     let config = Config { database_url: t.url.clone(), cookie_secure: false, ..Config::default() };
-    let stack = Stack::open(config).await.unwrap();
-    let checker: Arc<dyn PermissionChecker> = stack.rbac.clone();
-    let fafnir =
-        AuthHttp::new(stack.auth.clone(), checker, HttpSettings::from_config(&stack.config), &stack.db).await.unwrap();
-    let listener = fafnir_server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let stack = Fafnir::open(config).await.unwrap();
+    let app = axum_app::app(&stack).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(fafnir_server::serve(listener, axum_app::app(fafnir), std::future::pending()));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
     let c = reqwest::Client::new();
     let pw = "correct horse battery staple";
 
@@ -56,8 +53,8 @@ async fn example_routes_are_protected(t: &fafnir_core::testing::TestDb) {
     server.abort();
 }
 
-fn fafnir_rbac_role(name: &str) -> fafnir_rbac::RoleName {
-    fafnir_rbac::RoleName::parse(name).unwrap()
+fn fafnir_rbac_role(name: &str) -> fafnir::RoleName {
+    fafnir::RoleName::parse(name).unwrap()
 }
 
 fafnir_core::conformance_tests!(@testdb example_routes_are_protected);
