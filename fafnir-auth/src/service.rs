@@ -121,6 +121,16 @@ pub struct Principal {
     pub token: SecretString,
 }
 
+/// The answer of [`Auth::introspect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Introspection {
+    Active(AccessClaims),
+    /// The token is genuine but its session has ended: it will never be active again.
+    SessionEnded,
+    /// The token is not acceptable (expired, malformed, forged, another issuer's).
+    TokenRefused,
+}
+
 /// A session as listed to its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionInfo {
@@ -295,7 +305,8 @@ impl Auth {
         let parsed = Email::parse(email).ok();
         let keys = throttle::keys("reg:", parsed.as_ref(), client);
         // Every registration attempt counts, whatever its outcome.
-        let claim = self.claim(keys, self.cfg.register_throttle).await?;
+        // An abandoned registration counts too (the account may even have been created).
+        let claim = self.claim(keys, self.cfg.register_throttle, Outcome::Failed).await?;
         let r = self.register(email, password, display_name).await;
         claim.finish(Outcome::Failed).await?;
         r
@@ -303,8 +314,13 @@ impl Auth {
 
     /// Claims an attempt on every key (see [`AuthStore::begin_attempts`]); on refusal answers
     /// `RateLimited` with the real wait.
-    async fn claim(&self, keys: Vec<(String, bool)>, rules: ThrottleConfig) -> Result<Claim, AuthError> {
-        Claim::begin(self.store.clone(), self.clock.clone(), keys, rules).await
+    async fn claim(
+        &self,
+        keys: Vec<(String, bool)>,
+        rules: ThrottleConfig,
+        if_abandoned: Outcome,
+    ) -> Result<Claim, AuthError> {
+        Claim::begin(self.store.clone(), self.clock.clone(), keys, rules, if_abandoned).await
     }
 
     async fn deliver_events(&self) {
@@ -328,7 +344,8 @@ impl Auth {
         let email = Email::parse(email).ok();
         // Held until the attempt ends; released in the background if this future is dropped
         // (the client went away mid-hash), so an abandoned request never blocks the account.
-        let claim = self.claim(throttle::keys("", email.as_ref(), client), self.cfg.throttle).await?;
+        let claim =
+            self.claim(throttle::keys("", email.as_ref(), client), self.cfg.throttle, Outcome::Abandoned).await?;
         let password = Password::new(password);
         let checked = async {
             let user = match &email {
@@ -449,13 +466,27 @@ impl Auth {
         Ok(owner == user)
     }
 
-    /// RFC 7662-style introspection of an access token: its claims when it is genuine, unexpired
-    /// and its session active; `None` otherwise (whatever the reason).
-    pub async fn introspect(&self, access_token: &str) -> Result<Option<AccessClaims>, AuthError> {
-        match self.authenticate(access_token).await {
-            Ok(p) => Ok(Some(p.claims)),
-            Err(AuthError::Unauthorized) => Ok(None),
-            Err(e) => Err(e),
+    /// RFC 7662-style introspection of an access token: active with its claims when it is
+    /// genuine, unexpired and its session active; else why not — the session has ended (for good:
+    /// a caller may remember that) or the token itself is not acceptable (expired, forged, for
+    /// another issuer: says nothing about the session).
+    pub async fn introspect(&self, access_token: &str) -> Result<Introspection, AuthError> {
+        let now = self.now_ms();
+        let claims = match self.verified.get(access_token, now, i64::MAX) {
+            Some(c) if c.exp > now / 1000 => c,
+            Some(_) => return Ok(Introspection::TokenRefused),
+            None => match self.keys.verify(access_token, &self.audience).await {
+                Ok(c) => {
+                    self.verified.put(access_token.into(), c.clone(), now);
+                    c
+                }
+                Err(_) => return Ok(Introspection::TokenRefused),
+            },
+        };
+        if self.session_active(claims.sid, claims.sub).await? {
+            Ok(Introspection::Active(claims))
+        } else {
+            Ok(Introspection::SessionEnded)
         }
     }
 
@@ -574,7 +605,8 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        let claim = self.claim(throttle::keys("", Some(&user.email), client), self.cfg.throttle).await?;
+        let claim =
+            self.claim(throttle::keys("", Some(&user.email), client), self.cfg.throttle, Outcome::Abandoned).await?;
         let verified = match self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await {
             Ok(v) => v,
             Err(e) => {

@@ -110,6 +110,11 @@ pub(crate) enum Outcome {
     Succeeded,
     /// Ended without a verdict (an internal error): neither counted nor cleared.
     Released,
+    /// The request was dropped before its verdict (the client went away). The account key is
+    /// released uncounted — abandoned requests must not lock anyone's account — but the address
+    /// key counts a failure: the hash still ran, and an address that keeps abandoning requests
+    /// is throttled like one that keeps failing.
+    Abandoned,
 }
 
 /// The keys of an attempt: `{prefix}acct:{email}` (per account) and `{prefix}ip:{address}` (per
@@ -126,14 +131,18 @@ pub(crate) fn keys(prefix: &str, email: Option<&Email>, client: &ClientInfo) -> 
 }
 
 /// Claimed attempt slots, held while an attempt runs. End them with [`Claim::finish`]; a claim
-/// dropped unfinished (its request was cancelled) is released in the background without
-/// counting a failure: the caller never saw a verdict, so the guess taught it nothing.
+/// dropped unfinished (its request was cancelled) is ended in the background with the outcome
+/// chosen at [`Claim::begin`]: for logins [`Outcome::Abandoned`] (the account key released
+/// uncounted — the caller never saw a verdict, so the guess taught it nothing — the address key
+/// counted), for registrations a failure like any attempt.
 #[must_use = "a claim must be finished with its outcome"]
 pub(crate) struct Claim {
     store: Arc<dyn AuthStore>,
     clock: SharedClock,
     keys: Vec<(String, bool)>,
     rules: ThrottleConfig,
+    /// How the claim ends if it is dropped unfinished.
+    if_abandoned: Outcome,
     /// Still to be released (false once `finish` has taken over).
     held: bool,
 }
@@ -149,6 +158,7 @@ impl Claim {
         clock: SharedClock,
         keys: Vec<(String, bool)>,
         rules: ThrottleConfig,
+        if_abandoned: Outcome,
     ) -> Result<Self, AuthError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
@@ -156,7 +166,7 @@ impl Claim {
             let claims: Vec<(&str, ThrottleRule)> =
                 keys.iter().map(|(k, acct)| (k.as_str(), rules.rule(*acct))).collect();
             let answer = match store.begin_attempts(&claims, now).await {
-                Ok(Ok(())) => Ok(Claim { store: store.clone(), clock, keys, rules, held: true }),
+                Ok(Ok(())) => Ok(Claim { store: store.clone(), clock, keys, rules, if_abandoned, held: true }),
                 Ok(Err(wait_ms)) => {
                     let ms = u64::try_from(wait_ms).unwrap_or(1000);
                     Err(AuthError::RateLimited { retry_after: Duration::from_millis(ms.div_ceil(1000) * 1000) })
@@ -187,10 +197,11 @@ impl Drop for Claim {
         }
         let (store, keys, rules, now) =
             (self.store.clone(), std::mem::take(&mut self.keys), self.rules, self.clock.now_ms());
+        let outcome = self.if_abandoned;
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    if let Err(e) = end(&*store, &keys, &rules, Outcome::Released, now).await {
+                    if let Err(e) = end(&*store, &keys, &rules, outcome, now).await {
                         tracing::warn!(error = %e, "releasing an abandoned throttle claim failed; it expires on its own");
                     }
                 });
@@ -210,12 +221,28 @@ async fn end(
     outcome: Outcome,
     now: i64,
 ) -> Result<(), AuthError> {
+    // Every key is ended even if one of them fails: a claim left behind blocks its key.
+    let mut first_error = None;
     match outcome {
-        Outcome::Failed => {
-            for (key, is_account) in keys {
-                store.end_attempt(key, rules.rule(*is_account), true, false, now).await?;
+        Outcome::Failed | Outcome::Abandoned => {
+            // Abandoned: the address keys count a failure, the account keys are only released.
+            let abandoned = matches!(outcome, Outcome::Abandoned);
+            for (key, is_account) in keys.iter().filter(|(_, acct)| !(abandoned && *acct)) {
+                if let Err(e) = store.end_attempt(key, rules.rule(*is_account), true, false, now).await {
+                    first_error.get_or_insert(e);
+                }
             }
-            Ok(())
+            let releases: Vec<(&str, ThrottleRule, bool)> = keys
+                .iter()
+                .filter(|(_, acct)| abandoned && *acct)
+                .map(|(k, _)| (k.as_str(), rules.rule(true), false))
+                .collect();
+            if !releases.is_empty() {
+                if let Err(e) = store.release_attempts(&releases, now).await {
+                    first_error.get_or_insert(e);
+                }
+            }
+            first_error.map_or(Ok(()), Err)
         }
         Outcome::Succeeded | Outcome::Released => {
             let succeeded = matches!(outcome, Outcome::Succeeded);

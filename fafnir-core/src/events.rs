@@ -245,4 +245,19 @@ mod tests {
         assert_eq!(backoff(50), Duration::from_secs(300));
         assert_eq!(backoff(-1), Duration::from_secs(1));
     }
+
+    /// A failure that repeats on every retry is reported once per distinct cause: again only
+    /// when the error changes, or after a recovery.
+    #[tokio::test]
+    async fn repeated_failures_are_reported_once_per_cause() {
+        let t = crate::testing::TestDb::sqlite().await;
+        let outbox = Outbox::new(t.db.clone(), Arc::new(crate::SystemClock), Vec::new());
+        assert!(outbox.first_failure("users", "wrong issuer `a` vs `b`"));
+        assert!(!outbox.first_failure("users", "wrong issuer `a` vs `b`"), "the same cause: not again");
+        assert!(outbox.first_failure("rbac", "wrong issuer `a` vs `b`"), "another subscriber: its own");
+        assert!(outbox.first_failure("users", "connection refused"), "a new cause: reported");
+        outbox.recovered("users");
+        assert!(outbox.first_failure("users", "connection refused"), "after a recovery: reported again");
+        t.cleanup().await;
+    }
 }

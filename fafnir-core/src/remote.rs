@@ -39,8 +39,10 @@ pub async fn fetch_metadata(auth_url: &str) -> Result<IssuerMetadata, ServiceErr
 }
 
 /// Asks auth-service whether a token's session is active, and remembers the answer: "active"
-/// for `ttl` (a revocation is seen within that time), "ended" for good (an ended session never
-/// comes back). Bounded: emptied when full.
+/// for `ttl` (a revocation is seen within that time), "ended" for good when auth-service says
+/// the session has ended (it never comes back). An answer about the token itself (expired on
+/// auth-service's clock, another issuer) is not remembered: it says nothing about the session.
+/// Bounded: emptied when full.
 #[derive(Debug)]
 pub struct RemoteSessionCheck {
     url: String,
@@ -56,6 +58,9 @@ struct Introspection {
     active: bool,
     #[serde(default)]
     sid: Option<String>,
+    /// On an inactive answer: the session has ended for good (else the token was refused).
+    #[serde(default)]
+    session_ended: Option<bool>,
 }
 
 impl RemoteSessionCheck {
@@ -113,7 +118,9 @@ impl SessionCheck for RemoteSessionCheck {
             res.json().await.map_err(|e| ServiceError::Internal(format!("introspection answer: {e}")))?;
         // An active answer must be about this very session.
         let active = answer.active && answer.sid.as_deref() == Some(claims.sid.to_string().as_str());
-        self.remember(claims.sid, active, now);
+        if active || answer.session_ended == Some(true) {
+            self.remember(claims.sid, active, now);
+        }
         Ok(active)
     }
 }

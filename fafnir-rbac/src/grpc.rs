@@ -340,7 +340,9 @@ fn service_error(s: Status) -> ServiceError {
         tonic::Code::Unauthenticated => ServiceError::Unauthenticated,
         tonic::Code::PermissionDenied => ServiceError::Forbidden(s.message().to_owned()),
         tonic::Code::NotFound => ServiceError::NotFound(s.message().to_owned()),
-        tonic::Code::InvalidArgument => ServiceError::InvalidArgument(s.message().to_owned()),
+        tonic::Code::InvalidArgument if !fafnir_proto::codec::is_undecodable(&s) => {
+            ServiceError::InvalidArgument(s.message().to_owned())
+        }
         _ => ServiceError::Internal(format!("security-service: {:?}: {}", s.code(), s.message())),
     }
 }

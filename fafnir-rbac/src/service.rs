@@ -101,24 +101,35 @@ impl Rbac {
         let unknown = |snap: &Snapshot| -> Vec<UserId> {
             users.iter().filter(|u| !snap.user_role_names.contains_key(u)).copied().collect()
         };
-        if unknown(&self.snapshot.load()).is_empty() {
+        let missing = unknown(&self.snapshot.load());
+        if missing.is_empty() {
             return Ok(());
         }
-        let _g = self.write_lock.lock().await;
-        let missing = unknown(&self.snapshot.load());
+        // Read before taking the write lock: a slow store must not hold up writers.
         let mut found = Vec::new();
         for user in missing {
             if let Some(roles) = self.store.user_roles(user).await? {
                 found.push((user, roles));
             }
         }
-        if !found.is_empty() {
-            // The same version: these users' rows are as current as the store; the watcher's
-            // next reload (on a version change) rebuilds everything anyway.
-            let mut next = self.snapshot.load().patched();
-            for (user, roles) in found {
+        if found.is_empty() {
+            return Ok(());
+        }
+        let _g = self.write_lock.lock().await;
+        // The same version: these users' rows are as current as the store was a moment ago; a
+        // local write since then has patched or reloaded the snapshot (and is kept: users the
+        // snapshot learnt meanwhile are skipped), and the watcher's next reload on a version
+        // change rebuilds everything anyway.
+        let current = self.snapshot.load();
+        let mut next = current.patched();
+        let mut changed = false;
+        for (user, roles) in found {
+            if !current.user_role_names.contains_key(&user) {
                 next.set_user(user, roles);
+                changed = true;
             }
+        }
+        if changed {
             self.snapshot.store(Arc::new(next));
         }
         Ok(())

@@ -228,6 +228,10 @@ impl UserService for UsersGrpc {
 }
 
 fn client_error(s: Status) -> UsersError {
+    if fafnir_proto::codec::is_undecodable(&s) {
+        // user-service's answer did not decode: not the caller's fault.
+        return UsersError::Unavailable(format!("user-service answered garbage: {}", s.message()));
+    }
     match s.code() {
         tonic::Code::NotFound => UsersError::NotFound,
         // The server words these as `UsersError`'s Display does (see `status`).

@@ -6,6 +6,16 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
+/// The start of the message of an undecodable message's status: clients that receive it as
+/// an answer (from a peer that sent garbage) turn it back into INTERNAL with [`is_undecodable`].
+pub const UNDECODABLE: &str = "the message is not valid protobuf";
+
+/// Whether `s` is this codec's decode failure (on the client side: the peer's answer was
+/// garbage, which is not the caller's fault).
+pub fn is_undecodable(s: &Status) -> bool {
+    s.code() == Code::InvalidArgument && s.message().starts_with(UNDECODABLE)
+}
+
 /// [`ProstCodec`] with decode errors as INVALID_ARGUMENT.
 #[derive(Debug, Clone, Default)]
 pub struct StrictCodec<T, U>(ProstCodec<T, U>);
@@ -39,7 +49,7 @@ impl<U: prost::Message + Default> Decoder for StrictDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|s| match s.code() {
-            Code::Internal => Status::invalid_argument(format!("the message is not valid protobuf: {}", s.message())),
+            Code::Internal => Status::invalid_argument(format!("{UNDECODABLE}: {}", s.message())),
             _ => s,
         })
     }

@@ -71,6 +71,8 @@ pub async fn serve_grpc_with(
         .timeout(MAX_CALL)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_connection_age(crate::serve::MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CALL)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -97,7 +99,7 @@ pub fn side_app(checks: Vec<crate::remote::Check>) -> axum::Router {
             "/readyz",
             get(move || {
                 let checks = checks.clone();
-                async move { crate::remote::readiness(&checks).await }
+                async move { crate::remote::readiness(&checks, false).await }
             }),
         )
         .route("/metrics", get(crate::http::render_metrics))

@@ -178,6 +178,12 @@ async fn verifying(
     Ok((authn, remote::Check::tokens(watch, jwks_url)))
 }
 
+/// The health/metrics port of a gRPC service has a budget of its own (probes keep working when
+/// the gRPC listener's is spent).
+fn side_port_limits(config: &fafnir_core::Config) -> Limits {
+    Limits::new(serve::SIDE_PORT_CONNECTIONS, config.header_read_timeout, config.shutdown_timeout)
+}
+
 fn channel(url: &str) -> Result<tonic::transport::Channel, StartError> {
     fafnir_proto::support::channel(url).map_err(|e| StartError::Io(e.to_string()))
 }
@@ -198,9 +204,10 @@ pub async fn run_security_service(config: fafnir_core::Config, shutdown: Shutdow
     let svc = fafnir_rbac::grpc::SecurityGrpc::new(rbac, authn);
     let side = grpc::side_app(vec![remote::Check::database(db.clone()), tokens_ready]);
     let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
+    let side_limits = side_port_limits(&config);
     let (a, b) = tokio::join!(
         grpc::serve_grpc(g, grpc::GrpcServices { security: Some(svc), users: None }, shutdown.wait()),
-        serve(h, side, shutdown.wait())
+        serve_with(h, side, shutdown.wait(), &side_limits)
     );
     db.close().await;
     a.and(b)
@@ -230,9 +237,10 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
         remote::Check::grpc("security-service", security, SECURITY_SERVICE),
     ]);
     let (g, h) = (listen(config.grpc_addr, "gRPC").await?, listen(config.http_addr, "health/metrics HTTP").await?);
+    let side_limits = side_port_limits(&config);
     let (a, b) = tokio::join!(
         grpc::serve_grpc(g, grpc::GrpcServices { security: None, users: Some(svc) }, shutdown.wait()),
-        serve(h, side, shutdown.wait())
+        serve_with(h, side, shutdown.wait(), &side_limits)
     );
     db.close().await;
     a.and(b)
@@ -243,7 +251,8 @@ const USER_SERVICE: &str = "fafnir.users.v1.UserService";
 
 /// `api-gateway`: GraphQL on `http_addr` over auth-service (`FAFNIR_AUTH_URL`, also proxied at
 /// `/auth/*` and the JWKS), security-service (`FAFNIR_SECURITY_URL`) and user-service
-/// (`FAFNIR_USERS_URL`). Keeps no database. Ready when all three are.
+/// (`FAFNIR_USERS_URL`). Keeps no database. Ready when all three are (its `/readyz` is public:
+/// it names what is missing, and logs why).
 pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
     use fafnir_auth::http::HttpSettings;
     use gateway::upstream::AuthUpstream;
@@ -287,7 +296,7 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
             "/readyz",
             axum::routing::get(move || {
                 let checks = checks.clone();
-                async move { remote::readiness(&checks).await }
+                async move { remote::readiness(&checks, true).await }
             }),
         )
         .route("/metrics", axum::routing::get(http::render_metrics));

@@ -154,7 +154,13 @@ impl IssuerWatch {
             }
             _ => {
                 if let (Some(ours), Some(theirs)) = (&inner.browser, &meta.fafnir_browser) {
-                    if ours != theirs {
+                    let set = |b: &BrowserSettings| {
+                        let mut o: Vec<String> = b.allowed_origins.iter().map(|x| x.to_ascii_lowercase()).collect();
+                        o.sort();
+                        o.dedup();
+                        (b.public_origin.clone(), o, b.cookie_secure)
+                    };
+                    if set(ours) != set(theirs) {
                         return IssuerState::Conflict(format!(
                             "browser settings differ between this gateway and auth-service at {}: here public origin {:?}, \
                              allowed origins {:?}, cookie secure {}; auth-service has {:?}, {:?}, {}. Set \
@@ -285,8 +291,10 @@ impl Check {
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs `checks` concurrently: 200 `ready`, or 503 `not ready` with one line per failing check.
-pub async fn readiness(checks: &[Check]) -> Response {
+/// Runs `checks` concurrently: 200 `ready`, or 503 `not ready` with one line per failing check:
+/// its reason on an internal port, only its name on a public one (api-gateway's), where the
+/// reasons (internal URLs, configuration values) go to the log instead.
+pub async fn readiness(checks: &[Check], public: bool) -> Response {
     let runs = checks.iter().map(|c| async move {
         match tokio::time::timeout(CHECK_TIMEOUT, (c.run)()).await {
             Ok(Ok(())) => None,
@@ -296,10 +304,20 @@ pub async fn readiness(checks: &[Check]) -> Response {
     });
     let failures: Vec<String> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
     if failures.is_empty() {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", failures.join("\n"))).into_response()
+        return "ready".into_response();
     }
+    let lines: Vec<String> = if public {
+        for f in &failures {
+            tracing::warn!("not ready: {f}");
+        }
+        failures
+            .iter()
+            .map(|f| format!("{}: not ready (the reason is in this service's log)", f.split(':').next().unwrap_or("")))
+            .collect()
+    } else {
+        failures
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", lines.join("\n"))).into_response()
 }
 
 /// A `ServiceError` from talking to auth-service as a start error.

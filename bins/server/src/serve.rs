@@ -2,7 +2,9 @@
 //! keep slow or idle clients from holding a process hostage.
 //!
 //! - A connection must send its request headers within [`Limits::header_read_timeout`] (also
-//!   between keep-alive requests); otherwise it is closed.
+//!   between keep-alive requests) — on gRPC listeners, the HTTP/2 preface — otherwise it is
+//!   closed; a gRPC connection lives at most [`MAX_CONNECTION_AGE`] (then it is asked to go
+//!   away and reconnect), so an idle one cannot hold its place forever.
 //! - At most [`Limits::max_connections`] connections are open per process, across all of its
 //!   listeners; beyond that new connections wait in the kernel's accept queue.
 //! - On shutdown, listeners stop accepting, idle connections close, in-flight requests get
@@ -76,6 +78,13 @@ impl Limits {
 }
 
 static PROCESS: OnceLock<Limits> = OnceLock::new();
+
+/// The longest a gRPC connection lives before the server asks the client to reconnect.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(30 * 60);
+
+/// Connections of a health/metrics side port: its own small budget, so that probes are answered
+/// even when the main listener's budget is spent.
+pub const SIDE_PORT_CONNECTIONS: usize = 64;
 
 /// Binds `addr` (port 0 picks a free port).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -186,11 +195,18 @@ async fn finish(
     while connections.join_next().await.is_some() {}
 }
 
-/// A connection that holds one of the process's connection permits while it is open.
+/// The HTTP/2 connection preface every gRPC client sends first.
+const H2_PREFACE_LEN: usize = 24;
+
+/// A connection that holds one of the process's connection permits while it is open, and must
+/// send the HTTP/2 preface within the header-read timeout (the gRPC server has no timeout of
+/// its own before the handshake: a silent client would hold its permit forever).
 #[derive(Debug)]
 pub(crate) struct Admitted {
     io: TcpStream,
     _permit: OwnedSemaphorePermit,
+    /// Until the preface has arrived: when it must have, and how many bytes came so far.
+    preface: Option<(std::pin::Pin<Box<tokio::time::Sleep>>, usize)>,
 }
 
 impl tokio::io::AsyncRead for Admitted {
@@ -199,7 +215,26 @@ impl tokio::io::AsyncRead for Admitted {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        use std::future::Future;
+        use std::task::Poll;
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Some((deadline, seen)) = &mut self.preface {
+            if let Poll::Ready(Ok(())) = &r {
+                *seen += buf.filled().len() - before;
+                if *seen >= H2_PREFACE_LEN {
+                    self.preface = None;
+                    return r;
+                }
+            }
+            if r.is_pending() && deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no HTTP/2 preface within the header-read timeout",
+                )));
+            }
+        }
+        r
     }
 }
 
@@ -259,7 +294,9 @@ pub(crate) fn admitted(
             match listener.accept().await {
                 Ok((io, _)) => {
                     let _ = io.set_nodelay(true);
-                    return Some((Ok(Admitted { io, _permit: permit }), (listener, limits)));
+                    let deadline = Box::pin(tokio::time::sleep(limits.header_read_timeout));
+                    let admitted = Admitted { io, _permit: permit, preface: Some((deadline, 0)) };
+                    return Some((Ok(admitted), (listener, limits)));
                 }
                 Err(e) => accept_error(e).await,
             }

@@ -291,20 +291,72 @@ async fn grpc_clients_cannot_hold_up_shutdown(t: &TestDb) {
             .await
         }
     });
-    // One client that never speaks, one that stops halfway through the HTTP/2 preface.
-    let _silent = tokio::net::TcpStream::connect(at).await.unwrap();
-    let mut half = tokio::net::TcpStream::connect(at).await.unwrap();
-    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Both count against the cap (plus the one the listener holds ready for the next accept).
-    assert!(limits.open_connections() >= 2, "{}", limits.open_connections());
+    // A client that never speaks is closed after the header-read timeout (it would otherwise
+    // hold a place of the process's connection budget forever).
+    let mut silent = tokio::net::TcpStream::connect(at).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut silent, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a silent gRPC connection is closed");
+    // One that sent the whole preface and then stalls stays open (it passed the check)…
+    let mut stalled = tokio::net::TcpStream::connect(at).await.unwrap();
+    stalled.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(limits.open_connections() >= 1, "{}", limits.open_connections());
+    // … and cannot hold up the shutdown.
     let started = Instant::now();
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), server).await.expect("shutdown is bounded").unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
+/// Instances on one database: a user registered through one is served at once by the gRPC
+/// services of another (no wait for its policy watcher).
+async fn a_user_registered_elsewhere_works_at_once_over_grpc(t: &TestDb) {
+    use fafnir_proto::security::v1 as sec;
+    let cfg = || Config { database_url: t.url.clone(), ..Config::default() };
+    let a = Stack::open(cfg()).await.unwrap();
+    let b = Stack::open(cfg()).await.unwrap();
+    let listener = bind(addr(0)).await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(grpc::serve_grpc(listener, local_grpc(&b), async move {
+        let _ = stopped.await;
+    }));
+    a.auth.register("new@example.com", PW, None).await.unwrap();
+    let token = a.auth.login("new@example.com", PW, &Default::default()).await.unwrap().access_token;
+    let with = |m| {
+        let mut r = tonic::Request::new(m);
+        r.metadata_mut().insert("authorization", format!("Bearer {}", token.expose()).parse().unwrap());
+        r
+    };
+    let ch = tonic::transport::Channel::from_shared(format!("http://{at}")).unwrap().connect().await.unwrap();
+    let mut s = sec::security_service_client::SecurityServiceClient::new(ch);
+    let roles = s.get_user_roles(with(sec::GetUserRolesRequest::default())).await.unwrap().into_inner();
+    assert_eq!(roles.roles, ["member"]);
+    let check = sec::CheckPermissionRequest { user_id: String::new(), permission: "profile:write".into() };
+    let mut r = tonic::Request::new(check);
+    r.metadata_mut().insert("authorization", format!("Bearer {}", token.expose()).parse().unwrap());
+    assert!(s.check_permission(r).await.unwrap().into_inner().has_permission);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
 mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_user_registered_elsewhere_works_at_once_over_grpc() {
+        let t = super::TestDb::sqlite().await;
+        super::a_user_registered_elsewhere_works_at_once_over_grpc(&t).await;
+        t.cleanup().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn grpc_clients_cannot_hold_up_shutdown() {
         let t = super::TestDb::sqlite().await;
@@ -314,6 +366,15 @@ mod sqlite {
 }
 
 mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_user_registered_elsewhere_works_at_once_over_grpc() {
+        let Some(t) = super::TestDb::postgres("a_user_registered_elsewhere_works_at_once_over_grpc").await else {
+            return;
+        };
+        super::a_user_registered_elsewhere_works_at_once_over_grpc(&t).await;
+        t.cleanup().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn grpc_clients_cannot_hold_up_shutdown() {
         let Some(t) = super::TestDb::postgres("grpc_clients_cannot_hold_up_shutdown").await else { return };

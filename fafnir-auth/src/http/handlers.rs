@@ -588,7 +588,7 @@ async fn logout_all(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) ->
 #[utoipa::path(get, path = "/auth/me", tag = "auth", params(MeQuery),
     responses(
         (status = 200, body = MeResponse),
-        (status = 400, description = "BAD_REQUEST: grants is not true or false", body = ErrorBody),
+        (status = 400, description = "INVALID_REQUEST: grants is not true or false", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE: the permission service or the database did not answer", body = ErrorBody),
     ),
@@ -606,10 +606,10 @@ async fn me(
             // The permission service refused a token this server issued: their configurations
             // disagree (issuer, audience or keys). Say so instead of a bare "unavailable".
             fafnir_core::ServiceError::Unauthenticated => {
-                tracing::error!("the permission service refused a token issued here: check that FAFNIR_ISSUER and the audience agree across services (its /readyz names both values)");
+                tracing::warn!("the permission service refused a token this server accepted: its session may have just ended, or the services disagree on the token issuer or audience (their /readyz names both values)");
                 ApiError::unavailable_because(
                     "the permission service",
-                    "it refused this server's access token; the services disagree on the token issuer or audience",
+                    "it refused this access token (the session may have just ended elsewhere, or the services disagree on the token issuer; see their /readyz)",
                 )
             }
             other => {
@@ -759,6 +759,10 @@ pub struct IntrospectResponse {
     exp: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
+    /// Present on inactive answers: `true` when the token is genuine but its session has ended
+    /// (for good), `false` when the token itself is refused (expired, forged, another issuer's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_ended: Option<bool>,
 }
 
 /// Whether an access token is active: genuine, unexpired, and its session not ended (RFC 7662
@@ -782,8 +786,9 @@ async fn introspect(
     State(h): State<AuthHttp>,
     JsonOrForm(req): JsonOrForm<IntrospectRequest>,
 ) -> Result<Response, ApiError> {
+    use crate::Introspection;
     let answer = match h.auth().introspect(&req.token).await? {
-        Some(c) => IntrospectResponse {
+        Introspection::Active(c) => IntrospectResponse {
             active: true,
             sub: Some(c.sub.to_string()),
             sid: Some(c.sid.to_string()),
@@ -792,8 +797,10 @@ async fn introspect(
             iat: Some(c.iat),
             exp: Some(c.exp),
             token_type: Some("Bearer"),
+            session_ended: None,
         },
-        None => IntrospectResponse::default(),
+        Introspection::SessionEnded => IntrospectResponse { session_ended: Some(true), ..Default::default() },
+        Introspection::TokenRefused => IntrospectResponse { session_ended: Some(false), ..Default::default() },
     };
     let mut res = Json(answer).into_response();
     no_store(res.headers_mut());
@@ -807,11 +814,13 @@ async fn introspect(
     responses((status = 200, description = "Metadata document", body = Object)))]
 async fn metadata(State(h): State<AuthHttp>, headers: HeaderMap) -> Response {
     use fafnir_core::issuer::IssuerMetadata;
-    let base = match &h.settings().public_origin {
-        Some(o) => o.clone(),
+    // Without a configured public URL the URLs come from the Host header: then the answer must
+    // not be cached (a poisoned Host would be served to others).
+    let (base, cacheable) = match &h.settings().public_origin {
+        Some(o) => (o.clone(), true),
         None => {
             let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-            format!("http://{}", host.chars().take(255).collect::<String>())
+            (format!("http://{}", host.chars().take(255).collect::<String>()), false)
         }
     };
     let cfg = h.auth().config();
@@ -832,7 +841,12 @@ async fn metadata(State(h): State<AuthHttp>, headers: HeaderMap) -> Response {
         }),
     };
     let mut res = Json(doc).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    if cacheable {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    } else {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res.headers_mut().insert(header::VARY, HeaderValue::from_static("Host"));
+    }
     res
 }
 

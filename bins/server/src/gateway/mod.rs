@@ -296,7 +296,12 @@ async fn graphiql() -> Html<&'static str> {
 /// one origin and the cookies (the refresh cookie is scoped to `/auth`) just work.
 pub fn proxy_router(upstream: AuthUpstream, trust_forwarded_for: bool) -> Router {
     let state = (upstream, trust_forwarded_for);
-    Router::new().route("/auth/{*path}", any(proxy)).route("/.well-known/jwks.json", get(proxy)).with_state(state)
+    Router::new()
+        .route("/auth/{*path}", any(proxy))
+        .route("/.well-known/jwks.json", get(proxy))
+        // The issuer is the gateway's URL: discovery from it must find auth-service's metadata.
+        .route("/.well-known/oauth-authorization-server", get(proxy))
+        .with_state(state)
 }
 
 fn has_dot_segment(path: &str) -> bool {
