@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use fafnir_core::clock::{dur_ms, from_ms};
 use fafnir_core::events::{AccountEvent, Outbox};
 use fafnir_core::keys::KeyManager;
-use fafnir_core::token::{AccessClaims, Jwks, TokenAudience};
+use fafnir_core::token::{AccessClaims, CachingVerifier, Jwks, TokenAudience, TokenVerifier};
 use fafnir_core::{Config, Email, SessionId, SharedClock, UserId};
 use serde::Serialize;
 
@@ -201,7 +201,9 @@ pub struct Auth {
     accounts: TtlCache<UserId, Account>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
-    verified: TtlCache<Box<str>, AccessClaims>,
+    /// The process's one token cache: the other transports verify through it too
+    /// ([`Auth::token_verifier`]).
+    tokens: Arc<CachingVerifier>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -226,6 +228,7 @@ impl Auth {
         outbox: Arc<Outbox>,
     ) -> Result<Self, AuthError> {
         let hasher = PasswordHasher::new(cfg.argon2, cfg.max_concurrent_hashes)?;
+        let tokens = Arc::new(CachingVerifier::new(keys.clone(), clock.clone(), CACHE_MAX));
         Ok(Self {
             audience: cfg.token_audience(),
             cfg,
@@ -236,7 +239,7 @@ impl Auth {
             outbox,
             sessions: TtlCache::new(CACHE_MAX),
             accounts: TtlCache::new(CACHE_MAX),
-            verified: TtlCache::new(CACHE_MAX),
+            tokens,
         })
     }
 
@@ -246,6 +249,12 @@ impl Auth {
 
     pub fn keys(&self) -> &Arc<KeyManager> {
         &self.keys
+    }
+
+    /// The process's verified-token cache over [`Auth::keys`]: give it to the other transports'
+    /// [`fafnir_core::token::Authenticator`] so that one cache serves them all.
+    pub fn token_verifier(&self) -> Arc<dyn TokenVerifier> {
+        self.tokens.clone()
     }
 
     pub fn jwks(&self) -> Jwks {
@@ -428,16 +437,7 @@ impl Auth {
 
     /// Verifies an access token and that its session is still active.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let now = self.now_ms();
-        let claims = match self.verified.get(access_token, now, i64::MAX) {
-            Some(c) if c.exp > now / 1000 => c,
-            Some(_) => return Err(AuthError::Unauthorized),
-            None => {
-                let c = self.keys.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
-                self.verified.put(access_token.into(), c.clone(), now);
-                c
-            }
-        };
+        let claims = self.tokens.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
         if !self.session_active(claims.sid, claims.sub).await? {
             return Err(AuthError::Unauthorized);
         }
@@ -471,17 +471,8 @@ impl Auth {
     /// a caller may remember that) or the token itself is not acceptable (expired, forged, for
     /// another issuer: says nothing about the session).
     pub async fn introspect(&self, access_token: &str) -> Result<Introspection, AuthError> {
-        let now = self.now_ms();
-        let claims = match self.verified.get(access_token, now, i64::MAX) {
-            Some(c) if c.exp > now / 1000 => c,
-            Some(_) => return Ok(Introspection::TokenRefused),
-            None => match self.keys.verify(access_token, &self.audience).await {
-                Ok(c) => {
-                    self.verified.put(access_token.into(), c.clone(), now);
-                    c
-                }
-                Err(_) => return Ok(Introspection::TokenRefused),
-            },
+        let Ok(claims) = self.tokens.verify(access_token, &self.audience).await else {
+            return Ok(Introspection::TokenRefused);
         };
         if self.session_active(claims.sid, claims.sub).await? {
             Ok(Introspection::Active(claims))

@@ -37,7 +37,7 @@ pub use fafnir_auth::{Account, Auth, AuthConfig, AuthError, ClientInfo, Login, P
 pub use fafnir_core::events::{AccountEventHandler, Outbox};
 pub use fafnir_core::keys::KeyManager;
 pub use fafnir_core::token::Authenticator;
-use fafnir_core::token::{CachingVerifier, Expected};
+use fafnir_core::token::Expected;
 pub use fafnir_core::{Config, CoreError, Db, Email, Permission, PermissionChecker, SharedClock, SystemClock, UserId};
 pub use fafnir_rbac::{Rbac, RbacError, RoleName};
 use fafnir_rbac::{RbacEvents, SqlRbacStore};
@@ -203,8 +203,9 @@ impl Fafnir {
         let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
         let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
         let auth = Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?);
-        let tokens = Arc::new(CachingVerifier::new(keys.clone(), clock.clone(), VERIFIED_TOKENS));
-        let authn = Authenticator::new(tokens, auth.clone(), Expected::fixed(auth.config().token_audience()));
+        // One verified-token cache per process: auth's own, shared by every transport.
+        let authn =
+            Authenticator::new(auth.token_verifier(), auth.clone(), Expected::fixed(auth.config().token_audience()));
         Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth, checker, local_policy, authn })
     }
 

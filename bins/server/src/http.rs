@@ -92,6 +92,17 @@ pub(crate) fn asset(content_type: &'static str, body: &'static [u8]) -> Response
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
 }
 
+/// `GET /`: where things are, for a person who opened the server's address in a browser.
+const LANDING_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fafnir</title></head>
+<body><h1>Fafnir is running</h1>
+<ul>
+<li><a href="/docs">API documentation</a> (Swagger UI) and the <a href="/openapi.json">OpenAPI document</a></li>
+<li><a href="/graphql">GraphQL</a> (GraphiQL in the browser; POST for operations)</li>
+<li><a href="/.well-known/jwks.json">JWKS</a> and <a href="/.well-known/oauth-authorization-server">metadata</a></li>
+<li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
+</ul></body></html>"#;
+
 fn docs_routes() -> Router {
     let csp = SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
     Router::new()
@@ -100,6 +111,7 @@ fn docs_routes() -> Router {
         .route("/docs/init.js", get(|| async { asset("text/javascript", DOCS_INIT.as_bytes()) }))
         .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript", SWAGGER_JS) }))
         .route("/docs/swagger-ui.css", get(|| async { asset("text/css", SWAGGER_CSS) }))
+        .route("/", get(|| async { Html(LANDING_HTML) }))
         .layer(csp)
 }
 

@@ -28,6 +28,14 @@ async fn hello(State(s): State<AppState>, CurrentUser(who): CurrentUser) -> Resu
     Ok(format!("Hello, {} — welcome to {}", account.email, s.app_name))
 }
 
+/// Anyone: a greeting that knows the caller when there is one.
+async fn welcome(who: Option<CurrentUser>) -> String {
+    match who {
+        Some(CurrentUser(p)) => format!("Welcome back, {}", p.user_id),
+        None => "Welcome, stranger".into(),
+    }
+}
+
 /// Only users holding `reports:read` (admins hold `*:*`).
 async fn reports(guard: Authorized<ReportsRead>) -> Json<Value> {
     Json(json!({ "viewer": guard.principal().user_id, "reports": ["q1", "q2"] }))
@@ -37,5 +45,10 @@ async fn reports(guard: Authorized<ReportsRead>) -> Json<Value> {
 pub async fn app(fafnir: &fafnir::Fafnir) -> Result<Router, fafnir::Error> {
     let (routes, http) = fafnir.router().await?;
     let state = AppState { fafnir: http, app_name: "axum-app" };
-    Ok(Router::new().route("/hello", get(hello)).route("/reports", get(reports)).with_state(state).merge(routes))
+    Ok(Router::new()
+        .route("/", get(welcome))
+        .route("/hello", get(hello))
+        .route("/reports", get(reports))
+        .with_state(state)
+        .merge(routes))
 }

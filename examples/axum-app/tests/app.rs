@@ -37,9 +37,18 @@ async fn example_routes_are_protected(t: &fafnir_core::testing::TestDb) {
         .unwrap();
     let token = tok["access_token"].as_str().unwrap();
 
-    assert_eq!(c.get(format!("{base}/hello")).send().await.unwrap().status(), 401);
+    let res = c.get(format!("{base}/hello")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="fafnir", error="invalid_token""#, "RFC 6750");
+    // Optional authentication: anonymous and known callers both get an answer.
+    let anon = c.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(anon, "Welcome, stranger");
+    let garbage = c.get(format!("{base}/")).bearer_auth("not-a-token").send().await.unwrap().text().await.unwrap();
+    assert_eq!(garbage, "Welcome, stranger", "an invalid token is anonymous, not an error");
     let hello = c.get(format!("{base}/hello")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
     assert_eq!(hello, "Hello, ada@example.com — welcome to axum-app");
+    let known = c.get(format!("{base}/")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
+    assert!(known.starts_with("Welcome back, "), "{known}");
 
     let res = c.get(format!("{base}/reports")).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), 403);

@@ -134,6 +134,16 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after_secs {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: how to authenticate. A refresh-token failure is not about the access
+            // token, so it names no error.
+            let value = if self.code == "UNAUTHORIZED" {
+                r#"Bearer realm="fafnir", error="invalid_token""#
+            } else {
+                r#"Bearer realm="fafnir""#
+            };
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
         res
     }
 }

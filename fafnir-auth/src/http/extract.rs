@@ -94,6 +94,25 @@ where
     }
 }
 
+/// `Option<CurrentUser>`: the caller when one is authenticated, `None` for anonymous requests
+/// (no credentials, or a token that is invalid, expired or whose session has ended). A
+/// cookie-authenticated unsafe request failing the CSRF checks is still refused (403), and an
+/// unavailable session store still answers 503: neither is "anonymous".
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for CurrentUser
+where
+    AuthHttp: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        match AuthHttp::from_ref(state).authenticate_parts(parts).await {
+            Ok(who) => Ok(Some(CurrentUser(who))),
+            Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// A permission, named at the type level for [`Authorized`]. Declare one with
 /// [`permission!`](crate::permission).
 pub trait RequiredPermission: Send + Sync + 'static {
