@@ -1,10 +1,10 @@
 //! The authentication service: the operations, independent of any transport.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use fafnir_core::cache::TtlCache;
 use fafnir_core::clock::{dur_ms, from_ms};
 use fafnir_core::events::{AccountEvent, Outbox};
 use fafnir_core::keys::KeyManager;
@@ -142,48 +142,6 @@ pub struct SessionInfo {
     pub ip: Option<String>,
     /// The session the listing request came from.
     pub current: bool,
-}
-
-/// A small map whose entries are trusted for a while after they were stored. Bounded: when
-/// full it is emptied (entries are re-learnt, one store query or one signature check each).
-#[derive(Debug)]
-struct TtlCache<K, V> {
-    entries: Mutex<HashMap<K, (V, i64)>>,
-    max: usize,
-}
-
-impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
-    fn new(max: usize) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), max }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (V, i64)>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get<Q>(&self, k: &Q, now_ms: i64, ttl_ms: i64) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        self.lock().get(k).filter(|(_, at)| now_ms - at < ttl_ms).map(|(v, _)| v.clone())
-    }
-
-    fn put(&self, k: K, v: V, now_ms: i64) {
-        let mut map = self.lock();
-        if map.len() >= self.max {
-            map.clear();
-        }
-        map.insert(k, (v, now_ms));
-    }
-
-    fn forget(&self, k: &K) {
-        self.lock().remove(k);
-    }
-
-    fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
-        self.lock().retain(|k, (v, _)| keep(k, v));
-    }
 }
 
 /// Registration, login, tokens and sessions.

@@ -6,6 +6,7 @@
 //! access-token verification ([`token`]) and the account-event outbox ([`events`]).
 
 pub mod authz;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -2,13 +2,12 @@
 //! still active ([`RemoteSessionCheck`], over its introspection endpoint) and what its tokens
 //! carry ([`IssuerMetadata`], its RFC 8414 metadata document).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::authz::ServiceError;
+use crate::cache::TtlCache;
 use crate::clock::SharedClock;
 use crate::id::SessionId;
 use crate::token::{AccessClaims, SessionCheck};
@@ -49,8 +48,10 @@ pub struct RemoteSessionCheck {
     http: reqwest::Client,
     clock: SharedClock,
     ttl_ms: i64,
-    cache: Mutex<HashMap<SessionId, (bool, i64)>>,
-    max: usize,
+    /// Sessions auth-service said are active, trusted for `ttl_ms`.
+    active: TtlCache<SessionId, ()>,
+    /// Sessions auth-service said have ended: for good.
+    ended: TtlCache<SessionId, ()>,
 }
 
 #[derive(Deserialize)]
@@ -71,26 +72,25 @@ impl RemoteSessionCheck {
             http: client()?,
             clock,
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
-            cache: Mutex::new(HashMap::new()),
-            max,
+            active: TtlCache::new(max),
+            ended: TtlCache::new(max),
         })
     }
 
     fn cached(&self, sid: &SessionId, now: i64) -> Option<bool> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.get(sid) {
-            Some((false, _)) => Some(false),
-            Some((true, at)) if now - at < self.ttl_ms => Some(true),
-            _ => None,
+        if self.ended.get(sid, now, i64::MAX).is_some() {
+            return Some(false);
         }
+        self.active.get(sid, now, self.ttl_ms).map(|()| true)
     }
 
     fn remember(&self, sid: SessionId, active: bool, now: i64) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.max {
-            cache.clear();
+        if active {
+            self.active.put(sid, (), now);
+        } else {
+            self.active.forget(&sid);
+            self.ended.put(sid, (), now);
         }
-        cache.insert(sid, (active, now));
     }
 }
 

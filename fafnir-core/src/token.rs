@@ -233,31 +233,30 @@ impl TokenVerifier for StaticVerifier {
 }
 
 /// Remembers verified tokens (keyed by the whole token string, so only the very same token can
-/// match), skipping the signature check on repeat calls. Issuer, audience and expiry are still
-/// checked on every use. Bounded: emptied when full.
+/// match), skipping the signature check on repeat calls. Issuer, audience, expiry and the
+/// plausibility of its times are still checked on every use. Bounded: emptied when full.
 #[derive(Debug)]
 pub struct CachingVerifier {
     inner: std::sync::Arc<dyn TokenVerifier>,
     clock: crate::clock::SharedClock,
-    cache: std::sync::Mutex<HashMap<Box<str>, AccessClaims>>,
-    max: usize,
+    cache: crate::cache::TtlCache<Box<str>, AccessClaims>,
 }
 
 impl CachingVerifier {
     pub fn new(inner: std::sync::Arc<dyn TokenVerifier>, clock: crate::clock::SharedClock, max: usize) -> Self {
-        Self { inner, clock, cache: std::sync::Mutex::new(HashMap::new()), max }
+        Self { inner, clock, cache: crate::cache::TtlCache::new(max) }
     }
 }
 
 #[async_trait::async_trait]
 impl TokenVerifier for CachingVerifier {
     async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
-        let hit = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(token).cloned();
-        if let Some(c) = hit {
+        let now_ms = self.clock.now_ms();
+        if let Some(c) = self.cache.get(token, now_ms, i64::MAX) {
             if c.iss != expect.issuer || c.aud != expect.audience {
                 return Err(TokenError::WrongIssuerOrAudience);
             }
-            let now = self.clock.now().timestamp();
+            let now = now_ms / 1000;
             if c.exp <= now {
                 return Err(TokenError::Expired);
             }
@@ -267,11 +266,7 @@ impl TokenVerifier for CachingVerifier {
             return Ok(c);
         }
         let c = self.inner.verify(token, expect).await?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= self.max {
-            cache.clear();
-        }
-        cache.insert(token.into(), c.clone());
+        self.cache.put(token.into(), c.clone(), now_ms);
         Ok(c)
     }
 }

@@ -86,7 +86,17 @@ fn machine_cpu() -> (f64, f64, f64) {
 async fn bare_server(port: u16) {
     let app = axum::Router::new().route(
         "/bare",
-        axum::routing::get(|| async { axum::Json(json!({"id": "00000000-0000-0000-0000-000000000000", "ok": true})) }),
+        // The shape and size of `GET /auth/me`'s answer, built per request.
+        axum::routing::get(|| async {
+            axum::Json(json!({
+                "id": "01a22638-2a71-71b4-b883-01d336e6cc2e",
+                "email": "load0@example.com",
+                "email_verified": false,
+                "roles": ["member"],
+                "permissions": ["profile:read", "profile:write"],
+                "created_at": "2026-11-29T07:32:24.817Z"
+            }))
+        }),
     );
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
     axum::serve(listener, app).await.unwrap();

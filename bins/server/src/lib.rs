@@ -291,6 +291,7 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     ));
     let upstream = AuthUpstream::remote(&auth_url).map_err(StartError::Io)?;
     let settings = HttpSettings::from_config(&config);
+    let profiles = gateway::cached_profiles(profiles, clock.clone());
     let services = gateway::Services { checker: security.clone(), roles: security, profiles, auth: upstream.clone() };
     let (authn, tokens_ready) = verifying(&config, clock, true).await?;
     let gw = gateway::Gateway::new(

@@ -635,7 +635,9 @@ async fn scenario(env: &Env) {
 /// Whether `token` is still accepted by each surface that reads with it: SecurityService and
 /// UserService over gRPC, and a GraphQL read (`profile`).
 async fn accepted(env: &Env, token: &str) -> [bool; 3] {
-    use fafnir_proto::security::v1::{security_service_client::SecurityServiceClient, GetUserRolesRequest};
+    // CheckPermission, not GetUserRoles: the batching test counts GetUserRoles calls, and the
+    // metrics registry is shared by the tests running at the same time.
+    use fafnir_proto::security::v1::{security_service_client::SecurityServiceClient, CheckPermissionRequest};
     use fafnir_proto::users::v1::{user_service_client::UserServiceClient, GetProfileRequest};
     fn with<T>(msg: T, token: &str) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
@@ -644,7 +646,8 @@ async fn accepted(env: &Env, token: &str) -> [bool; 3] {
     }
     let sec = tonic::transport::Channel::from_shared(env.grpc.0.clone()).unwrap().connect_lazy();
     let usr = tonic::transport::Channel::from_shared(env.grpc.1.clone()).unwrap().connect_lazy();
-    let s = SecurityServiceClient::new(sec).get_user_roles(with(GetUserRolesRequest::default(), token)).await;
+    let check = CheckPermissionRequest { user_id: String::new(), permission: "profile:read".into() };
+    let s = SecurityServiceClient::new(sec).check_permission(with(check, token)).await;
     let u = UserServiceClient::new(usr).get_profile(with(GetProfileRequest::default(), token)).await;
     for r in [s.as_ref().err(), u.as_ref().err()].into_iter().flatten() {
         assert_eq!(r.code(), tonic::Code::Unauthenticated, "refused as unauthenticated: {r:?}");
@@ -845,6 +848,58 @@ async fn introspection_can_be_turned_off() {
     let r = post(&anon, &url, "{ health { status } }", json!({}), &[]).await;
     assert_eq!(r.data("health")["status"], "ok");
     server.stop().await;
+    db.cleanup().await;
+}
+
+/// Automatic persisted queries: the hash alone runs a query the gateway has seen; an unknown
+/// hash asks for the query; a hash that does not match is refused; and a persisted mutation sent
+/// with the cookie but without the CSRF header is still refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn persisted_queries() {
+    let db = TestDb::sqlite().await;
+    let env = all_in_one(&db).await;
+    let url = env.url.clone();
+    let http = reqwest::Client::new();
+    let sha = |q: &str| {
+        let d = ring::digest::digest(&ring::digest::SHA256, q.as_bytes());
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let send = |body: Value, http: reqwest::Client| {
+        let url = url.clone();
+        async move {
+            let res = http.post(format!("{url}/graphql")).header("origin", &url).json(&body).send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let q = "{ health { status } }";
+    let ext = |h: &str| json!({"persistedQuery": {"version": 1, "sha256Hash": h}});
+    let (_, r) = send(json!({"extensions": ext(&sha(q))}), http.clone()).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND", "{r}");
+    let (_, r) = send(json!({"query": q, "extensions": ext(&sha(q))}), http.clone()).await;
+    assert_eq!(r["data"]["health"]["status"], "ok", "{r}");
+    let (_, r) = send(json!({"extensions": ext(&sha(q))}), http.clone()).await;
+    assert_eq!(r["data"]["health"]["status"], "ok", "the hash alone now: {r}");
+    let (status, r) = send(json!({"query": q, "extensions": ext(&sha("{ other }"))}), http.clone()).await;
+    assert_eq!((status, r["errors"][0]["extensions"]["code"].as_str()), (400, Some("BAD_USER_INPUT")), "{r}");
+
+    // A persisted mutation by cookie, without the CSRF header: refused before it runs.
+    register(&url, "apq@example.com", "Apq").await;
+    let browser = Browser::new(&url);
+    let r = browser.gql(LOGIN, json!({"e": "apq@example.com", "p": PW})).await;
+    assert_eq!(r.status, 200);
+    // (`register` checks no CSRF token itself: only the operation-level gate can stop it.)
+    let m = r#"mutation { register(input: {email: "apq2@example.com", password: "correct horse battery staple"}) { id } }"#;
+    let with_csrf = browser.cookie("fafnir_csrf").unwrap();
+    // Seen once (with the CSRF header, from another client: its hash is now known)…
+    let (_, r) = send(json!({"query": m, "extensions": ext(&sha(m))}), http.clone()).await;
+    assert!(r["errors"].is_array() || r["data"].is_object(), "{r}");
+    // …then replayed by hash with the victim's cookies and no CSRF header.
+    let (status, r) = send(json!({"extensions": ext(&sha(m))}), browser.http.clone()).await;
+    assert_eq!((status, r["errors"][0]["extensions"]["code"].as_str()), (403, Some("CSRF_TOKEN_INVALID")), "{r}");
+    assert!(!with_csrf.is_empty());
+    let r = browser.gql("{ me { user { email } } }", json!({})).await;
+    assert_eq!(r.data("me")["user"]["email"], "apq@example.com", "the session survived");
+    env.shutdown().await;
     db.cleanup().await;
 }
 

@@ -7,6 +7,7 @@
 //! passed the CSRF checks; [`schema`] does the rest. `GET /graphql` only ever serves GraphiQL:
 //! operations run on `POST` with a JSON body, which a cross-site form cannot send.
 
+pub mod cache;
 pub mod errors;
 pub mod schema;
 pub mod upstream;
@@ -49,6 +50,7 @@ struct Inner {
     schema: GatewaySchema,
     services: Services,
     auth: Authenticator,
+    persisted: cache::PersistedQueries,
     settings: HttpSettings,
     csrf: CsrfCheck,
 }
@@ -61,6 +63,18 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway").field("auth", &self.0.services.auth).finish_non_exhaustive()
     }
+}
+
+/// How long `me` and `profile` may answer a profile from memory (a change made elsewhere shows
+/// within this time; one made through this gateway at once), like the accounts `me` shows.
+pub const PROFILE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The gateway's view of the profile directory: with the short cache that `me` needs.
+pub fn cached_profiles(
+    inner: Arc<dyn fafnir_users::ProfileDirectory>,
+    clock: fafnir_core::SharedClock,
+) -> Arc<dyn fafnir_users::ProfileDirectory> {
+    Arc::new(fafnir_users::CachingProfiles::new(inner, clock, PROFILE_TTL, crate::VERIFIED_TOKENS))
 }
 
 /// The schema in SDL, as served (what `docs/schema.graphql` holds).
@@ -90,7 +104,7 @@ impl Gateway {
         introspection: bool,
     ) -> Self {
         let schema = schema::build(services.clone(), introspection);
-        Gateway(Arc::new(Inner { schema, services, auth, settings, csrf }))
+        Gateway(Arc::new(Inner { schema, services, auth, persisted: Default::default(), settings, csrf }))
     }
 
     pub fn schema(&self) -> &GatewaySchema {
@@ -216,13 +230,22 @@ async fn graphql(State(gw): State<Gateway>, req: Request) -> Response {
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return graphql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", "batched operations are not supported");
     }
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("the body is not a GraphQL request ({{\"query\": …, \"variables\": …}}): {e}");
             return graphql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &msg);
         }
     };
+    // Automatic persisted queries: the query comes from its hash before anything looks at it.
+    match gw.0.persisted.resolve(&mut request) {
+        Ok(()) => {}
+        // Apollo's protocol: a 200 with this error makes the client send the query with its hash.
+        Err(cache::ApqError::NotFound) => {
+            return graphql_error(StatusCode::OK, "PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")
+        }
+        Err(cache::ApqError::Invalid(why)) => return graphql_error(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", why),
+    }
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let info = gw.request_info(&parts.headers, peer).await;
     // A mutation operation sent with the access cookie and failing the CSRF checks is refused

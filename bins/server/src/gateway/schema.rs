@@ -83,7 +83,8 @@ pub fn build(services: Services, introspection: bool) -> GatewaySchema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(32)
-        .limit_directives(8);
+        .limit_directives(8)
+        .extension(super::cache::DocumentCache::default());
     if introspection {
         b.finish()
     } else {

@@ -1,0 +1,86 @@
+//! The one small-cache type of Fafnir: entries trusted for a while after they were stored
+//! (verified tokens, active sessions, accounts, profiles).
+//!
+//! Read-mostly: a hit takes a shared lock (no writer, no wait), so the request threads of a
+//! busy server do not queue behind each other on every request. Bounded: when full it is
+//! emptied, and entries are re-learnt (one store query or one signature check each).
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[derive(Debug)]
+pub struct TtlCache<K, V> {
+    entries: RwLock<HashMap<K, (V, i64)>>,
+    max: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
+    pub fn new(max: usize) -> Self {
+        Self { entries: RwLock::new(HashMap::new()), max }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<K, (V, i64)>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<K, (V, i64)>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value stored for `k` less than `ttl_ms` before `now_ms`.
+    pub fn get<Q>(&self, k: &Q, now_ms: i64, ttl_ms: i64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read().get(k).filter(|(_, at)| now_ms.saturating_sub(*at) < ttl_ms).map(|(v, _)| v.clone())
+    }
+
+    pub fn put(&self, k: K, v: V, now_ms: i64) {
+        let mut map = self.write();
+        if map.len() >= self.max {
+            map.clear();
+        }
+        map.insert(k, (v, now_ms));
+    }
+
+    pub fn forget<Q>(&self, k: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.write().remove(k);
+    }
+
+    pub fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
+        self.write().retain(|k, (v, _)| keep(k, v));
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_the_cache_stays_bounded() {
+        let c: TtlCache<String, u32> = TtlCache::new(2);
+        c.put("a".into(), 1, 1000);
+        assert_eq!(c.get("a", 1500, 1000), Some(1));
+        assert_eq!(c.get("a", 2000, 1000), None, "expired at the TTL");
+        c.put("b".into(), 2, 1000);
+        c.put("c".into(), 3, 1000); // full: emptied first
+        assert_eq!(c.len(), 1);
+        c.forget("c");
+        assert!(c.is_empty());
+    }
+}
