@@ -888,7 +888,8 @@ async fn persisted_queries() {
     let r = browser.gql(LOGIN, json!({"e": "apq@example.com", "p": PW})).await;
     assert_eq!(r.status, 200);
     // (`register` checks no CSRF token itself: only the operation-level gate can stop it.)
-    let m = r#"mutation { register(input: {email: "apq2@example.com", password: "correct horse battery staple"}) { id } }"#;
+    let m =
+        r#"mutation { register(input: {email: "apq2@example.com", password: "correct horse battery staple"}) { id } }"#;
     let with_csrf = browser.cookie("fafnir_csrf").unwrap();
     // Seen once (with the CSRF header, from another client: its hash is now known)…
     let (_, r) = send(json!({"query": m, "extensions": ext(&sha(m))}), http.clone()).await;
