@@ -283,7 +283,7 @@ impl Auth {
     /// `RateLimited` with the real wait.
     async fn claim(
         &self,
-        keys: Vec<(String, bool)>,
+        keys: Vec<throttle::Key>,
         rules: ThrottleConfig,
         if_abandoned: Outcome,
     ) -> Result<Claim, AuthError> {

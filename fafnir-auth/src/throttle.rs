@@ -70,8 +70,8 @@ impl ThrottleConfig {
         }
     }
 
-    pub(crate) fn rule(&self, is_account: bool) -> ThrottleRule {
-        if is_account {
+    pub(crate) fn rule(&self, scope: Scope) -> ThrottleRule {
+        if scope == Scope::Account {
             self.per_account
         } else {
             self.per_address
@@ -117,15 +117,31 @@ pub(crate) enum Outcome {
     Abandoned,
 }
 
+/// Which limit a key counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The account (its e-mail address): locks protect the account from guessing.
+    Account,
+    /// The client address: bounds what one source may try across accounts.
+    Address,
+}
+
+/// A throttle counter: its name in the store, and the limit it counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) name: String,
+    pub(crate) scope: Scope,
+}
+
 /// The keys of an attempt: `{prefix}acct:{email}` (per account) and `{prefix}ip:{address}` (per
-/// client address, see [`address_key`]); `true` marks the account key.
-pub(crate) fn keys(prefix: &str, email: Option<&Email>, client: &ClientInfo) -> Vec<(String, bool)> {
+/// client address, see [`address_key`]).
+pub(crate) fn keys(prefix: &str, email: Option<&Email>, client: &ClientInfo) -> Vec<Key> {
     let mut keys = Vec::with_capacity(2);
     if let Some(e) = email {
-        keys.push((format!("{prefix}acct:{e}"), true));
+        keys.push(Key { name: format!("{prefix}acct:{e}"), scope: Scope::Account });
     }
     if let Some(ip) = &client.ip {
-        keys.push((format!("{prefix}ip:{}", address_key(ip)), false));
+        keys.push(Key { name: format!("{prefix}ip:{}", address_key(ip)), scope: Scope::Address });
     }
     keys
 }
@@ -139,7 +155,7 @@ pub(crate) fn keys(prefix: &str, email: Option<&Email>, client: &ClientInfo) -> 
 pub(crate) struct Claim {
     store: Arc<dyn AuthStore>,
     clock: SharedClock,
-    keys: Vec<(String, bool)>,
+    keys: Vec<Key>,
     rules: ThrottleConfig,
     /// How the claim ends if it is dropped unfinished.
     if_abandoned: Outcome,
@@ -156,7 +172,7 @@ impl Claim {
     pub(crate) async fn begin(
         store: Arc<dyn AuthStore>,
         clock: SharedClock,
-        keys: Vec<(String, bool)>,
+        keys: Vec<Key>,
         rules: ThrottleConfig,
         if_abandoned: Outcome,
     ) -> Result<Self, AuthError> {
@@ -164,7 +180,7 @@ impl Claim {
         tokio::spawn(async move {
             let now = clock.now_ms();
             let claims: Vec<(&str, ThrottleRule)> =
-                keys.iter().map(|(k, acct)| (k.as_str(), rules.rule(*acct))).collect();
+                keys.iter().map(|k| (k.name.as_str(), rules.rule(k.scope))).collect();
             let answer = match store.begin_attempts(&claims, now).await {
                 Ok(Ok(())) => Ok(Claim { store: store.clone(), clock, keys, rules, if_abandoned, held: true }),
                 Ok(Err(wait_ms)) => {
@@ -216,7 +232,7 @@ impl Drop for Claim {
 /// failures); a release counts nothing.
 async fn end(
     store: &dyn AuthStore,
-    keys: &[(String, bool)],
+    keys: &[Key],
     rules: &ThrottleConfig,
     outcome: Outcome,
     now: i64,
@@ -227,15 +243,15 @@ async fn end(
         Outcome::Failed | Outcome::Abandoned => {
             // Abandoned: the address keys count a failure, the account keys are only released.
             let abandoned = matches!(outcome, Outcome::Abandoned);
-            for (key, is_account) in keys.iter().filter(|(_, acct)| !(abandoned && *acct)) {
-                if let Err(e) = store.end_attempt(key, rules.rule(*is_account), true, false, now).await {
+            for key in keys.iter().filter(|k| !(abandoned && k.scope == Scope::Account)) {
+                if let Err(e) = store.end_attempt(&key.name, rules.rule(key.scope), true, false, now).await {
                     first_error.get_or_insert(e);
                 }
             }
             let releases: Vec<(&str, ThrottleRule, bool)> = keys
                 .iter()
-                .filter(|(_, acct)| abandoned && *acct)
-                .map(|(k, _)| (k.as_str(), rules.rule(true), false))
+                .filter(|k| abandoned && k.scope == Scope::Account)
+                .map(|k| (k.name.as_str(), rules.rule(Scope::Account), false))
                 .collect();
             if !releases.is_empty() {
                 if let Err(e) = store.release_attempts(&releases, now).await {
@@ -248,7 +264,7 @@ async fn end(
             let succeeded = matches!(outcome, Outcome::Succeeded);
             let releases: Vec<(&str, ThrottleRule, bool)> = keys
                 .iter()
-                .map(|(k, is_account)| (k.as_str(), rules.rule(*is_account), succeeded && *is_account))
+                .map(|k| (k.name.as_str(), rules.rule(k.scope), succeeded && k.scope == Scope::Account))
                 .collect();
             store.release_attempts(&releases, now).await
         }
