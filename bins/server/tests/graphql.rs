@@ -904,6 +904,24 @@ async fn persisted_queries() {
     db.cleanup().await;
 }
 
+/// The document cache never skips the complexity limit: a query validated once with a small
+/// page size is validated again when the same text comes with a large one (variables can change
+/// the complexity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_documents_keep_the_complexity_limit() {
+    let db = TestDb::sqlite().await;
+    let env = all_in_one(&db).await;
+    let anon = reqwest::Client::new();
+    let q = "query($n: Int) { users(first: $n) { nodes { id roles profile { userId firstName lastName displayName avatarUrl bio locale timezone createdAt updatedAt } } } }";
+    let small = post(&anon, &env.url, q, json!({"n": 1}), &[]).await;
+    assert_eq!(small.code(), "UNAUTHENTICATED", "valid, and refused only for want of a caller");
+    let large = post(&anon, &env.url, q, json!({"n": 100}), &[]).await;
+    assert_eq!(large.code(), "BAD_USER_INPUT", "too complex: {}", large.body);
+    assert!(large.body["errors"][0]["message"].as_str().unwrap().contains("complex"), "{}", large.body);
+    env.shutdown().await;
+    db.cleanup().await;
+}
+
 /// `docs/schema.graphql` is the served schema. After changing the schema, regenerate it with
 /// `FAFNIR_UPDATE_SCHEMA=1 cargo test -p fafnir-server --test graphql schema_file`.
 #[test]

@@ -4,30 +4,36 @@
 //! know it yet).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerResult, ValidationResult, Value, Variables};
 
-/// Distinct documents remembered (each a few KB); emptied when full.
+/// Distinct documents remembered; emptied when full.
 pub const DOCUMENTS: usize = 1024;
 
-#[derive(Default)]
+/// The longest query text remembered (as a document or a persisted query): a few hundred
+/// fields. Longer ones run, but are parsed each time; so the caches stay small whatever clients
+/// send (at most `DOCUMENTS` × this much text, and only documents that validated).
+pub const MAX_CACHED_QUERY: usize = 8 * 1024;
+
 struct Entry {
-    doc: Option<ExecutableDocument>,
+    doc: ExecutableDocument,
+    /// The validation outcome of the document sent without variables. With variables it is not
+    /// reused: the complexity of a field can depend on its arguments (`users(first: $n)`).
     validation: Option<ValidationResult>,
 }
 
-/// Parsed documents and the outcome of their validation, by query text. Validation depends on
-/// the document and the schema only (variables are checked at execution), so a document that
-/// validated once validates again: only successes are remembered.
+/// Parsed documents that validated, and the outcome of their validation, by query text.
+/// Validation depends on the document and the schema only when no variables are sent, so only
+/// then is its outcome reused; only documents that validated are remembered.
 #[derive(Clone, Default)]
-pub struct DocumentCache(Arc<Mutex<HashMap<String, Entry>>>);
+pub struct DocumentCache(Arc<RwLock<HashMap<String, Entry>>>);
 
 impl std::fmt::Debug for DocumentCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DocumentCache").field("documents", &self.with(|m| m.len())).finish()
+        f.debug_struct("DocumentCache").field("documents", &self.read().len()).finish()
     }
 }
 
@@ -39,21 +45,41 @@ impl std::fmt::Debug for PersistedQueries {
 }
 
 impl DocumentCache {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl ExtensionFactory for DocumentCache {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentCacheExt { cache: self.clone(), query: Mutex::new(None) })
+        Arc::new(DocumentCacheExt { cache: self.clone(), state: Mutex::new(State::default()) })
     }
+}
+
+/// What one request learnt at parsing, for validation.
+#[derive(Default)]
+struct State {
+    /// A remembered validation outcome that applies to this request.
+    validated: Option<ValidationResult>,
+    /// To remember once validation succeeds: the query, its document if it was not cached yet,
+    /// and whether the request had no variables.
+    remember: Option<(String, Option<ExecutableDocument>, bool)>,
 }
 
 /// One request's view of the cache (the factory makes one per request).
 struct DocumentCacheExt {
     cache: DocumentCache,
-    query: Mutex<Option<String>>,
+    state: Mutex<State>,
+}
+
+impl DocumentCacheExt {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[async_trait::async_trait]
@@ -65,17 +91,21 @@ impl Extension for DocumentCacheExt {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        *self.query.lock().unwrap_or_else(|p| p.into_inner()) = Some(query.to_owned());
-        if let Some(doc) = self.cache.with(|m| m.get(query).and_then(|e| e.doc.clone())) {
+        let no_variables = variables.is_empty();
+        let hit = self.cache.read().get(query).map(|e| (e.doc.clone(), e.validation));
+        if let Some((doc, validation)) = hit {
+            let mut state = self.state();
+            match validation {
+                Some(v) if no_variables => state.validated = Some(v),
+                None if no_variables => state.remember = Some((query.to_owned(), None, true)),
+                _ => {}
+            }
             return Ok(doc);
         }
         let doc = next.run(ctx, query, variables).await?;
-        self.cache.with(|m| {
-            if m.len() >= DOCUMENTS {
-                m.clear();
-            }
-            m.entry(query.to_owned()).or_default().doc = Some(doc.clone());
-        });
+        if query.len() <= MAX_CACHED_QUERY {
+            self.state().remember = Some((query.to_owned(), Some(doc.clone()), no_variables));
+        }
         Ok(doc)
     }
 
@@ -84,19 +114,27 @@ impl Extension for DocumentCacheExt {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<async_graphql::ServerError>> {
-        let query = self.query.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(q) = &query {
-            if let Some(v) = self.cache.with(|m| m.get(q).and_then(|e| e.validation)) {
-                return Ok(v);
-            }
+        if let Some(v) = self.state().validated {
+            return Ok(v);
         }
         let v = next.run(ctx).await?;
-        if let Some(q) = query {
-            self.cache.with(|m| {
-                if let Some(e) = m.get_mut(&q) {
-                    e.validation = Some(v);
+        let remember = self.state().remember.take();
+        if let Some((query, doc, no_variables)) = remember {
+            let validation = no_variables.then_some(v);
+            let mut map = self.cache.write();
+            match doc {
+                Some(doc) => {
+                    if map.len() >= DOCUMENTS {
+                        map.clear();
+                    }
+                    map.insert(query, Entry { doc, validation });
                 }
-            });
+                None => {
+                    if let Some(e) = map.get_mut(&query) {
+                        e.validation = validation;
+                    }
+                }
+            }
         }
         Ok(v)
     }
@@ -130,8 +168,8 @@ impl PersistedQueries {
             return Err(ApqError::Invalid("persistedQuery needs sha256Hash"));
         };
         let hash = hash.to_ascii_lowercase();
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if request.query.is_empty() {
+            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
             match map.get(&hash) {
                 Some(q) => {
                     request.query = q.clone();
@@ -140,13 +178,18 @@ impl PersistedQueries {
                 None => Err(ApqError::NotFound),
             }
         } else {
+            // Hash before taking the lock (up to 64 KiB of text).
             if sha256_hex(&request.query) != hash {
                 return Err(ApqError::Invalid("sha256Hash does not match the query"));
             }
-            if map.len() >= DOCUMENTS {
-                map.clear();
+            // A long query runs, but is not remembered: the client keeps sending it whole.
+            if request.query.len() <= MAX_CACHED_QUERY {
+                let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= DOCUMENTS {
+                    map.clear();
+                }
+                map.insert(hash, request.query.clone());
             }
-            map.insert(hash, request.query.clone());
             Ok(())
         }
     }
