@@ -10,10 +10,17 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-#[derive(Debug)]
 pub struct TtlCache<K, V> {
     entries: RwLock<HashMap<K, (V, i64)>>,
     max: usize,
+}
+
+/// Only the size: keys can be access tokens, values accounts or profiles.
+impl<K, V> std::fmt::Debug for TtlCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.entries.read().map_or(0, |m| m.len());
+        f.debug_struct("TtlCache").field("entries", &n).field("max", &self.max).finish()
+    }
 }
 
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
@@ -82,5 +89,7 @@ mod tests {
         assert_eq!(c.len(), 1);
         c.forget("c");
         assert!(c.is_empty());
+        c.put("secret-token".into(), 1, 0);
+        assert!(!format!("{c:?}").contains("secret-token"), "Debug never shows a key");
     }
 }

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 
-/// Everything a Fafnir process can be told.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything a Fafnir process can be told. `Debug` shows the database URL without its
+/// credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.
@@ -52,6 +53,21 @@ pub struct Config {
     /// GraphQL introspection (`__schema`, `__type`). On by default; turn it off in production
     /// if you do not want the schema discoverable (it is public in docs/schema.graphql anyway).
     pub graphql_introspection: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &crate::db::describe_url(&self.database_url))
+            .field("http_addr", &self.http_addr)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("public_url", &self.public_url)
+            .field("issuer", &self.issuer())
+            .field("audience", &self.audience)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {

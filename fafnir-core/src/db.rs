@@ -155,6 +155,23 @@ impl Db {
     }
 }
 
+/// A database URL as it may be shown (logs, `Debug`): the SQLite file, or the Postgres host and
+/// database — never the credentials a URL can carry.
+pub fn describe_url(url: &str) -> String {
+    match Backend::from_url(url) {
+        Ok(Backend::Sqlite) => {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            format!("SQLite file {}", path.split('?').next().unwrap_or(path))
+        }
+        Ok(Backend::Postgres) => {
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            let host_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("PostgreSQL {}", host_db.split('?').next().unwrap_or(host_db))
+        }
+        Err(_) => "an unsupported database URL".into(),
+    }
+}
+
 /// Adds `mode=rwc` (create the file if missing) unless the URL already chooses a mode.
 fn sqlite_url(url: &str) -> String {
     if url.contains("mode=") || url.contains(":memory:") {
@@ -176,6 +193,15 @@ mod tests {
         assert_eq!(Backend::from_url("postgres://u@h/db").ok(), Some(Backend::Postgres));
         let err = Backend::from_url("mysql://root:hunter2@h/db").unwrap_err().to_string();
         assert!(err.contains("mysql") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn descriptions_never_carry_credentials() {
+        assert_eq!(describe_url("sqlite://fafnir.db"), "SQLite file fafnir.db");
+        assert_eq!(describe_url("sqlite://data/f.db?mode=rwc"), "SQLite file data/f.db");
+        let pg = describe_url("postgres://fafnir:hunter2@db.internal:5432/auth?sslmode=require");
+        assert_eq!(pg, "PostgreSQL db.internal:5432/auth");
+        assert!(!describe_url("mysql://root:hunter2@h/db").contains("hunter2"));
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
     let http = stack.config.http_addr;
     tracing::info!(
         "fafnir serving: database {}; REST http://{http}/auth, API docs http://{http}/docs, GraphQL http://{http}/graphql, gRPC {}",
-        describe_database(&stack.config.database_url),
+        fafnir_core::db::describe_url(&stack.config.database_url),
         stack.config.grpc_addr
     );
     let (h, g) = tokio::join!(
@@ -121,18 +121,6 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
     );
     stack.db.close().await;
     h.and(g)
-}
-
-/// The database for a log line: the SQLite file, or the Postgres host and database (never the
-/// credentials a URL may carry).
-pub fn describe_database(url: &str) -> String {
-    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-        let file = path.split('?').next().unwrap_or(path);
-        return format!("SQLite file {file}");
-    }
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let host_db = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-    format!("PostgreSQL {}", host_db.split('?').next().unwrap_or(host_db))
 }
 
 /// `auth-service`: REST on its own; in microservice mode (both service URLs set) its account
@@ -343,17 +331,5 @@ where
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_descriptions_never_carry_credentials() {
-        assert_eq!(super::describe_database("sqlite://fafnir.db"), "SQLite file fafnir.db");
-        assert_eq!(super::describe_database("sqlite://data/f.db?mode=rwc"), "SQLite file data/f.db");
-        let pg = super::describe_database("postgres://fafnir:hunter2@db.internal:5432/auth?sslmode=require");
-        assert_eq!(pg, "PostgreSQL db.internal:5432/auth");
-        assert!(!pg.contains("hunter2"));
     }
 }
