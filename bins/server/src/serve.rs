@@ -33,7 +33,7 @@ use crate::StartError;
 #[derive(Debug, Clone)]
 pub struct Limits {
     connections: Arc<Semaphore>,
-    pub max_connections: usize,
+    max_connections: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
 }
@@ -62,6 +62,11 @@ impl Limits {
     /// The process-wide limits: as installed, else the defaults.
     pub fn current() -> &'static Limits {
         PROCESS.get_or_init(|| Limits::from_config(&fafnir_core::Config::default()))
+    }
+
+    /// The most connections open at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// Connections open now, across the listeners that share these limits (a listener waiting
@@ -108,7 +113,8 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: &Limits,
 ) -> Result<(), StartError> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Told to every connection at shutdown: finish the request in flight, then close.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -128,20 +134,44 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = http1(limits).serve_connection(TokioIo::new(stream), service(&app, peer));
-        let conn = graceful.watch(conn);
+        // With upgrades: a route of the app may take the connection over (WebSocket).
+        let conn = http1(limits).serve_connection(TokioIo::new(stream), service(&app, peer)).with_upgrades();
+        let mut stopping = stopping.clone();
         connections.spawn(async move {
-            if let Err(e) = conn.await {
+            let mut conn = pin!(conn);
+            let stopped = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopped => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
                 tracing::debug!(error = %e, %peer, "connection closed with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
-    finish(graceful.shutdown(), connections, limits.shutdown_grace, "HTTP").await;
+    let _ = stop.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_grace, drained).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "HTTP: connections still open {:?} after shutdown began; closing them",
+            limits.shutdown_grace
+        );
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 
+/// HTTP/1.1 only (no protocol sniffing that could wait on a silent client before the header
+/// timer starts), with the header-read timeout.
 fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
@@ -176,23 +206,6 @@ async fn accept_error(e: std::io::Error) {
         tracing::warn!(error = %e, "accept failed; retrying shortly");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Waits for `drained` (every connection finished) for at most `grace`, then aborts what is left.
-async fn finish(
-    drained: impl Future<Output = ()>,
-    mut connections: tokio::task::JoinSet<()>,
-    grace: Duration,
-    what: &str,
-) {
-    if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::warn!(
-            open = connections.len(),
-            "{what}: connections still open {grace:?} after shutdown began; closing them"
-        );
-    }
-    connections.abort_all();
-    while connections.join_next().await.is_some() {}
 }
 
 /// The HTTP/2 connection preface every gRPC client sends first.

@@ -47,6 +47,9 @@ async fn example_routes_are_protected(t: &fafnir_core::testing::TestDb) {
     assert_eq!(garbage, "Welcome, stranger", "an invalid token is anonymous, not an error");
     let hello = c.get(format!("{base}/hello")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
     assert_eq!(hello, "Hello, ada@example.com — welcome to axum-app");
+    // Mounted in someone else's app, Fafnir's answers are still never cached.
+    let me = c.get(format!("{base}/auth/me")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(me.headers()["cache-control"], "no-store");
     let known = c.get(format!("{base}/")).bearer_auth(token).send().await.unwrap().text().await.unwrap();
     assert!(known.starts_with("Welcome back, "), "{known}");
 

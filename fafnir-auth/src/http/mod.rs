@@ -136,8 +136,17 @@ fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
 }
 
 /// The `/auth/*` and `/.well-known/jwks.json` routes, ready to merge into any router.
+/// Every answer is `Cache-Control: no-store` (they carry personal data and tokens) unless the
+/// handler chose otherwise (the JWKS and the metadata are public and cacheable), whichever app
+/// mounts the router.
 pub fn router<S: Clone + Send + Sync + 'static>(state: AuthHttp) -> Router<S> {
-    parts().0.with_state(state)
+    parts().0.with_state(state).layer(axum::middleware::map_response(no_store_unless_set))
+}
+
+async fn no_store_unless_set(mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    res.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
 }
 
 /// The OpenAPI 3.1 document of [`router`], generated from the handlers.
