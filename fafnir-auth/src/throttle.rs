@@ -189,8 +189,11 @@ impl Claim {
                 }
                 Err(e) => Err(e),
             };
-            // Err: nobody is waiting any more; dropping the answer releases a claim it holds.
-            let _ = tx.send(answer);
+            // Err: nobody is waiting any more. No hash ran for this claim, so dropping it only
+            // releases it (it does not count as an abandoned attempt).
+            if let Err(Ok(mut undelivered)) = tx.send(answer) {
+                undelivered.if_abandoned = Outcome::Released;
+            }
         });
         rx.await.map_err(|_| AuthError::Config("the throttle task ended without an answer".into()))?
     }
@@ -237,36 +240,27 @@ async fn end(
     outcome: Outcome,
     now: i64,
 ) -> Result<(), AuthError> {
+    // Per key: count a failure, or release (clearing the account's failures on a success; an
+    // address's are never cleared, or one working account would launder its failures).
+    let counted = |k: &Key| match outcome {
+        Outcome::Failed => true,
+        Outcome::Abandoned => k.scope == Scope::Address,
+        Outcome::Succeeded | Outcome::Released => false,
+    };
+    let clear = |k: &Key| matches!(outcome, Outcome::Succeeded) && k.scope == Scope::Account;
     // Every key is ended even if one of them fails: a claim left behind blocks its key.
     let mut first_error = None;
-    match outcome {
-        Outcome::Failed | Outcome::Abandoned => {
-            // Abandoned: the address keys count a failure, the account keys are only released.
-            let abandoned = matches!(outcome, Outcome::Abandoned);
-            for key in keys.iter().filter(|k| !(abandoned && k.scope == Scope::Account)) {
-                if let Err(e) = store.end_attempt(&key.name, rules.rule(key.scope), true, false, now).await {
-                    first_error.get_or_insert(e);
-                }
-            }
-            let releases: Vec<(&str, ThrottleRule, bool)> = keys
-                .iter()
-                .filter(|k| abandoned && k.scope == Scope::Account)
-                .map(|k| (k.name.as_str(), rules.rule(Scope::Account), false))
-                .collect();
-            if !releases.is_empty() {
-                if let Err(e) = store.release_attempts(&releases, now).await {
-                    first_error.get_or_insert(e);
-                }
-            }
-            first_error.map_or(Ok(()), Err)
-        }
-        Outcome::Succeeded | Outcome::Released => {
-            let succeeded = matches!(outcome, Outcome::Succeeded);
-            let releases: Vec<(&str, ThrottleRule, bool)> = keys
-                .iter()
-                .map(|k| (k.name.as_str(), rules.rule(k.scope), succeeded && k.scope == Scope::Account))
-                .collect();
-            store.release_attempts(&releases, now).await
+    for key in keys.iter().filter(|k| counted(k)) {
+        if let Err(e) = store.end_attempt(&key.name, rules.rule(key.scope), true, false, now).await {
+            first_error.get_or_insert(e);
         }
     }
+    let releases: Vec<(&str, ThrottleRule, bool)> =
+        keys.iter().filter(|k| !counted(k)).map(|k| (k.name.as_str(), rules.rule(k.scope), clear(k))).collect();
+    if !releases.is_empty() {
+        if let Err(e) = store.release_attempts(&releases, now).await {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
