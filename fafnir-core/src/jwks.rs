@@ -26,10 +26,7 @@ pub struct JwksVerifier {
 impl JwksVerifier {
     /// `url` is the JWKS document, e.g. `http://127.0.0.1:8081/.well-known/jwks.json`.
     pub fn new(url: impl Into<String>, clock: SharedClock) -> Result<Self, CoreError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .map_err(|e| CoreError::Config(format!("HTTP client: {e}")))?;
+        let http = crate::remote::client().map_err(|e| CoreError::Config(e.to_string()))?;
         Ok(Self {
             url: url.into(),
             http,
@@ -37,6 +34,11 @@ impl JwksVerifier {
             last_fetch: tokio::sync::Mutex::new(None),
             clock,
         })
+    }
+
+    /// Whether a key set has been fetched and holds at least one key.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.load().is_empty()
     }
 
     /// Fetches the key set now.

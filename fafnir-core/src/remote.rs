@@ -14,13 +14,20 @@ use crate::token::{AccessClaims, SessionCheck};
 
 pub use crate::issuer::{IssuerMetadata, INTROSPECTION_PATH, METADATA_PATH};
 
-fn client() -> Result<reqwest::Client, ServiceError> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        // Only ever auth-service at a configured URL: never follow a redirect elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ServiceError::Internal(format!("HTTP client: {e}")))
+/// The one HTTP client for talking to auth-service (metadata, JWKS, introspection): built once
+/// per process, short timeouts, and it never follows a redirect (only ever a configured URL).
+pub(crate) fn client() -> Result<reqwest::Client, ServiceError> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))
+        })
+        .clone()
+        .map_err(ServiceError::Internal)
 }
 
 /// Fetches auth-service's metadata from its base URL (e.g. `http://127.0.0.1:8081`).

@@ -167,6 +167,10 @@ impl VerifyingKeys {
         self.keys.contains_key(kid)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// Verifies signature, algorithm, type, issuer, audience and expiry (against `now_s`,
     /// seconds since the epoch, from the caller's clock).
     pub fn verify(&self, token: &str, expect: &TokenAudience, now_s: i64) -> Result<AccessClaims, TokenError> {

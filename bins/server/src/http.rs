@@ -49,10 +49,7 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses((status = 200, description = "ready", body = String), (status = 503, description = "the database does not answer", body = String)))]
 async fn readyz(State(s): State<System>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), s.stack.db.ping()).await {
-        Ok(Ok(())) => "ready".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
-    }
+    crate::remote::readiness(&[crate::remote::Check::database(s.stack.db.clone())], false).await
 }
 
 /// Prometheus metrics (text exposition format).
@@ -136,43 +133,14 @@ async fn track(req: Request, next: Next) -> Response {
         Some(p) => p.as_str().to_owned().into(),
         None => metrics::SharedString::const_str("unmatched"),
     };
-    let status = status_label(res.status());
     let labels = [
         metrics::Label::from_static_parts("method", method),
         metrics::Label::new("route", route),
-        metrics::Label::from_static_parts("status", status),
+        metrics::Label::new("status", res.status().as_str().to_owned()),
     ];
     metrics::counter!("fafnir_http_requests_total", labels.iter()).increment(1);
     metrics::histogram!("fafnir_http_request_duration_seconds", labels.iter()).record(start.elapsed().as_secs_f64());
     res
-}
-
-/// The status code as a static label (the codes Fafnir answers; anything else is "other").
-fn status_label(s: StatusCode) -> &'static str {
-    match s.as_u16() {
-        200 => "200",
-        201 => "201",
-        202 => "202",
-        204 => "204",
-        302 => "302",
-        304 => "304",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        409 => "409",
-        413 => "413",
-        415 => "415",
-        422 => "422",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        _ => "other",
-    }
 }
 
 fn cors(settings: &HttpSettings) -> Option<CorsLayer> {

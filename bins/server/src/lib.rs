@@ -137,22 +137,29 @@ pub async fn run_auth_service(config: fafnir_core::Config, shutdown: Shutdown) -
     Ok(())
 }
 
+/// auth-service's published keys, as a verifying service fetches them.
+type RemoteKeys = Arc<fafnir_core::jwks::JwksVerifier>;
+
+/// The token verifier of a service that does not issue tokens: a configured key set
+/// (`FAFNIR_JWKS_FILE`), else auth-service's JWKS — returned too, for the readiness check —
+/// behind the verified-token cache.
 fn jwks_verifier(
     config: &fafnir_core::Config,
+    auth_url: &str,
     clock: fafnir_core::SharedClock,
-) -> Result<Arc<dyn fafnir_core::token::TokenVerifier>, StartError> {
-    let inner: Arc<dyn fafnir_core::token::TokenVerifier> = if let Some(path) = &config.jwks_file {
+) -> Result<(Arc<dyn fafnir_core::token::TokenVerifier>, Option<RemoteKeys>), StartError> {
+    let (inner, remote): (Arc<dyn fafnir_core::token::TokenVerifier>, _) = if let Some(path) = &config.jwks_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| StartError::Io(format!("cannot read FAFNIR_JWKS_FILE {path}: {e}")))?;
         let jwks: fafnir_core::token::Jwks = serde_json::from_str(&text)
             .map_err(|e| StartError::Io(format!("FAFNIR_JWKS_FILE {path} is not a JWKS document: {e}")))?;
-        Arc::new(fafnir_core::token::StaticVerifier::new(&jwks, clock.clone()))
+        (Arc::new(fafnir_core::token::StaticVerifier::new(&jwks, clock.clone())), None)
     } else {
-        let auth = config.auth_url.as_deref().unwrap_or(DEFAULT_AUTH_URL);
-        let url = format!("{}/.well-known/jwks.json", auth.trim_end_matches('/'));
-        Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock.clone())?)
+        let url = format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/'));
+        let jwks = Arc::new(fafnir_core::jwks::JwksVerifier::new(url, clock.clone())?);
+        (jwks.clone(), Some(jwks))
     };
-    Ok(Arc::new(fafnir_core::token::CachingVerifier::new(inner, clock, VERIFIED_TOKENS)))
+    Ok((Arc::new(fafnir_core::token::CachingVerifier::new(inner, clock, VERIFIED_TOKENS)), remote))
 }
 
 /// Verified tokens remembered per process (a few MB at most).
@@ -176,11 +183,9 @@ async fn verifying(
     } else {
         remote::IssuerWatch::start(config, &auth_url).await?
     };
-    let tokens = jwks_verifier(config, clock.clone())?;
+    let (tokens, jwks) = jwks_verifier(config, &auth_url, clock.clone())?;
     let authn = remote::authenticator(&auth_url, tokens, &watch, clock)?;
-    let jwks_url =
-        config.jwks_file.is_none().then(|| format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')));
-    Ok((authn, remote::Check::tokens(watch, jwks_url)))
+    Ok((authn, remote::Check::tokens(watch, jwks)))
 }
 
 /// The health/metrics port of a gRPC service has a budget of its own (probes keep working when

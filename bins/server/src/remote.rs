@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use fafnir_core::issuer::{BrowserSettings, IssuerMetadata};
 use fafnir_core::remote::{fetch_metadata, RemoteSessionCheck};
 use fafnir_core::token::{Authenticator, Expected, TokenAudience, TokenVerifier};
-use fafnir_core::{Config, ServiceError, SharedClock};
+use fafnir_core::{Config, SharedClock};
 
 use crate::StartError;
 
@@ -243,26 +243,22 @@ impl Check {
         })
     }
 
-    /// auth-service's tokens can be verified: its issuer is known and agreed, and its JWKS has
-    /// keys (unless the keys are configured from a file).
-    pub fn tokens(watch: IssuerWatch, jwks_url: Option<String>) -> Self {
+    /// auth-service's tokens can be verified: its issuer is known and agreed, and its JWKS (when
+    /// the keys are not configured from a file) is fetched again now and has keys.
+    pub fn tokens(watch: IssuerWatch, jwks: Option<Arc<fafnir_core::jwks::JwksVerifier>>) -> Self {
         Check::new("auth-service", move || {
-            let (watch, url) = (watch.clone(), jwks_url.clone());
+            let (watch, jwks) = (watch.clone(), jwks.clone());
             async move {
                 if let Some(p) = watch.problem() {
                     return Err(p);
                 }
-                let Some(url) = url else { return Ok(()) };
-                let jwks: fafnir_core::token::Jwks = reqwest::get(&url)
-                    .await
-                    .map_err(|e| format!("cannot fetch the JWKS at {url}: {e}"))?
-                    .json()
-                    .await
-                    .map_err(|e| format!("the JWKS at {url} does not parse: {e}"))?;
-                if jwks.keys.is_empty() {
-                    return Err(format!("the JWKS at {url} has no keys"));
+                let Some(jwks) = jwks else { return Ok(()) };
+                jwks.refresh().await.map_err(|e| e.to_string())?;
+                if jwks.has_keys() {
+                    Ok(())
+                } else {
+                    Err("auth-service's JWKS has no keys".into())
                 }
-                Ok(())
             }
         })
     }
@@ -298,29 +294,24 @@ pub async fn readiness(checks: &[Check], public: bool) -> Response {
     let runs = checks.iter().map(|c| async move {
         match tokio::time::timeout(CHECK_TIMEOUT, (c.run)()).await {
             Ok(Ok(())) => None,
-            Ok(Err(reason)) => Some(format!("{}: {reason}", c.name)),
-            Err(_) => Some(format!("{}: no answer within {CHECK_TIMEOUT:?}", c.name)),
+            Ok(Err(reason)) => Some((c.name, reason)),
+            Err(_) => Some((c.name, format!("no answer within {CHECK_TIMEOUT:?}"))),
         }
     });
-    let failures: Vec<String> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
+    let failures: Vec<(&str, String)> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
     if failures.is_empty() {
         return "ready".into_response();
     }
-    let lines: Vec<String> = if public {
-        for f in &failures {
-            tracing::warn!("not ready: {f}");
-        }
-        failures
-            .iter()
-            .map(|f| format!("{}: not ready (the reason is in this service's log)", f.split(':').next().unwrap_or("")))
-            .collect()
-    } else {
-        failures
-    };
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|(name, reason)| {
+            if public {
+                tracing::warn!("not ready: {name}: {reason}");
+                format!("{name}: not ready (the reason is in this service's log)")
+            } else {
+                format!("{name}: {reason}")
+            }
+        })
+        .collect();
     (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", lines.join("\n"))).into_response()
-}
-
-/// A `ServiceError` from talking to auth-service as a start error.
-pub fn start_error(e: ServiceError) -> StartError {
-    StartError::Io(e.to_string())
 }
