@@ -16,7 +16,7 @@ mod throttle;
 
 pub use error::AuthError;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
-pub use secret::SecretString;
+pub use secret::{sha256_hex, SecretString};
 pub use service::{Account, Auth, AuthConfig, ClientInfo, Introspection, Login, Principal, SessionInfo};
 pub use store::{AuthStore, RotateParams, Rotation, SessionRecord, SqlAuthStore, ThrottleRule, UserRecord};
 pub use throttle::{address_key, ThrottleConfig};

@@ -38,8 +38,17 @@ pub(crate) fn new_refresh_token() -> SecretString {
 /// so a fast hash is enough (no salt or stretching needed, unlike passwords), and lookups by
 /// hash stay indexable.
 pub(crate) fn token_hash(token: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(token)
+}
+
+/// SHA-256 of `s`, as lower-case hex (64 characters).
+pub fn sha256_hex(s: &str) -> String {
+    use std::fmt::Write;
+    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    d.as_ref().iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Whether a presented token could be one of ours (cheap, before touching the store).

@@ -175,7 +175,7 @@ impl std::fmt::Debug for Auth {
 const INLINE_DELIVERY_BUDGET: Duration = Duration::from_secs(2);
 
 /// Entries per cache (sessions, accounts, verified tokens): bounds their memory to a few MB.
-const CACHE_MAX: usize = 10_000;
+const CACHE_MAX: usize = fafnir_core::cache::DEFAULT_CAPACITY;
 
 impl Auth {
     pub fn new(

@@ -10,6 +10,10 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+/// How many entries Fafnir's caches hold (verified tokens, sessions, accounts, profiles): a
+/// few MB at most each.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
 pub struct TtlCache<K, V> {
     entries: RwLock<HashMap<K, (V, i64)>>,
     max: usize,

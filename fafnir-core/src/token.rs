@@ -135,6 +135,17 @@ impl TokenAudience {
         Self { issuer: issuer.into(), audience: audience.into(), max_lifetime }
     }
 
+    /// Unexpired at `now_s`, and times that an issuer of ours could have written.
+    pub fn check_times(&self, c: &AccessClaims, now_s: i64) -> Result<(), TokenError> {
+        if c.exp <= now_s {
+            return Err(TokenError::Expired);
+        }
+        if !self.plausible_times(c, now_s) {
+            return Err(TokenError::ImplausibleTimes);
+        }
+        Ok(())
+    }
+
     /// Whether the claims' times could come from a token issued now or earlier by an issuer
     /// whose access tokens live at most `max_lifetime` (with [`CLOCK_LEEWAY_S`] of skew).
     pub fn plausible_times(&self, c: &AccessClaims, now_s: i64) -> bool {
@@ -198,12 +209,7 @@ impl VerifyingKeys {
                 _ => TokenError::Malformed,
             }
         })?;
-        if data.claims.exp <= now_s {
-            return Err(TokenError::Expired);
-        }
-        if !expect.plausible_times(&data.claims, now_s) {
-            return Err(TokenError::ImplausibleTimes);
-        }
+        expect.check_times(&data.claims, now_s)?;
         Ok(data.claims)
     }
 }
@@ -257,16 +263,11 @@ impl TokenVerifier for CachingVerifier {
     async fn verify(&self, token: &str, expect: &TokenAudience) -> Result<AccessClaims, TokenError> {
         let now_ms = self.clock.now_ms();
         if let Some(c) = self.cache.get(token, now_ms, i64::MAX) {
+            // The signature was checked when it was cached; the rest is checked on every use.
             if c.iss != expect.issuer || c.aud != expect.audience {
                 return Err(TokenError::WrongIssuerOrAudience);
             }
-            let now = now_ms / 1000;
-            if c.exp <= now {
-                return Err(TokenError::Expired);
-            }
-            if !expect.plausible_times(&c, now) {
-                return Err(TokenError::ImplausibleTimes);
-            }
+            expect.check_times(&c, now_ms / 1000)?;
             return Ok(c);
         }
         let c = self.inner.verify(token, expect).await?;
@@ -355,7 +356,24 @@ impl Authenticator {
             Ok(true) => Ok(claims),
             Ok(false) => Err(TokenError::SessionEnded),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot check a token's session");
+                // Every request says so while the session store is down: warn once in a while.
+                static LAST_WARNING_S: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+                let now = chrono::Utc::now().timestamp();
+                let last = LAST_WARNING_S.load(std::sync::atomic::Ordering::Relaxed);
+                if now - last >= 10
+                    && LAST_WARNING_S
+                        .compare_exchange(
+                            last,
+                            now,
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    tracing::warn!(error = %e, "cannot check tokens' sessions (said at most every 10 s)");
+                } else {
+                    tracing::debug!(error = %e, "cannot check a token's session");
+                }
                 Err(TokenError::Unavailable)
             }
         }

@@ -333,6 +333,7 @@ impl SecurityService for SecurityGrpc {
 }
 
 fn service_error(s: Status) -> ServiceError {
+    let s = fafnir_proto::codec::from_peer(s);
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
             ServiceError::Unavailable(format!("security-service: {}", s.message()))
@@ -340,9 +341,7 @@ fn service_error(s: Status) -> ServiceError {
         tonic::Code::Unauthenticated => ServiceError::Unauthenticated,
         tonic::Code::PermissionDenied => ServiceError::Forbidden(s.message().to_owned()),
         tonic::Code::NotFound => ServiceError::NotFound(s.message().to_owned()),
-        tonic::Code::InvalidArgument if !fafnir_proto::codec::is_undecodable(&s) => {
-            ServiceError::InvalidArgument(s.message().to_owned())
-        }
+        tonic::Code::InvalidArgument => ServiceError::InvalidArgument(s.message().to_owned()),
         _ => ServiceError::Internal(format!("security-service: {:?}: {}", s.code(), s.message())),
     }
 }

@@ -21,7 +21,8 @@ pub struct CachingProfiles {
     inner: Arc<dyn ProfileDirectory>,
     clock: SharedClock,
     ttl_ms: i64,
-    entries: TtlCache<(Box<str>, UserId), Profile>,
+    /// By token: the last profile read with it (for `me`, the caller's own), and whose.
+    entries: TtlCache<Box<str>, (UserId, Profile)>,
 }
 
 impl CachingProfiles {
@@ -31,7 +32,7 @@ impl CachingProfiles {
     }
 
     fn forget(&self, user: UserId) {
-        self.entries.retain(|(_, u), _| *u != user);
+        self.entries.retain(|_, (u, _)| *u != user);
     }
 }
 
@@ -40,12 +41,14 @@ impl ProfileDirectory for CachingProfiles {
     async fn get(&self, bearer: Option<&str>, user: UserId) -> Result<Profile, UsersError> {
         let Some(token) = bearer else { return self.inner.get(None, user).await };
         let now = self.clock.now_ms();
-        let key = (Box::<str>::from(token), user);
-        if let Some(p) = self.entries.get(&key, now, self.ttl_ms) {
-            return Ok(p);
+        // Looked up by the token as it is (no allocation on a hit).
+        if let Some((u, p)) = self.entries.get(token, now, self.ttl_ms) {
+            if u == user {
+                return Ok(p);
+            }
         }
         let p = self.inner.get(bearer, user).await?;
-        self.entries.put(key, p.clone(), now);
+        self.entries.put(token.into(), (user, p.clone()), now);
         Ok(p)
     }
 

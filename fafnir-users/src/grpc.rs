@@ -228,10 +228,7 @@ impl UserService for UsersGrpc {
 }
 
 fn client_error(s: Status) -> UsersError {
-    if fafnir_proto::codec::is_undecodable(&s) {
-        // user-service's answer did not decode: not the caller's fault.
-        return UsersError::Unavailable(format!("user-service answered garbage: {}", s.message()));
-    }
+    let s = fafnir_proto::codec::from_peer(s);
     match s.code() {
         tonic::Code::NotFound => UsersError::NotFound,
         // The server words these as `UsersError`'s Display does (see `status`).

@@ -57,9 +57,6 @@ pub use fafnir_auth::permission;
 /// How often each instance re-reads the signing keys (to sign with a key rotated elsewhere).
 pub const KEY_RELOAD: Duration = Duration::from_secs(60);
 
-/// Verified access tokens remembered per process (a few MB at most).
-pub const VERIFIED_TOKENS: usize = 10_000;
-
 /// What can stop Fafnir from opening.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -10,10 +10,16 @@ use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 /// an answer (from a peer that sent garbage) turn it back into INTERNAL with [`is_undecodable`].
 pub const UNDECODABLE: &str = "the message is not valid protobuf";
 
-/// Whether `s` is this codec's decode failure (on the client side: the peer's answer was
-/// garbage, which is not the caller's fault).
-pub fn is_undecodable(s: &Status) -> bool {
-    s.code() == Code::InvalidArgument && s.message().starts_with(UNDECODABLE)
+/// A status as a client should read it. The codec is generated for both sides, so a client's
+/// own decode failure of a peer's answer comes back as INVALID_ARGUMENT too: that is the
+/// peer's fault, not the caller's, and is read as INTERNAL. Every client error mapping starts
+/// here.
+pub fn from_peer(s: Status) -> Status {
+    if s.code() == Code::InvalidArgument && s.message().starts_with(UNDECODABLE) {
+        Status::internal(s.message().to_owned())
+    } else {
+        s
+    }
 }
 
 /// [`ProstCodec`] with decode errors as INVALID_ARGUMENT.

@@ -162,8 +162,8 @@ fn jwks_verifier(
     Ok((Arc::new(fafnir_core::token::CachingVerifier::new(inner, clock, VERIFIED_TOKENS)), remote))
 }
 
-/// Verified tokens remembered per process (a few MB at most).
-pub(crate) const VERIFIED_TOKENS: usize = fafnir::VERIFIED_TOKENS;
+/// Entries of the caches a server keeps (verified tokens, sessions, profiles).
+pub(crate) const VERIFIED_TOKENS: usize = fafnir_core::cache::DEFAULT_CAPACITY;
 
 /// Where the services are when their URLs are not configured (the contract's ports).
 const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:8081";

@@ -860,10 +860,7 @@ async fn persisted_queries() {
     let env = all_in_one(&db).await;
     let url = env.url.clone();
     let http = reqwest::Client::new();
-    let sha = |q: &str| {
-        let d = ring::digest::digest(&ring::digest::SHA256, q.as_bytes());
-        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let sha = fafnir_auth::sha256_hex;
     let send = |body: Value, http: reqwest::Client| {
         let url = url.clone();
         async move {

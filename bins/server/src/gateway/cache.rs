@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerResult, ValidationResult, Value, Variables};
+use fafnir_auth::sha256_hex;
 
 /// Distinct documents remembered; emptied when full.
 pub const DOCUMENTS: usize = 1024;
@@ -193,15 +194,6 @@ impl PersistedQueries {
             Ok(())
         }
     }
-}
-
-fn sha256_hex(s: &str) -> String {
-    use std::fmt::Write;
-    let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    digest.as_ref().iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 #[cfg(test)]
