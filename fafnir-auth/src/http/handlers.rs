@@ -23,7 +23,7 @@ pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
         .routes(routes!(login))
         .routes(routes!(token))
         .routes(routes!(refresh))
-        .routes(routes!(logout, logout_delete))
+        .routes(routes!(logout))
         .routes(routes!(logout_all))
         .routes(routes!(me))
         .routes(routes!(sessions))
@@ -535,8 +535,9 @@ async fn do_logout(
 
 /// End the current session and clear the cookies: the session of the access token (Bearer or
 /// cookie), else of the refresh cookie, and the session of a `refresh_token` sent in the body.
-/// Always 204 unless a cookie-authenticated request fails the CSRF checks.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
+/// `POST` and `DELETE` alike. 204 unless a cookie-authenticated request fails the CSRF checks,
+/// the body cannot be read, or the session store does not answer.
+#[utoipa::path(method(post, delete), path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
     responses(
         (status = 204, description = "Logged out; cookies cleared"),
         (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
@@ -544,6 +545,7 @@ async fn do_logout(
         (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: a non-empty body that is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the session store does not answer", body = ErrorBody),
     ),
     security((), ("bearer" = []), ("cookie" = [])))]
 async fn logout(
@@ -554,28 +556,14 @@ async fn logout(
     do_logout(&h, &parts, body).await
 }
 
-/// The same as `POST /auth/logout`.
-#[utoipa::path(delete, path = "/auth/logout", tag = "auth", request_body(content = Option<LogoutRequest>),
-    responses(
-        (status = 204, description = "Logged out; cookies cleared"),
-        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
-        (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody),
-        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: a non-empty body that is not application/json", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
-    ),
-    security((), ("bearer" = []), ("cookie" = [])))]
-async fn logout_delete(
-    State(h): State<AuthHttp>,
-    parts: axum::http::request::Parts,
-    OptionalJson(body): OptionalJson<LogoutRequest>,
-) -> Result<Response, ApiError> {
-    do_logout(&h, &parts, body).await
-}
-
 /// End every session of the caller (all devices) and clear the cookies.
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
-    responses((status = 204, description = "Every session revoked"), (status = 401, description = "UNAUTHORIZED", body = ErrorBody), (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody)),
+    responses(
+        (status = 204, description = "Every session revoked"),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the session store does not answer", body = ErrorBody),
+    ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn logout_all(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Response, ApiError> {
     h.auth().logout_all(who.user_id).await?;
@@ -637,7 +625,11 @@ async fn me(
 
 /// The caller's active sessions.
 #[utoipa::path(get, path = "/auth/sessions", tag = "auth",
-    responses((status = 200, body = SessionsResponse), (status = 401, description = "UNAUTHORIZED", body = ErrorBody)),
+    responses(
+        (status = 200, body = SessionsResponse),
+        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the session store does not answer", body = ErrorBody),
+    ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn sessions(
     State(h): State<AuthHttp>,
@@ -668,6 +660,7 @@ async fn sessions(
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session of the caller", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the session store does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn revoke_session(
