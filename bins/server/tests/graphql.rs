@@ -730,6 +730,16 @@ async fn revocation(env: &Env) {
     let (replayed, _) = refresh(r0).await;
     assert!(replayed.is_none(), "the replay is refused");
     refused_everywhere(env, &d, "refresh-token reuse").await;
+
+    // GraphQL logout with a refresh token (API clients, no cookie): that session ends.
+    let (e, r) = tokens(url, "rev3@example.com", PW).await;
+    let out =
+        post(&reqwest::Client::new(), url, "mutation($r: String) { logout(refreshToken: $r) }", json!({"r": r}), &[])
+            .await;
+    assert_eq!(out.data("logout"), &json!(true));
+    refused_everywhere(env, &e, "GraphQL logout with a refresh token").await;
+    let (again, _) = refresh(r).await;
+    assert!(again.is_none(), "its refresh token is dead too");
 }
 
 /// Four-process only: services stopped one by one mid-test fail the fields that need them,

@@ -729,11 +729,13 @@ impl Mutation {
         Ok(Some(login.into()))
     }
 
-    /// Ends the session and clears the cookies.
+    /// Ends the session and clears the cookies; with `refreshToken` (API clients), the session
+    /// that refresh token belongs to ends too (as REST's `POST /auth/logout {refresh_token}`).
     #[graphql(complexity = "COST_SERVICE")]
-    async fn logout(&self, ctx: &Context<'_>) -> Result<Option<bool>, GqlError> {
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> Result<Option<bool>, GqlError> {
         csrf_gate(ctx)?;
-        let res = call_auth(ctx, Method::POST, "/auth/logout", None, None).await?;
+        let body = refresh_token.map(|t| serde_json::json!({ "refresh_token": t }));
+        let res = call_auth(ctx, Method::POST, "/auth/logout", None, body).await?;
         if !res.status.is_success() {
             return Err(errors::rest(&res));
         }
