@@ -739,13 +739,13 @@ async fn refresh_by_cookie_needs_the_csrf_token_of_its_own_session(t: &TestDb) {
     s.stop().await;
 }
 
-/// A login sent over a raw socket, abandoned after `after`: the server is mid-hash when the
+/// A login or registration sent over a raw socket, abandoned after `after`: the server is mid-hash when the
 /// client goes away.
-async fn abandoned_login(addr: &str, email: &str, password: &str, after: Duration) {
+async fn abandoned(addr: &str, path: &str, email: &str, password: &str, after: Duration) {
     let body = json!({"email": email, "password": password}).to_string();
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "POST /auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     sock.write_all(req.as_bytes()).await.unwrap();
@@ -768,7 +768,7 @@ async fn logins_abandoned_mid_hash_do_not_lock_the_account(t: &TestDb) {
         let pw = if i % 2 == 0 { "not the password" } else { PW };
         // Long enough for the claim to be made (an attempt dropped before that never hashed
         // and counts nothing), far shorter than the hash.
-        clients.push(abandoned_login(&addr, "gina@example.com", pw, Duration::from_millis(80)));
+        clients.push(abandoned(&addr, "/auth/login", "gina@example.com", pw, Duration::from_millis(80)));
     }
     futures_util::future::join_all(clients).await;
     // The right password gets in within moments: the server notices each disconnect and
@@ -815,15 +815,7 @@ async fn logins_abandoned_mid_hash_do_not_lock_the_account(t: &TestDb) {
     assert!((5..=8).contains(&n), "abandoned attempts count against their address: {n}");
 
     // An abandoned registration counts against the registration limits too.
-    let body = json!({"email": "hank@example.com", "password": PW}).to_string();
-    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let req = format!(
-        "POST /auth/register HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    sock.write_all(req.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    drop(sock);
+    abandoned(&addr, "/auth/register", "hank@example.com", PW, Duration::from_millis(80)).await;
     let mut counted = 0;
     for _ in 0..50 {
         counted = failures("reg:ip:127.0.0.1").await;
