@@ -182,15 +182,16 @@ impl Fafnir {
             ),
             #[cfg(feature = "grpc")]
             Mode::Remote { security_url, users_url } => {
-                use fafnir_proto::support::{channel, ClientOptions, EventSigner};
+                use fafnir_proto::client::{channel, ClientOptions};
+                use fafnir_proto::events::EventSigner;
                 let signer =
                     EventSigner { keys: keys.clone(), clock: clock.clone(), audience: auth_cfg.token_audience() };
                 let security = channel(security_url).map_err(|e| Error::Other(e.to_string()))?;
                 let users = channel(users_url).map_err(|e| Error::Other(e.to_string()))?;
                 (
                     vec![
-                        Arc::new(fafnir_rbac::grpc::SecurityEventSink::new(security.clone(), signer.clone())),
-                        Arc::new(fafnir_users::grpc::UsersEventSink::new(users, signer)),
+                        Arc::new(fafnir_rbac::grpc::security_event_sink(security.clone(), signer.clone())),
+                        Arc::new(fafnir_users::grpc::users_event_sink(users, signer)),
                     ],
                     Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(security, ClientOptions::default())),
                     false,

@@ -1,10 +1,20 @@
 //! # fafnir-proto
 //!
-//! The generated messages, clients and servers of `fafnir.security.v1` and `fafnir.users.v1`.
-//! The `.proto` files beside this crate are the contract between services.
+//! The generated messages, clients and servers of `fafnir.security.v1` and `fafnir.users.v1`
+//! (the `.proto` files beside this crate are the contract between services), and what every
+//! adapter over them shares:
+//!
+//! - [`server`]: authenticating calls, reading ids, per-RPC telemetry;
+//! - [`client`]: channels, the caller's token and a deadline on each call, retried reads;
+//! - [`status`]: errors across the wire both ways, with structured details;
+//! - [`events`]: account events delivered between services with internal tokens;
+//! - [`codec`]: prost's codec with undecodable messages as INVALID_ARGUMENT.
 
+pub mod client;
 pub mod codec;
-pub mod support;
+pub mod events;
+pub mod server;
+pub mod status;
 
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod security {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use fafnir_auth::http::{AuthHttp, HttpSettings};
@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::assets::docs_routes;
 use crate::gateway::upstream::AuthUpstream;
 use crate::gateway::{CsrfCheck, Gateway, Services};
 use crate::stack::{Stack, StartError};
@@ -70,46 +71,6 @@ async fn metrics_handler(State(s): State<System>) -> Response {
 
 async fn openapi_json(State(s): State<System>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], s.openapi.as_str().to_owned()).into_response()
-}
-
-const DOCS_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Fafnir API</title>
-<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="/docs/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>"#;
-const DOCS_INIT: &str =
-    r##"window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", withCredentials: true });"##;
-static SWAGGER_JS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
-static SWAGGER_CSS: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
-// The docs page loads only its own assets; scripts run from this origin only.
-const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
-
-/// A built-in static asset, cacheable for a day.
-pub(crate) fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body).into_response()
-}
-
-/// `GET /`: where things are, for a person who opened the server's address in a browser.
-const LANDING_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Fafnir</title></head>
-<body><h1>Fafnir is running</h1>
-<ul>
-<li><a href="/docs">API documentation</a> (Swagger UI) and the <a href="/openapi.json">OpenAPI document</a></li>
-<li><a href="/graphql">GraphQL</a> (GraphiQL in the browser; POST for operations)</li>
-<li><a href="/.well-known/jwks.json">JWKS</a> and <a href="/.well-known/oauth-authorization-server">metadata</a></li>
-<li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
-</ul></body></html>"#;
-
-fn docs_routes() -> Router {
-    let csp = SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
-    Router::new()
-        .route("/docs", get(|| async { Html(DOCS_HTML) }))
-        .route("/docs/", get(|| async { Html(DOCS_HTML) }))
-        .route("/docs/init.js", get(|| async { asset("text/javascript", DOCS_INIT.as_bytes()) }))
-        .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript", SWAGGER_JS) }))
-        .route("/docs/swagger-ui.css", get(|| async { asset("text/css", SWAGGER_CSS) }))
-        .route("/", get(|| async { Html(LANDING_HTML) }))
-        .layer(csp)
 }
 
 /// Request counts and latencies by route template and status.

@@ -4,6 +4,7 @@
 //! ([`Stack`]), the HTTP application with its hardening ([`http::app`]), telemetry, and graceful
 //! serving. The binaries in `bins/` are thin `main`s over this crate.
 
+mod assets;
 pub mod config;
 pub mod gateway;
 pub mod grpc;
@@ -195,7 +196,7 @@ fn side_port_limits(config: &fafnir_core::Config) -> Limits {
 }
 
 fn channel(url: &str) -> Result<tonic::transport::Channel, StartError> {
-    fafnir_proto::support::channel(url).map_err(|e| StartError::Io(e.to_string()))
+    fafnir_proto::client::channel(url).map_err(|e| StartError::Io(e.to_string()))
 }
 
 /// `security-service`: RBAC over gRPC on its own database; tokens verified against
@@ -237,7 +238,7 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
     let security = channel(&security_url)?;
     let checker = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
         security.clone(),
-        fafnir_proto::support::ClientOptions::default(),
+        fafnir_proto::client::ClientOptions::default(),
     ));
     let (authn, tokens_ready) = verifying(&config, clock, false).await?;
     let svc = fafnir_users::grpc::UsersGrpc::new(profiles, checker, authn);
@@ -276,11 +277,11 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     let (security_ch, users_ch) = (channel(&security_url)?, channel(&users_url)?);
     let security = Arc::new(fafnir_rbac::grpc::RemoteSecurity::new(
         security_ch.clone(),
-        fafnir_proto::support::ClientOptions::default(),
+        fafnir_proto::client::ClientOptions::default(),
     ));
     let profiles = Arc::new(fafnir_users::grpc::RemoteProfiles::new(
         users_ch.clone(),
-        fafnir_proto::support::ClientOptions::default(),
+        fafnir_proto::client::ClientOptions::default(),
     ));
     let upstream = AuthUpstream::remote(&auth_url).map_err(StartError::Io)?;
     let settings = HttpSettings::from_config(&config);

@@ -4,18 +4,18 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, ToSchema};
+use utoipa::Modify;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{JsonBody, JsonOrForm, OptionalJson};
+use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{presented, Client, CurrentUser, Presented};
 use super::{cookies, csrf, AuthHttp};
-use crate::{Account, AuthError, Login};
+use crate::{AuthError, Login};
 
 pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
     OpenApiRouter::new()
@@ -45,171 +45,6 @@ impl Modify for SecuritySchemes {
         );
         c.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(cookies::ACCESS))));
     }
-}
-
-// ---- bodies ----
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// ASCII only (IDN domains as `xn--…`); compared case-insensitively.
-    #[schema(example = "ada@example.com", format = Email)]
-    email: String,
-    /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
-    /// is refused with 422 `VALIDATION_FAILED`.
-    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128)]
-    password: String,
-    display_name: Option<String>,
-}
-
-/// The contract's `user`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserDto {
-    #[schema(format = Uuid)]
-    id: String,
-    email: String,
-    email_verified: bool,
-    created_at: DateTime<Utc>,
-}
-
-impl From<&Account> for UserDto {
-    fn from(a: &Account) -> Self {
-        UserDto {
-            id: a.id.to_string(),
-            email: a.email.to_string(),
-            email_verified: a.email_verified,
-            created_at: a.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserResponse {
-    user: UserDto,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(example = "ada@example.com", format = Email)]
-    email: String,
-    #[schema(example = "correct horse battery staple", format = Password)]
-    password: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct LoginResponse {
-    user: UserDto,
-    access_expires_at: DateTime<Utc>,
-    /// Present only when the refresh token was sent in the body (API clients).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
-}
-
-/// The grants `/auth/token` knows (documentation only: the field is read as a string, and any
-/// other value is answered 400 `unsupported_grant_type`).
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum GrantType {
-    Password,
-    RefreshToken,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"grant_type": "password", "username": "ada@example.com", "password": "correct horse battery staple"}))]
-pub struct TokenRequest {
-    /// `password` or `refresh_token`.
-    #[schema(value_type = GrantType)]
-    grant_type: String,
-    email: Option<String>,
-    /// RFC 6749 §4.3 calls it `username`; either name is accepted.
-    username: Option<String>,
-    password: Option<String>,
-    refresh_token: Option<String>,
-    /// Ignored (scopes are not used).
-    #[allow(dead_code)]
-    scope: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    access_token: String,
-    refresh_token: String,
-    #[schema(example = "Bearer")]
-    token_type: &'static str,
-    /// Seconds until the access token expires.
-    expires_in: i64,
-}
-
-/// OAuth 2.0 error (RFC 6749 §5.2).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthError {
-    #[schema(example = "invalid_grant")]
-    error: &'static str,
-    error_description: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    refresh_token: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MeResponse {
-    #[schema(format = Uuid)]
-    id: String,
-    email: String,
-    email_verified: bool,
-    /// Left out with `?grants=false`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    roles: Option<Vec<String>>,
-    /// Effective permissions; left out with `?grants=false`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    permissions: Option<Vec<String>>,
-    created_at: DateTime<Utc>,
-}
-
-/// Query of `GET /auth/me`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MeQuery {
-    /// Include roles and permissions (default true). `false` skips the permission service: the
-    /// gateway asks it itself, so that one service down fails only the fields that need it.
-    #[serde(default)]
-    grants: Option<bool>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionDto {
-    #[schema(format = Uuid)]
-    id: String,
-    created_at: DateTime<Utc>,
-    last_used_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    user_agent: Option<String>,
-    ip: Option<String>,
-    /// The session this request is made with.
-    current: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionsResponse {
-    sessions: Vec<SessionDto>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordChangeRequest {
-    #[schema(format = Password)]
-    current_password: String,
-    /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
-    /// is refused with 422 `VALIDATION_FAILED`.
-    #[schema(format = Password, min_length = 8, max_length = 128)]
-    new_password: String,
 }
 
 // ---- helpers ----
@@ -705,57 +540,6 @@ async fn jwks(State(h): State<AuthHttp>) -> Response {
     let mut res = Json(h.auth().jwks()).into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     res
-}
-
-/// Optional body of `POST /auth/logout`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogoutRequest {
-    /// A refresh token (API clients): its session ends too.
-    refresh_token: Option<String>,
-}
-
-impl std::fmt::Debug for LogoutRequest {
-    // Carries a token: never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LogoutRequest { *** }")
-    }
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct IntrospectRequest {
-    /// The access token to check.
-    token: String,
-    /// Ignored: only access tokens are introspected.
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-}
-
-/// RFC 7662 §2.2: `active`, and for an active token its claims.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct IntrospectResponse {
-    active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = Uuid)]
-    sub: Option<String>,
-    /// The session the token belongs to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = Uuid)]
-    sid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iat: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_type: Option<&'static str>,
-    /// Present on inactive answers: `true` when the token is genuine but its session has ended
-    /// (for good), `false` when the token itself is refused (expired, forged, another issuer's).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    session_ended: Option<bool>,
 }
 
 /// Whether an access token is active: genuine, unexpired, and its session not ended (RFC 7662

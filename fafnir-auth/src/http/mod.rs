@@ -12,6 +12,7 @@
 mod body;
 mod cookies;
 mod csrf;
+pub mod dto;
 mod error;
 mod extract;
 mod handlers;

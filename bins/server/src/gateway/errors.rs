@@ -2,9 +2,9 @@
 //! error carries `extensions.code` (and, where REST gave one, `extensions.reason`).
 
 use async_graphql::ErrorExtensions;
+use fafnir_auth::http::ErrorBody;
 use fafnir_core::ServiceError;
 use fafnir_users::UsersError;
-use serde::Deserialize;
 
 use super::upstream::{Unavailable, UpstreamResponse};
 
@@ -161,22 +161,9 @@ pub fn upstream_unavailable(e: Unavailable) -> GqlError {
     GqlError::unavailable("the auth service")
 }
 
-#[derive(Deserialize)]
-struct RestError {
-    error: RestErrorInner,
-}
-
-#[derive(Deserialize)]
-struct RestErrorInner {
-    code: String,
-    message: String,
-    #[serde(default)]
-    details: Option<serde_json::Value>,
-}
-
 /// A REST error answer of auth-service, as a GraphQL error.
 pub fn rest(res: &UpstreamResponse) -> GqlError {
-    let parsed: Option<RestError> = serde_json::from_slice(&res.body).ok();
+    let parsed: Option<ErrorBody> = serde_json::from_slice(&res.body).ok();
     let (reason, message, details) = match parsed {
         Some(e) => (Some(e.error.code), e.error.message, e.error.details),
         None => (None, format!("auth-service answered {}", res.status), None),

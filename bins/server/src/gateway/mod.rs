@@ -20,20 +20,19 @@ use async_graphql::{ServerError, Value};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use fafnir_auth::http::{
     presented, read_cookie, AuthHttp, HttpSettings, Presented, CSRF_COOKIE, CSRF_HEADER, MAX_BODY,
 };
 use fafnir_core::token::{Authenticator, TokenError};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use schema::RequestInfo;
 pub use schema::{GatewaySchema, Services, MAX_COMPLEXITY, MAX_DEPTH};
 use upstream::{AuthUpstream, ClientAddr};
 
-use crate::http::asset;
+use crate::assets;
 
 /// How the gateway checks the CSRF token of a cookie-authenticated mutation.
 #[derive(Debug, Clone)]
@@ -113,16 +112,10 @@ impl Gateway {
 
     /// `/graphql` (POST operations, GET GraphiQL) and GraphiQL's assets.
     pub fn router(&self) -> Router {
-        let csp =
-            SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(GRAPHIQL_CSP));
-        let ui = Router::new()
-            .route("/graphql/assets/init.js", get(|| async { asset("text/javascript", GRAPHIQL_INIT.as_bytes()) }))
-            .route("/graphql/assets/graphiql.min.js", get(|| async { asset("text/javascript", GRAPHIQL_JS) }))
-            .route("/graphql/assets/graphiql.min.css", get(|| async { asset("text/css", GRAPHIQL_CSS) }))
-            .route("/graphql/assets/react.min.js", get(|| async { asset("text/javascript", REACT_JS) }))
-            .route("/graphql/assets/react-dom.min.js", get(|| async { asset("text/javascript", REACT_DOM_JS) }))
-            .layer(csp.clone());
-        Router::new().route("/graphql", get(graphiql).post(graphql).layer(csp)).with_state(self.clone()).merge(ui)
+        Router::new()
+            .route("/graphql", get(assets::graphiql).post(graphql).layer(assets::graphiql_csp()))
+            .with_state(self.clone())
+            .merge(assets::graphiql_assets())
     }
 
     /// Who is calling, and whether their mutations pass the CSRF checks.
@@ -275,42 +268,6 @@ async fn graphql(State(gw): State<Gateway>, req: Request) -> Response {
         res.headers_mut().append(k, v.clone());
     }
     res
-}
-
-// ---- GraphiQL, from vendored assets (npm graphiql 3.8.3, react 18.3.1) ----
-
-const GRAPHIQL_HTML: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Fafnir GraphQL</title>
-<link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
-<style>html, body, #graphiql { height: 100%; margin: 0; }</style></head>
-<body><div id="graphiql">Loading…</div>
-<script src="/graphql/assets/react.min.js"></script>
-<script src="/graphql/assets/react-dom.min.js"></script>
-<script src="/graphql/assets/graphiql.min.js"></script>
-<script src="/graphql/assets/init.js"></script></body></html>"#;
-
-/// Sends the session cookie and, for mutations, the CSRF header read from `fafnir_csrf`.
-const GRAPHIQL_INIT: &str = r#"function fetcher(params) {
-  var m = document.cookie.match(/(?:^|; )fafnir_csrf=([^;]*)/);
-  var headers = { "content-type": "application/json", "accept": "application/json" };
-  if (m) { headers["x-csrf-token"] = decodeURIComponent(m[1]); }
-  return fetch("/graphql", { method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(params) })
-    .then(function (r) { return r.json(); });
-}
-ReactDOM.createRoot(document.getElementById("graphiql"))
-  .render(React.createElement(GraphiQL, { fetcher: fetcher, defaultEditorToolsVisibility: true }));
-"#;
-
-static GRAPHIQL_JS: &[u8] = include_bytes!("../../assets/graphiql/graphiql.min.js");
-static GRAPHIQL_CSS: &[u8] = include_bytes!("../../assets/graphiql/graphiql.min.css");
-static REACT_JS: &[u8] = include_bytes!("../../assets/graphiql/react.production.min.js");
-static REACT_DOM_JS: &[u8] = include_bytes!("../../assets/graphiql/react-dom.production.min.js");
-// Own scripts only; GraphiQL styles inline and embeds fonts and icons as data URLs.
-const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
-
-/// `GET /graphql`: the GraphiQL IDE. Never runs an operation.
-async fn graphiql() -> Html<&'static str> {
-    Html(GRAPHIQL_HTML)
 }
 
 // ---- the /auth/* proxy (api-gateway) ----

@@ -3,11 +3,7 @@
 //! once and an empty profile once user-service is back (the outbox keeps retrying); deleting the
 //! user reaches both services the same way.
 
-#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
-
-mod common;
-
-use common::{addr, port, spawn, wait_until};
+use crate::common::{addr, port, spawn, wait_until};
 
 use fafnir_core::testing::TestDb;
 use fafnir_core::Config;

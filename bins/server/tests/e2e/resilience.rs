@@ -2,11 +2,7 @@
 //! through a TCP proxy the test cuts and restores), and gRPC clients that hold connections
 //! open across a shutdown.
 
-#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
-
-mod common;
-
-use common::{addr, port, spawn, wait_until};
+use crate::common::{addr, port, spawn, wait_until};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

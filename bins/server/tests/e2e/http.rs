@@ -2,8 +2,6 @@
 //! cookie flow with CSRF, refresh rotation and reuse, logout, the bearer flow, throttling,
 //! hostile input, the OpenAPI document, metrics, docs, CORS and graceful shutdown.
 
-#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,5 @@
 //! What the multi-server tests share: free ports, servers run until told to stop, polling.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 

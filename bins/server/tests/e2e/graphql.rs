@@ -6,11 +6,7 @@
 //! forbidden paths, the depth and complexity limits, batched role loading, services stopped
 //! mid-test, and `docs/schema.graphql` equal to the served schema.
 
-#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
-
-mod common;
-
-use common::{addr, port, spawn, wait_until, Running};
+use crate::common::{addr, port, spawn, wait_until, Running};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -268,11 +264,39 @@ async fn tokens(url: &str, email: &str, password: &str) -> (String, String) {
     (t["access_token"].as_str().unwrap().to_owned(), t["refresh_token"].as_str().unwrap().to_owned())
 }
 
-/// Everything a deployment must do, whichever its topology.
-async fn scenario(env: &Env) {
+/// A member signed in through GraphQL in a browser (cookies and the CSRF header).
+async fn member(env: &Env, email: &str, name: &str) -> (UserId, Browser) {
+    let id = register(&env.url, email, name).await;
+    let browser = Browser::new(&env.url);
+    let r = browser.gql(LOGIN, json!({"e": email, "p": PW})).await;
+    assert_eq!(r.data("login")["user"]["id"], id.to_string());
+    wait_until("the member's profile", || async {
+        browser.gql(ME, json!({})).await.body["data"]["me"]["profile"]["displayName"] == name
+    })
+    .await;
+    (id, browser)
+}
+
+/// An administrator (`root@example.com`, granted as `fafnir role grant` does) and its API token.
+async fn admin(env: &Env) -> (UserId, String) {
+    let url = env.url.as_str();
+    let root = register(url, "root@example.com", "Root").await;
+    make_admin(&env.rbac_db, root).await;
+    let (token, _) = tokens(url, "root@example.com", PW).await;
+    wait_until("the admin grant to reach the server", || async {
+        bearer(&reqwest::Client::new(), url, &token, CHECK, json!({"p": "users:read"})).await.body["data"]
+            ["checkPermission"]["hasPermission"]
+            == true
+    })
+    .await;
+    (root, token)
+}
+
+/// `health` needs no one and `me` someone; registration refuses a taken address, a weak
+/// password and a malformed address as the caller's fault.
+async fn anonymous_access_and_registration(env: &Env) {
     let url = env.url.as_str();
     let anon = reqwest::Client::new();
-
     // health needs no one; me needs someone.
     let r = post(&anon, url, "{ health { status version } }", json!({}), &[]).await;
     assert_eq!(r.data("health")["status"], "ok");
@@ -286,7 +310,7 @@ async fn scenario(env: &Env) {
     let r = post(&anon, url, REGISTER, json!({"e": "ada@example.com", "p": PW, "n": "Ada"}), &[]).await;
     assert_eq!(r.data("register")["email"], "ada@example.com");
     assert_eq!(r.data("register")["emailVerified"], false);
-    let ada = UserId::parse(r.data("register")["id"].as_str().unwrap()).unwrap();
+    UserId::parse(r.data("register")["id"].as_str().unwrap()).unwrap();
     let r = post(&anon, url, REGISTER, json!({"e": "ADA@example.com", "p": PW}), &[]).await;
     assert_eq!(
         (r.code(), r.body["errors"][0]["extensions"]["reason"].as_str()),
@@ -297,8 +321,14 @@ async fn scenario(env: &Env) {
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "password");
     let r = post(&anon, url, REGISTER, json!({"e": "not-an-email", "p": PW}), &[]).await;
     assert_eq!(r.code(), "BAD_USER_INPUT");
+}
 
+/// A browser login sets the three cookies with their flags; `me` answers account, roles,
+/// permissions and profile in one round trip.
+async fn browser_login_sets_the_cookies(env: &Env) {
+    let url = env.url.as_str();
     // login: wrong password refused; right one sets the REST cookies.
+    let ada = register(url, "ada@example.com", "Ada").await;
     let browser = Browser::new(url);
     let r = browser.gql(LOGIN, json!({"e": "ada@example.com", "p": "wrong password entirely"})).await;
     assert_eq!(
@@ -328,7 +358,13 @@ async fn scenario(env: &Env) {
         browser.gql(ME, json!({})).await.body["data"]["me"]["profile"]["displayName"] == "Ada"
     })
     .await;
+}
 
+/// A cookie-authenticated mutation without the CSRF header, from a foreign origin, with a forged
+/// token or a simple content type is refused whole and changes nothing; GET never runs one.
+async fn csrf_refuses_cross_site_mutations(env: &Env) {
+    let url = env.url.as_str();
+    let (_, browser) = member(env, "ada@example.com", "Ada").await;
     // CSRF: a cookie-authenticated mutation without the header is refused and changes nothing.
     let r = browser.gql_no_csrf(UPDATE, json!({"i": {"displayName": "Mallory"}})).await;
     assert_eq!((r.status, r.code()), (403, "CSRF_TOKEN_INVALID"));
@@ -390,7 +426,12 @@ async fn scenario(env: &Env) {
     assert_eq!(res.status(), 200);
     let r = browser.gql(ME, json!({})).await;
     assert_eq!(r.data("me")["profile"]["displayName"], "Ada", "nothing above changed the profile or the session");
+}
 
+/// Profile updates (partial, null clears, invalid refused with its field) and permission checks
+/// about oneself.
+async fn own_profile_and_permission_checks(env: &Env) {
+    let (_, browser) = member(env, "ada@example.com", "Ada").await;
     // With the header: allowed; a partial update leaves other fields; null clears.
     let r =
         browser.gql(UPDATE, json!({"i": {"displayName": "Ada L.", "avatarUrl": "https://example.com/a.png"}})).await;
@@ -412,7 +453,13 @@ async fn scenario(env: &Env) {
     assert_eq!(r.data("checkPermission"), &json!({"hasPermission": false, "permissionCode": "PERMISSION_DENIED"}));
     let r = browser.gql(CHECK, json!({"p": "no colon"})).await;
     assert_eq!(r.data("checkPermission")["permissionCode"], "INVALID_PERMISSION");
+}
 
+/// A member may not read others' data, list the directory or change roles; the roles list is
+/// public to members.
+async fn a_member_is_forbidden_what_needs_a_permission(env: &Env) {
+    let url = env.url.as_str();
+    let (ada, browser) = member(env, "ada@example.com", "Ada").await;
     // Forbidden for a member: others' data, the directory, role changes.
     let bob = register(url, "bob@example.com", "Bob").await;
     let r = browser.gql(CHECK, json!({"p": "profile:read", "u": bob.to_string()})).await;
@@ -428,17 +475,17 @@ async fn scenario(env: &Env) {
     let r = browser.gql("{ roles { name builtin permissions inherits description } }", json!({})).await;
     let names: Vec<&str> = r.data("roles").as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["admin", "member"]);
+}
 
+/// An administrator pages through the directory with a bearer token (no CSRF needed), with
+/// roles loaded in one batch per page.
+async fn an_admin_pages_the_directory(env: &Env) {
+    let url = env.url.as_str();
+    let anon = reqwest::Client::new();
     // An administrator, with a bearer token (API client: no CSRF needed).
-    let root = register(url, "root@example.com", "Root").await;
-    make_admin(&env.rbac_db, root).await;
-    let (token, refresh_token) = tokens(url, "root@example.com", PW).await;
-    wait_until("the admin grant to reach the server", || async {
-        bearer(&anon, url, &token, CHECK, json!({"p": "users:read"})).await.body["data"]["checkPermission"]
-            ["hasPermission"]
-            == true
-    })
-    .await;
+    let (_, token) = admin(env).await;
+    register(url, "ada@example.com", "Ada").await;
+    register(url, "bob@example.com", "Bob").await;
     for i in 0..5 {
         register(url, &format!("user{i}@example.com"), &format!("User {i}")).await;
     }
@@ -482,7 +529,16 @@ async fn scenario(env: &Env) {
         assert_eq!(grpc_calls(metrics, "BatchGetUserRoles").await - batch, 1.0);
         assert_eq!(grpc_calls(metrics, "GetUserRoles").await - single, 0.0);
     }
+}
 
+/// Role grants and revocations by an administrator take effect at once; an admin reads and
+/// writes others' profiles.
+async fn role_changes_take_effect_at_once(env: &Env) {
+    let url = env.url.as_str();
+    let anon = reqwest::Client::new();
+    let (_, token) = admin(env).await;
+    let (ada, browser) = member(env, "ada@example.com", "Ada").await;
+    let bob = register(url, "bob@example.com", "Bob").await;
     // Role changes by the admin take effect at once.
     let r = bearer(&anon, url, &token, ROLE, json!({"u": ada.to_string(), "r": "admin"})).await;
     assert_eq!(r.data("assignRole"), &json!({"userId": ada.to_string(), "role": "admin", "changed": true}));
@@ -520,7 +576,14 @@ async fn scenario(env: &Env) {
     assert_eq!(r.code(), "NOT_FOUND");
     let r = bearer(&anon, url, &token, UPDATE, json!({"i": {"bio": "set by an admin"}, "u": bob.to_string()})).await;
     assert_eq!(r.data("updateProfile")["userId"], bob.to_string());
+}
 
+/// GraphiQL's introspection runs; deeper, costlier, malformed and batched operations are
+/// refused; dot segments never leave the `/auth/` prefix.
+async fn limits_refuse_deep_costly_and_malformed_operations(env: &Env) {
+    let url = env.url.as_str();
+    let anon = reqwest::Client::new();
+    let (_, token) = admin(env).await;
     // Limits: too deep, too costly, malformed.
     // GraphiQL's introspection query (graphql-js 16: type references nine `ofType`s deep) runs…
     let type_ref = (0..9).fold("kind name".to_owned(), |inner, _| format!("kind name ofType {{ {inner} }}"));
@@ -574,7 +637,16 @@ async fn scenario(env: &Env) {
     for path in ["/auth/../openapi.json", "/auth/%2e%2e/metrics", "/auth/x/../../readyz"] {
         assert_eq!(raw_status(url, path).await, 404, "{path}");
     }
+}
 
+/// `refresh` with a token argument (API clients) and through `/auth/refresh` with the cookie
+/// (browsers); `changePassword` and `logout` need the CSRF header by cookie, and a logged-out
+/// token is refused everywhere.
+async fn refresh_change_password_and_logout(env: &Env) {
+    let url = env.url.as_str();
+    let anon = reqwest::Client::new();
+    let (_, browser) = member(env, "ada@example.com", "Ada").await;
+    let (_, refresh_token) = tokens(url, "ada@example.com", PW).await;
     // refresh with a token argument (API client): new tokens in the payload; the old one is spent.
     let q = "mutation($t: String) { refresh(refreshToken: $t) { user { email } accessToken refreshToken } }";
     let r = post(&anon, url, q, json!({"t": refresh_token}), &[]).await;
@@ -747,7 +819,7 @@ async fn revocation(env: &Env) {
 async fn outages(mut env: Env) {
     let url = env.url.clone();
     let anon = reqwest::Client::new();
-    let (token, _) = tokens(&url, "root@example.com", PW).await;
+    let (_, token) = admin(&env).await;
 
     env.stop("users").await;
     let started = Instant::now();
@@ -784,51 +856,107 @@ async fn outages(mut env: Env) {
     env.shutdown().await;
 }
 
-async fn run_all_in_one(db: &TestDb) {
-    let env = all_in_one(db).await;
-    scenario(&env).await;
-    revocation(&env).await;
-    env.shutdown().await;
+/// Runs `part` against a fresh deployment of each topology, on each backend: tests named
+/// `graphql::<part>::{sqlite,postgres}::{fafnir_serve,four_services}`, so a failure names the
+/// behaviour and the deployment that broke.
+macro_rules! in_every_topology {
+    ($($part:ident),* $(,)?) => {$(
+        mod $part {
+            use super::*;
+
+            pub(super) async fn serve(db: &TestDb) {
+                let env = all_in_one(db).await;
+                super::$part(&env).await;
+                env.shutdown().await;
+            }
+
+            pub(super) async fn four(dbs: [&TestDb; 3]) {
+                let env = four_services(dbs).await;
+                super::$part(&env).await;
+                env.shutdown().await;
+            }
+
+            mod sqlite {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn fafnir_serve() {
+                    let db = TestDb::sqlite().await;
+                    serve(&db).await;
+                    db.cleanup().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn four_services() {
+                    let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+                    four([&dbs[0], &dbs[1], &dbs[2]]).await;
+                    for d in dbs {
+                        d.cleanup().await;
+                    }
+                }
+            }
+
+            mod postgres {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn fafnir_serve() {
+                    let Some(db) = TestDb::postgres(concat!(stringify!($part), "::fafnir_serve")).await else { return };
+                    serve(&db).await;
+                    db.cleanup().await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn four_services() {
+                    let name = concat!(stringify!($part), "::four_services");
+                    let Some(a) = TestDb::postgres(name).await else { return };
+                    let b = TestDb::postgres(name).await.unwrap();
+                    let c = TestDb::postgres(name).await.unwrap();
+                    four([&a, &b, &c]).await;
+                    for d in [a, b, c] {
+                        d.cleanup().await;
+                    }
+                }
+            }
+        }
+    )*};
 }
 
-async fn run_four(dbs: [&TestDb; 3]) {
-    let env = four_services(dbs).await;
-    scenario(&env).await;
-    revocation(&env).await;
-    outages(env).await;
-}
+in_every_topology!(
+    anonymous_access_and_registration,
+    browser_login_sets_the_cookies,
+    csrf_refuses_cross_site_mutations,
+    own_profile_and_permission_checks,
+    a_member_is_forbidden_what_needs_a_permission,
+    an_admin_pages_the_directory,
+    role_changes_take_effect_at_once,
+    limits_refuse_deep_costly_and_malformed_operations,
+    refresh_change_password_and_logout,
+    revocation,
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_fafnir_serve() {
-    let db = TestDb::sqlite().await;
-    run_all_in_one(&db).await;
-    db.cleanup().await;
-}
+/// Four-process only: the outage test stops services one by one.
+mod outages_four_services {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_fafnir_serve() {
-    let Some(db) = TestDb::postgres("gql_serve").await else { return };
-    run_all_in_one(&db).await;
-    db.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_four_services() {
-    let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
-    run_four([&dbs[0], &dbs[1], &dbs[2]]).await;
-    for d in dbs {
-        d.cleanup().await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+        outages(four_services([&dbs[0], &dbs[1], &dbs[2]]).await).await;
+        for d in dbs {
+            d.cleanup().await;
+        }
     }
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_four_services() {
-    let Some(a) = TestDb::postgres("gql_four").await else { return };
-    let b = TestDb::postgres("gql_four").await.unwrap();
-    let c = TestDb::postgres("gql_four").await.unwrap();
-    run_four([&a, &b, &c]).await;
-    for d in [a, b, c] {
-        d.cleanup().await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        let Some(a) = TestDb::postgres("outages").await else { return };
+        let b = TestDb::postgres("outages").await.unwrap();
+        let c = TestDb::postgres("outages").await.unwrap();
+        outages(four_services([&a, &b, &c]).await).await;
+        for d in [a, b, c] {
+            d.cleanup().await;
+        }
     }
 }
 

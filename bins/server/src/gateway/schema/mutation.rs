@@ -1,0 +1,141 @@
+//! The mutation root.
+
+use async_graphql::{Context, Object, ID};
+use fafnir_auth::http::dto;
+use fafnir_users::ProfileUpdate;
+
+use crate::gateway::errors::{self, GqlError};
+
+use super::context::*;
+use super::types::*;
+use super::{COST_PASSWORD, COST_SERVICE};
+
+#[derive(Debug)]
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates an account (no session: log in afterwards).
+    #[graphql(complexity = "COST_PASSWORD + child_complexity")]
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<Option<User>, GqlError> {
+        let body =
+            dto::RegisterRequest { email: input.email, password: input.password, display_name: input.display_name };
+        let res = post_auth(ctx, "/auth/register", None, Some(&body)).await?;
+        let r: dto::UserResponse = json(&res)?;
+        Ok(Some(r.user.into()))
+    }
+
+    /// Logs in: sets the three cookies, exactly as `POST /auth/login`.
+    #[graphql(complexity = "COST_PASSWORD + child_complexity")]
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<Option<AuthPayload>, GqlError> {
+        let body = dto::LoginRequest { email: input.email, password: input.password };
+        let res = post_auth(ctx, "/auth/login", None, Some(&body)).await?;
+        let login: dto::LoginResponse = json(&res)?;
+        pass_cookies(ctx, &res);
+        Ok(Some(login.into()))
+    }
+
+    /// Ends the session and clears the cookies; with `refreshToken` (API clients), the session
+    /// that refresh token belongs to ends too (as REST's `POST /auth/logout {refresh_token}`).
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn logout(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> Result<Option<bool>, GqlError> {
+        csrf_gate(ctx)?;
+        let body = refresh_token.map(|t| dto::LogoutRequest { refresh_token: Some(t) });
+        let res = post_auth(ctx, "/auth/logout", None, body.as_ref()).await?;
+        if !res.status.is_success() {
+            return Err(errors::rest(&res));
+        }
+        pass_cookies(ctx, &res);
+        Ok(Some(true))
+    }
+
+    /// Rotates the refresh token: the one given (API clients: new tokens come back in the
+    /// payload), else the `fafnir_refresh` cookie (it is scoped to `/auth`, so browsers send it
+    /// only through `POST /auth/refresh`, which the gateway serves too).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn refresh(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> Result<Option<AuthPayload>, GqlError> {
+        let body = refresh_token.map(|refresh_token| dto::RefreshRequest { refresh_token });
+        if body.is_none() {
+            csrf_gate(ctx)?;
+        }
+        let res = post_auth(ctx, "/auth/refresh", None, body.as_ref()).await?;
+        pass_cookies(ctx, &res);
+        let login: dto::LoginResponse = json(&res)?;
+        Ok(Some(login.into()))
+    }
+
+    /// Changes the caller's password; every other session is revoked.
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let body =
+            dto::PasswordChangeRequest { current_password: input.current_password, new_password: input.new_password };
+        // By cookie, the cookie and CSRF header go as they came, so that auth-service applies its
+        // own full CSRF check (bound to the session) as well.
+        let bearer = (!info(ctx).via_cookie).then_some(token);
+        let res = post_auth(ctx, "/auth/password", bearer, Some(&body)).await?;
+        if !res.status.is_success() {
+            return Err(errors::rest(&res));
+        }
+        Ok(Some(true))
+    }
+
+    /// Updates a profile: the caller's (needs `profile:write`) or, with `userId`, anyone's
+    /// (needs `users:write`).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn update_profile(
+        &self,
+        ctx: &Context<'_>,
+        input: ProfileInput,
+        user_id: Option<ID>,
+    ) -> Result<Option<Profile>, GqlError> {
+        let (me, token) = mutation_caller(ctx)?;
+        let subject = match &user_id {
+            Some(id) => parse_user("userId", id)?,
+            None => me,
+        };
+        live_session(ctx, token).await?;
+        require(ctx, me, token, if subject == me { "profile:write" } else { "users:write" }).await?;
+        let p = services(ctx)
+            .profiles
+            .update(Some(token), subject, &ProfileUpdate::from(input))
+            .await
+            .map_err(errors::users)?;
+        Ok(Some(p.into()))
+    }
+
+    /// Grants a role. Needs `roles:manage`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn assign_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleAssignmentInput,
+    ) -> Result<Option<RoleAssignment>, GqlError> {
+        role_change(ctx, input, true).await.map(Some)
+    }
+
+    /// Revokes a role. Needs `roles:manage`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn revoke_role(
+        &self,
+        ctx: &Context<'_>,
+        input: RoleAssignmentInput,
+    ) -> Result<Option<RoleAssignment>, GqlError> {
+        role_change(ctx, input, false).await.map(Some)
+    }
+}
+
+async fn role_change(ctx: &Context<'_>, input: RoleAssignmentInput, grant: bool) -> Result<RoleAssignment, GqlError> {
+    let (me, token) = mutation_caller(ctx)?;
+    let user = parse_user("userId", &input.user_id)?;
+    live_session(ctx, token).await?;
+    require(ctx, me, token, "roles:manage").await?;
+    let dir = &services(ctx).roles;
+    let r = if grant {
+        dir.assign(Some(token), user, &input.role).await
+    } else {
+        dir.revoke(Some(token), user, &input.role).await
+    };
+    let changed = r.map_err(|e| errors::service("the security service", e))?;
+    Ok(RoleAssignment { user_id: input.user_id, role: input.role, changed })
+}

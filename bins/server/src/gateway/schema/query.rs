@@ -1,0 +1,144 @@
+//! The query root.
+
+use async_graphql::{Context, Object, ID};
+use fafnir_auth::http::dto;
+use fafnir_users::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+use crate::gateway::errors::{self, Code, GqlError};
+
+use super::context::*;
+use super::types::*;
+use super::COST_SERVICE;
+
+// ---- roots ----
+
+#[derive(Debug)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The gateway is up.
+    async fn health(&self) -> Health {
+        Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }
+    }
+
+    /// The caller. Checks the session (a logged-out token is refused).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<Me>, GqlError> {
+        let (user, token) = caller(ctx)?;
+        let look = ctx.look_ahead();
+        let want_grants = look.field("roles").exists() || look.field("permissions").exists();
+        let want_profile = look.field("profile").exists();
+        let s = services(ctx);
+        let account = get_auth(ctx, "/auth/me?grants=false", Some(token));
+        let grants = async {
+            if !want_grants {
+                return None;
+            }
+            Some(match s.checker.grants(Some(token), user).await {
+                Ok(g) => Ok(g.unwrap_or_default()),
+                Err(e) => Err(errors::service("the security service", e)),
+            })
+        };
+        let profile = async {
+            if !want_profile {
+                return None;
+            }
+            Some(s.profiles.get(Some(token), user).await.map_err(errors::users))
+        };
+        let (account, grants, profile) = tokio::join!(account, grants, profile);
+        let account: dto::MeResponse = json(&account?)?;
+        Ok(Some(Me { user: account.into(), grants, profile }))
+    }
+
+    /// Whether the caller (or, with `users:read`, another user) holds a permission.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn check_permission(
+        &self,
+        ctx: &Context<'_>,
+        request: HasPermissionRequest,
+    ) -> Result<Option<HasPermissionResponse>, GqlError> {
+        let (me, token) = caller(ctx)?;
+        let subject = match &request.user_id {
+            Some(id) => parse_user("userId", id)?,
+            None => me,
+        };
+        may_read(ctx, me, token, subject).await?;
+        let d = services(ctx)
+            .checker
+            .check(Some(token), subject, &request.permission)
+            .await
+            .map_err(|e| errors::service("the security service", e))?;
+        Ok(Some(HasPermissionResponse { has_permission: d.allowed, permission_code: d.code.into() }))
+    }
+
+    /// A profile: the caller's when `userId` is absent; anyone else's needs `users:read`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn profile(&self, ctx: &Context<'_>, user_id: Option<ID>) -> Result<Option<Profile>, GqlError> {
+        let (me, token) = caller(ctx)?;
+        let subject = match &user_id {
+            Some(id) => parse_user("userId", id)?,
+            None => me,
+        };
+        may_read(ctx, me, token, subject).await?;
+        match services(ctx).profiles.get(Some(token), subject).await {
+            Ok(p) => Ok(Some(p.into())),
+            Err(fafnir_users::UsersError::NotFound) => {
+                Err(GqlError::new(Code::NotFound, "no profile for this user id"))
+            }
+            Err(e) => Err(errors::users(e)),
+        }
+    }
+
+    /// The user directory, oldest first. Needs `users:read`.
+    #[graphql(
+        complexity = "COST_SERVICE + first.unwrap_or(DEFAULT_PAGE_SIZE as i32).clamp(1, MAX_PAGE_SIZE as i32) as usize * child_complexity"
+    )]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, 1 to 100.")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<Option<UserConnection>, GqlError> {
+        let (me, token) = caller(ctx)?;
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE as i32);
+        if !(1..=MAX_PAGE_SIZE as i32).contains(&first) {
+            return Err(GqlError::bad_input("first", format!("first must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        require(ctx, me, token, "users:read").await?;
+        let page = services(ctx)
+            .profiles
+            .list(Some(token), Some(first as u32), after.as_deref())
+            .await
+            .map_err(errors::users)?;
+        let nodes = page
+            .items
+            .into_iter()
+            .map(|p| DirectoryUser { id: ID(p.user_id.to_string()), user_id: p.user_id, profile: p.into() })
+            .collect();
+        Ok(Some(UserConnection {
+            nodes,
+            page_info: PageInfo { has_next_page: page.next_cursor.is_some(), end_cursor: page.next_cursor },
+        }))
+    }
+
+    /// Every role. Needs a logged-in caller.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Option<Vec<Role>>, GqlError> {
+        let (_, token) = caller(ctx)?;
+        let roles =
+            services(ctx).roles.roles(Some(token)).await.map_err(|e| errors::service("the security service", e))?;
+        Ok(Some(
+            roles
+                .into_iter()
+                .map(|r| Role {
+                    name: r.name,
+                    description: r.description,
+                    permissions: r.permissions,
+                    inherits: r.inherits,
+                    builtin: r.builtin,
+                })
+                .collect(),
+        ))
+    }
+}

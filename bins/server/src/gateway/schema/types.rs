@@ -1,0 +1,318 @@
+//! The schema's object, input and enum types, and their conversions.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, InputObject, MaybeUndefined, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use fafnir_auth::http::dto;
+use fafnir_core::{CheckCode, UserId};
+use fafnir_users::ProfileUpdate;
+
+use crate::gateway::errors::{Code, GqlError};
+
+use super::loaders::*;
+
+// ---- types ----
+
+/// An account.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct User {
+    pub id: ID,
+    pub email: String,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<dto::UserDto> for User {
+    fn from(u: dto::UserDto) -> Self {
+        User { id: ID(u.id), email: u.email, email_verified: u.email_verified, created_at: u.created_at }
+    }
+}
+
+impl From<dto::MeResponse> for User {
+    fn from(u: dto::MeResponse) -> Self {
+        User { id: ID(u.id), email: u.email, email_verified: u.email_verified, created_at: u.created_at }
+    }
+}
+
+/// A user's profile.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Profile {
+    pub user_id: ID,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    /// An http(s) URL.
+    pub avatar_url: Option<String>,
+    pub bio: Option<String>,
+    /// A BCP 47 language tag such as `en` or `pt-BR`.
+    pub locale: Option<String>,
+    /// An IANA time zone name such as `Europe/Paris`.
+    pub timezone: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<fafnir_users::Profile> for Profile {
+    fn from(p: fafnir_users::Profile) -> Self {
+        Profile {
+            user_id: ID(p.user_id.to_string()),
+            first_name: p.first_name,
+            last_name: p.last_name,
+            display_name: p.display_name,
+            avatar_url: p.avatar_url,
+            bio: p.bio,
+            locale: p.locale,
+            timezone: p.timezone,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// The caller: account, roles, effective permissions and profile, fetched in parallel from the
+/// three services. A field whose service is down is null with an `UNAVAILABLE` error.
+#[derive(Debug)]
+pub struct Me {
+    pub(super) user: User,
+    pub(super) grants: Option<Result<fafnir_core::Grants, GqlError>>,
+    pub(super) profile: Option<Result<fafnir_users::Profile, GqlError>>,
+}
+
+#[Object]
+impl Me {
+    async fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// Directly granted role names.
+    async fn roles(&self) -> Result<Option<Vec<String>>, GqlError> {
+        match &self.grants {
+            Some(Ok(g)) => Ok(Some(g.roles.clone())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    /// Effective permissions (inheritance resolved).
+    async fn permissions(&self) -> Result<Option<Vec<String>>, GqlError> {
+        match &self.grants {
+            Some(Ok(g)) => Ok(Some(g.permissions.clone())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    async fn profile(&self) -> Result<Option<Profile>, GqlError> {
+        match &self.profile {
+            Some(Ok(p)) => Ok(Some(p.clone().into())),
+            Some(Err(e)) if e.code == Code::NotFound => Ok(None),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The outcome code of a permission check.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PermissionCode {
+    PermissionGranted,
+    PermissionDenied,
+    UserNotFound,
+    InvalidPermission,
+}
+
+impl From<CheckCode> for PermissionCode {
+    fn from(c: CheckCode) -> Self {
+        match c {
+            CheckCode::PermissionGranted => PermissionCode::PermissionGranted,
+            CheckCode::PermissionDenied => PermissionCode::PermissionDenied,
+            CheckCode::UserNotFound => PermissionCode::UserNotFound,
+            CheckCode::InvalidPermission => PermissionCode::InvalidPermission,
+        }
+    }
+}
+
+/// Which permission to check, for whom (the caller when `userId` is absent; anyone else needs
+/// `users:read`).
+#[derive(InputObject, Debug)]
+pub struct HasPermissionRequest {
+    /// `resource:action`, e.g. `users:read`.
+    pub permission: String,
+    pub user_id: Option<ID>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct HasPermissionResponse {
+    pub has_permission: bool,
+    pub permission_code: PermissionCode,
+}
+
+/// A role.
+#[derive(SimpleObject, Debug)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    /// The role's own permissions (not inherited ones).
+    pub permissions: Vec<String>,
+    /// Roles it inherits every permission from.
+    pub inherits: Vec<String>,
+    /// Seeded roles (`admin`, `member`) cannot be deleted.
+    pub builtin: bool,
+}
+
+/// A user in the directory (`users`).
+#[derive(SimpleObject, Debug)]
+#[graphql(complex)]
+pub struct DirectoryUser {
+    pub id: ID,
+    pub profile: Profile,
+    #[graphql(skip)]
+    pub user_id: UserId,
+}
+
+#[ComplexObject]
+impl DirectoryUser {
+    /// Directly granted role names, loaded for the whole page in one call. Null with an
+    /// `UNAVAILABLE` error when the security service is down.
+    async fn roles(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>, GqlError> {
+        let loader = ctx.data_unchecked::<DataLoader<RolesLoader>>();
+        Ok(Some(loader.load_one(self.user_id).await?.unwrap_or_default()))
+    }
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct PageInfo {
+    /// Pass as `after` for the next page; null on the last page.
+    pub end_cursor: Option<String>,
+    pub has_next_page: bool,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct UserConnection {
+    pub nodes: Vec<DirectoryUser>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct Health {
+    /// `ok` when the gateway serves.
+    pub status: String,
+    pub version: String,
+}
+
+/// After `login` or `refresh`: the cookies are set; the tokens are in the body only when the
+/// refresh token was passed as an argument (API clients).
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub user: User,
+    pub access_expires_at: DateTime<Utc>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+// Never the passwords or tokens these carry.
+impl std::fmt::Debug for RegisterInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterInput").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for LoginInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginInput").field("email", &self.email).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ChangePasswordInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangePasswordInput { .. }")
+    }
+}
+
+impl std::fmt::Debug for AuthPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPayload")
+            .field("user", &self.user)
+            .field("access_expires_at", &self.access_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<dto::LoginResponse> for AuthPayload {
+    fn from(l: dto::LoginResponse) -> Self {
+        AuthPayload {
+            user: l.user.into(),
+            access_expires_at: l.access_expires_at,
+            access_token: l.access_token,
+            refresh_token: l.refresh_token,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// A partial update: an absent field is left alone, `null` clears it, a value sets it.
+#[derive(InputObject, Debug, Default)]
+pub struct ProfileInput {
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub display_name: MaybeUndefined<String>,
+    pub avatar_url: MaybeUndefined<String>,
+    pub bio: MaybeUndefined<String>,
+    pub locale: MaybeUndefined<String>,
+    pub timezone: MaybeUndefined<String>,
+}
+
+fn patch(v: MaybeUndefined<String>) -> Option<Option<String>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(s) => Some(Some(s)),
+    }
+}
+
+impl From<ProfileInput> for ProfileUpdate {
+    fn from(i: ProfileInput) -> Self {
+        ProfileUpdate {
+            first_name: patch(i.first_name),
+            last_name: patch(i.last_name),
+            display_name: patch(i.display_name),
+            avatar_url: patch(i.avatar_url),
+            bio: patch(i.bio),
+            locale: patch(i.locale),
+            timezone: patch(i.timezone),
+        }
+    }
+}
+
+#[derive(InputObject, Debug)]
+pub struct RoleAssignmentInput {
+    pub user_id: ID,
+    /// A role name, e.g. `admin`.
+    pub role: String,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct RoleAssignment {
+    pub user_id: ID,
+    pub role: String,
+    /// False when nothing changed (already granted, or not held).
+    pub changed: bool,
+}

@@ -1,0 +1,18 @@
+//! The end-to-end tests of the servers: one test binary (one link, one harness), a module per
+//! surface. Every test talks to real servers over real sockets, on SQLite and, when
+//! `FAFNIR_TEST_DATABASE_URL` is set, on Postgres (tests named `…::postgres::…`).
+//!
+//! - [`http`]: the REST server;
+//! - [`graphql`]: the GraphQL gateway, in `fafnir serve` and across four services;
+//! - [`grpc`]: both gRPC services and their clients;
+//! - [`microservices`]: auth-service, security-service and user-service with three databases;
+//! - [`resilience`]: faults the operator does not control.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
+
+mod common;
+mod graphql;
+mod grpc;
+mod http;
+mod microservices;
+mod resilience;

@@ -1,0 +1,224 @@
+//! The wire types of the REST surface: every request and response body of `/auth/*`. They are
+//! public, with public fields, and both serialise and deserialise where a client needs them, so
+//! that a client in Rust (the GraphQL gateway is one) shares them instead of keeping copies: a
+//! renamed field fails to compile rather than to parse.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::Account;
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// ASCII only (IDN domains as `xn--…`); compared case-insensitively.
+    #[schema(example = "ada@example.com", format = Email)]
+    pub email: String,
+    /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
+    /// is refused with 422 `VALIDATION_FAILED`.
+    #[schema(example = "correct horse battery staple", format = Password, min_length = 8, max_length = 128)]
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+/// The contract's `user`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserDto {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Account> for UserDto {
+    fn from(a: &Account) -> Self {
+        UserDto {
+            id: a.id.to_string(),
+            email: a.email.to_string(),
+            email_verified: a.email_verified,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserResponse {
+    pub user: UserDto,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "ada@example.com", format = Email)]
+    pub email: String,
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    pub user: UserDto,
+    pub access_expires_at: DateTime<Utc>,
+    /// Present only when the refresh token was sent in the body (API clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// The grants `/auth/token` knows (documentation only: the field is read as a string, and any
+/// other value is answered 400 `unsupported_grant_type`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum GrantType {
+    Password,
+    RefreshToken,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"grant_type": "password", "username": "ada@example.com", "password": "correct horse battery staple"}))]
+pub struct TokenRequest {
+    /// `password` or `refresh_token`.
+    #[schema(value_type = GrantType)]
+    pub grant_type: String,
+    pub email: Option<String>,
+    /// RFC 6749 §4.3 calls it `username`; either name is accepted.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Ignored (scopes are not used).
+    #[allow(dead_code)]
+    pub scope: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// OAuth 2.0 error (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    #[schema(example = "invalid_grant")]
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MeResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    /// Left out with `?grants=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Effective permissions; left out with `?grants=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Query of `GET /auth/me`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MeQuery {
+    /// Include roles and permissions (default true). `false` skips the permission service: the
+    /// gateway asks it itself, so that one service down fails only the fields that need it.
+    #[serde(default)]
+    pub grants: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionDto {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session this request is made with.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionsResponse {
+    pub sessions: Vec<SessionDto>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    #[schema(format = Password)]
+    pub current_password: String,
+    /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
+    /// is refused with 422 `VALIDATION_FAILED`.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+/// Optional body of `POST /auth/logout`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// A refresh token (API clients): its session ends too.
+    pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for LogoutRequest {
+    // Carries a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogoutRequest { *** }")
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct IntrospectRequest {
+    /// The access token to check.
+    pub token: String,
+    /// Ignored: only access tokens are introspected.
+    #[allow(dead_code)]
+    pub token_type_hint: Option<String>,
+}
+
+/// RFC 7662 §2.2: `active`, and for an active token its claims.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct IntrospectResponse {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    pub sub: Option<String>,
+    /// The session the token belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// Present on inactive answers: `true` when the token is genuine but its session has ended
+    /// (for good), `false` when the token itself is refused (expired, forged, another issuer's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ended: Option<bool>,
+}
