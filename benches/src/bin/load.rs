@@ -83,7 +83,10 @@ fn machine_cpu() -> (f64, f64, f64) {
     (busy, idle, steal)
 }
 
-async fn bare_server(port: u16) {
+/// The bare handler; `hardened` puts it behind what every Fafnir server adds (the hardening
+/// layers, the metrics middleware, and the accept loop with its timeouts and connection cap), so
+/// that the gap between `me` and bare splits into what the layers cost and what `me` itself does.
+async fn bare_server(port: u16, hardened: bool) {
     let app = axum::Router::new().route(
         "/bare",
         // The shape and size of `GET /auth/me`'s answer, built per request.
@@ -99,14 +102,21 @@ async fn bare_server(port: u16) {
         }),
     );
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
-    axum::serve(listener, app).await.unwrap();
+    if hardened {
+        let settings = fafnir_auth::http::HttpSettings::from_config(&fafnir_core::Config::default());
+        let app = fafnir_server::http::harden(app, &settings, false);
+        fafnir_server::serve(listener, app, std::future::pending()).await.unwrap();
+    } else {
+        axum::serve(listener, app).await.unwrap();
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    if std::env::args().nth(1).as_deref() == Some("bare-server") {
+    let mode = std::env::args().nth(1);
+    if matches!(mode.as_deref(), Some("bare-server" | "bare-hardened-server")) {
         let port = std::env::args().nth(2).and_then(|p| p.parse().ok()).expect("bare-server PORT");
-        return bare_server(port).await;
+        return bare_server(port, mode.as_deref() == Some("bare-hardened-server")).await;
     }
     let o = parse_opts();
     assert!(o.fafnir.exists(), "{} not found: run `cargo build --release -p fafnir-cli` first", o.fafnir.display());

@@ -2,37 +2,30 @@
 //! behind the hardening layers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use fafnir_auth::http::{AuthHttp, HttpSettings};
 use fafnir_core::PermissionChecker;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::assets::docs_routes;
 use crate::gateway::upstream::AuthUpstream;
 use crate::gateway::{CsrfCheck, Gateway, Services};
+use crate::harden::{HardenLayer, TrackLayer};
 use crate::stack::{Stack, StartError};
 use crate::telemetry;
 
 /// The transport's hard cap on request bodies. Fafnir's endpoints refuse anything above 64 KiB
 /// (every Fafnir body is a small JSON object) once read; beyond this cap the connection is cut.
 pub const BODY_LIMIT: usize = 1024 * 1024;
-/// Requests taking longer are answered 408 and dropped.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::harden::REQUEST_TIMEOUT;
 
 #[derive(Clone)]
 struct System {
@@ -71,37 +64,6 @@ async fn metrics_handler(State(s): State<System>) -> Response {
 
 async fn openapi_json(State(s): State<System>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], s.openapi.as_str().to_owned()).into_response()
-}
-
-/// Request counts and latencies by route template and status.
-async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    // A fixed label set: made-up methods must not mint new series. Static strings: no
-    // allocation per request for the method and the status.
-    let method = match *req.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    };
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let res = next.run(req).await;
-    let route: metrics::SharedString = match &route {
-        Some(p) => p.as_str().to_owned().into(),
-        None => metrics::SharedString::const_str("unmatched"),
-    };
-    let labels = [
-        metrics::Label::from_static_parts("method", method),
-        metrics::Label::new("route", route),
-        metrics::Label::new("status", res.status().as_str().to_owned()),
-    ];
-    metrics::counter!("fafnir_http_requests_total", labels.iter()).increment(1);
-    metrics::histogram!("fafnir_http_request_duration_seconds", labels.iter()).record(start.elapsed().as_secs_f64());
-    res
 }
 
 fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
@@ -268,45 +230,15 @@ fn graphql_get_doc() {}
 )]
 struct GraphqlDoc;
 
-/// The layers every Fafnir HTTP server runs behind: body cap, metrics, CORS, security headers,
-/// request ids, tracing, panic catching and the request timeout.
+/// The layers every Fafnir HTTP server runs behind: body cap, per-route metrics, CORS, and
+/// [`HardenLayer`] (security headers, request ids, tracing, panic catching and the request
+/// timeout, in one layer: see `harden.rs`).
 pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> Router {
-    let mut router = router.layer(DefaultBodyLimit::max(BODY_LIMIT)).route_layer(middleware::from_fn(track));
+    let mut router = router.layer(DefaultBodyLimit::max(BODY_LIMIT)).route_layer(TrackLayer);
     if let Some(c) = cors(settings) {
         router = router.layer(c);
     }
-    let request_id = HeaderName::from_static("x-request-id");
-    let mut headers = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
-        // Answers carry personal data and tokens: no cache keeps them. Assets, the JWKS and
-        // the metadata document set their own, public, policy.
-        (header::CACHE_CONTROL, "no-store"),
-    ];
-    if https {
-        headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"));
-    }
-    for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
-    }
-    router.layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                // Method and path only: never headers (cookies, tokens) or bodies.
-                tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }))
-            .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(CatchPanicLayer::custom(|_| {
-                let body = serde_json::json!({"error": {"code": "INTERNAL", "message": "internal error"}});
-                (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-            }))
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT)),
-    )
+    router.layer(HardenLayer::new(https))
 }
 
 /// `/metrics` for processes without a [`Stack`] (api-gateway).

@@ -8,6 +8,7 @@ mod assets;
 pub mod config;
 pub mod gateway;
 pub mod grpc;
+pub mod harden;
 pub mod http;
 pub mod remote;
 pub mod serve;

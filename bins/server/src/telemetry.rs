@@ -18,6 +18,11 @@ pub fn init_logging(filter: &str) {
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// Whether Fafnir's recorder is installed (metric handles taken before would be no-ops).
+pub(crate) fn installed() -> bool {
+    PROMETHEUS.get().is_some_and(Option::is_some)
+}
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     PROMETHEUS

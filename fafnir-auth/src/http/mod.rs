@@ -141,13 +141,13 @@ fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
 /// handler chose otherwise (the JWKS and the metadata are public and cacheable), whichever app
 /// mounts the router.
 pub fn router<S: Clone + Send + Sync + 'static>(state: AuthHttp) -> Router<S> {
-    parts().0.with_state(state).layer(axum::middleware::map_response(no_store_unless_set))
-}
-
-async fn no_store_unless_set(mut res: axum::response::Response) -> axum::response::Response {
     use axum::http::{header, HeaderValue};
-    res.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    res
+    // Not a `map_response` middleware: that boxes a future on every request.
+    let no_store = tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    parts().0.with_state(state).layer(no_store)
 }
 
 /// The OpenAPI 3.1 document of [`router`], generated from the handlers.

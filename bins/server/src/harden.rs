@@ -1,0 +1,450 @@
+//! What every Fafnir HTTP server puts around every request, as one layer instead of eight:
+//! a request id (kept from the client when it sends a valid one, else a new UUID; echoed on the
+//! answer), a tracing span carrying it, a deadline (408 after [`REQUEST_TIMEOUT`]), panics
+//! turned into a 500 with the usual error body, the security headers the answer does not set
+//! itself, and per-route metrics ([`Track`], a route layer, since only the router knows the
+//! route template).
+//!
+//! Written by hand because the same eight tower-http layers stacked cost a bare handler about a
+//! third of its throughput under wrk (docs/performance.md): each adds a future, some a timer
+//! armed on every request, a boxed future or a cloned service. Here there is one future, no
+//! allocation beyond the request id, and the deadline timer is armed only when the handler
+//! does not answer on its first poll.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// Longest a request may run before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The request id header, read from the client and set on every answer.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The security headers of every answer (unless the handler set its own).
+fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
+    let mut h = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")),
+        // Answers carry personal data and tokens: no cache keeps them. Assets, the JWKS and the
+        // metadata document set their own, public, policy.
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    if https {
+        h.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains")));
+    }
+    h
+}
+
+/// The layer; `https` adds `Strict-Transport-Security`.
+#[derive(Debug, Clone)]
+pub struct HardenLayer {
+    headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+impl HardenLayer {
+    pub fn new(https: bool) -> Self {
+        Self { headers: security_headers(https).into() }
+    }
+}
+
+impl<S> Layer<S> for HardenLayer {
+    type Service = Harden<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Harden { inner, headers: self.headers.clone() }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Harden<S> {
+    inner: S,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
+}
+
+/// A client's request id is kept when it is short and printable (it is logged); anything else
+/// is replaced.
+fn acceptable_id(v: &HeaderValue) -> bool {
+    (1..=128).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_request_id() -> HeaderValue {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    // A UUID's text is always a valid header value.
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+fn panic_response() -> Response {
+    tracing::error!("a request handler panicked");
+    let body = serde_json::json!({"error": {"code": "INTERNAL", "message": "internal error"}});
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+}
+
+impl<S> Service<Request> for Harden<S>
+where
+    S: Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = HardenFuture<tracing::instrument::Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let start = tokio::time::Instant::now();
+        let id = match req.headers().get(&REQUEST_ID) {
+            Some(v) if acceptable_id(v) => v.clone(),
+            _ => {
+                let v = new_request_id();
+                req.headers_mut().insert(REQUEST_ID, v.clone());
+                v
+            }
+        };
+        // Method and path only: never headers (cookies, tokens) or bodies.
+        let span = tracing::info_span!(
+            "http",
+            request_id = id.to_str().unwrap_or("-"),
+            method = %req.method(),
+            path = req.uri().path()
+        );
+        let inner = {
+            let _entered = span.enter();
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
+        };
+        HardenFuture {
+            inner: inner.ok().map(|f| f.instrument(span)),
+            deadline: None,
+            start,
+            id: Some(id),
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`Harden`].
+    pub struct HardenFuture<F> {
+        // `None` when the service panicked in `call`.
+        #[pin]
+        inner: Option<F>,
+        // Armed only if the handler does not answer on its first poll.
+        #[pin]
+        deadline: Option<Sleep>,
+        start: tokio::time::Instant,
+        id: Option<HeaderValue>,
+        headers: Arc<[(HeaderName, HeaderValue)]>,
+    }
+}
+
+impl<F> Future for HardenFuture<F>
+where
+    F: Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let polled = match this.inner.as_mut().as_pin_mut() {
+            Some(inner) => match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+                Ok(Poll::Ready(Ok(res))) => Some(res),
+                Ok(Poll::Ready(Err(never))) => match never {},
+                Ok(Poll::Pending) => None,
+                Err(_) => Some(panic_response()),
+            },
+            None => Some(panic_response()),
+        };
+        let mut res = match polled {
+            Some(res) => res,
+            None => {
+                if this.deadline.as_mut().as_pin_mut().is_none() {
+                    this.deadline.set(Some(tokio::time::sleep_until(*this.start + REQUEST_TIMEOUT)));
+                }
+                match this.deadline.as_mut().as_pin_mut().map(|d| d.poll(cx)) {
+                    Some(Poll::Ready(())) => {
+                        // Dropping the handler's future cancels it.
+                        this.inner.set(None);
+                        StatusCode::REQUEST_TIMEOUT.into_response()
+                    }
+                    _ => return Poll::Pending,
+                }
+            }
+        };
+        let h = res.headers_mut();
+        h.reserve(this.headers.len() + 1);
+        for (name, value) in this.headers.iter() {
+            if !h.contains_key(name) {
+                h.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(id) = this.id.take() {
+            h.entry(REQUEST_ID).or_insert(id);
+        }
+        let status = res.status();
+        let latency = this.start.elapsed();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), latency_ms = latency.as_millis() as u64, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), latency_ms = latency.as_millis() as u64, "request answered");
+        }
+        Poll::Ready(Ok(res))
+    }
+}
+
+// ---- per-route metrics ----
+
+/// A route layer recording `fafnir_http_requests_total{method, route, status}` and
+/// `fafnir_http_request_duration_seconds` (route = the matched template, so the label set is
+/// bounded by the routes; made-up methods count as `OTHER`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track { inner }
+    }
+}
+
+/// See [`TrackLayer`].
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A route template as a `'static` label, interned: routes are a fixed set, so this holds one
+/// string per route for the life of the process and no request allocates one.
+fn route_label(path: Option<&MatchedPath>) -> &'static str {
+    static ROUTES: OnceLock<RwLock<std::collections::HashMap<Box<str>, &'static str>>> = OnceLock::new();
+    let Some(path) = path else { return "unmatched" };
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(r) = routes.read().unwrap_or_else(|e| e.into_inner()).get(path.as_str()) {
+        return r;
+    }
+    let mut w = routes.write().unwrap_or_else(|e| e.into_inner());
+    w.entry(path.as_str().into()).or_insert_with(|| Box::leak(path.as_str().to_owned().into_boxed_str()))
+}
+
+/// A status code as a `'static` label (`"200"`…), from a table made once.
+fn status_label(s: StatusCode) -> &'static str {
+    static CODES: OnceLock<Vec<String>> = OnceLock::new();
+    let codes = CODES.get_or_init(|| (100..1000).map(|c| c.to_string()).collect());
+    codes.get(usize::from(s.as_u16()).wrapping_sub(100)).map_or("other", String::as_str)
+}
+
+/// The counter and histogram of one label set.
+type Handles = (metrics::Counter, metrics::Histogram);
+
+/// The metric handles of (method, route, status), kept once the recorder is installed: a lookup
+/// by the labels' addresses (they are interned) instead of the registry's hashing of the label
+/// strings on every request. The label sets are bounded (methods × routes × statuses).
+fn handles(method: &'static str, route: &'static str, status: StatusCode) -> Handles {
+    type Key = ((usize, usize), (usize, usize), u16);
+    static CACHE: OnceLock<RwLock<std::collections::HashMap<Key, Handles>>> = OnceLock::new();
+    let make = || {
+        let labels = [
+            metrics::Label::from_static_parts("method", method),
+            metrics::Label::from_static_parts("route", route),
+            metrics::Label::from_static_parts("status", status_label(status)),
+        ];
+        (
+            metrics::counter!("fafnir_http_requests_total", labels.iter()),
+            metrics::histogram!("fafnir_http_request_duration_seconds", labels.iter()),
+        )
+    };
+    if !crate::telemetry::installed() {
+        return make();
+    }
+    let at = |s: &'static str| (s.as_ptr() as usize, s.len());
+    let key = (at(method), at(route), status.as_u16());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(h) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return h.clone();
+    }
+    cache.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert_with(make).clone()
+}
+
+impl<S> Service<Request> for Track<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let method = method_label(req.method());
+        let route = route_label(req.extensions().get::<MatchedPath>());
+        TrackFuture { inner: self.inner.call(req), start: Instant::now(), method, route }
+    }
+}
+
+pin_project! {
+    /// The future of [`Track`].
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        method: &'static str,
+        route: &'static str,
+    }
+}
+
+impl<F, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx));
+        if let Ok(res) = &res {
+            let (count, duration) = handles(this.method, this.route, res.status());
+            count.increment(1);
+            duration.record(this.start.elapsed().as_secs_f64());
+        }
+        Poll::Ready(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn labels_are_interned_and_bounded() {
+        assert_eq!(status_label(StatusCode::OK), "200");
+        assert_eq!(status_label(StatusCode::from_u16(599).unwrap()), "599");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+        assert_eq!(route_label(None), "unmatched");
+    }
+
+    #[test]
+    fn only_short_printable_request_ids_are_kept() {
+        assert!(acceptable_id(&HeaderValue::from_static("abc-123")));
+        assert!(!acceptable_id(&HeaderValue::from_static("has space")));
+        assert!(!acceptable_id(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+        assert_eq!(new_request_id().len(), 36);
+    }
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn app() -> axum::Router {
+        axum::Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/own-cache", get(|| async { ([(header::CACHE_CONTROL, "public, max-age=60")], "jwks") }))
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("boom");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(REQUEST_TIMEOUT * 2).await;
+                    "late"
+                }),
+            )
+            .route_layer(TrackLayer)
+            .layer(HardenLayer::new(true))
+    }
+
+    async fn send(path: &str, id: Option<&str>) -> Response {
+        let mut req = axum::http::Request::get(path);
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_answer_gets_the_security_headers_and_a_request_id() {
+        let res = send("/ok", None).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin");
+        assert_eq!(h["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+        assert_eq!(h["cache-control"], "no-store");
+        assert!(h["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+        assert!(uuid::Uuid::parse_str(h["x-request-id"].to_str().unwrap()).is_ok());
+        // A handler's own cache policy stands; a 404 is hardened too.
+        assert_eq!(send("/own-cache", None).await.headers()["cache-control"], "public, max-age=60");
+        let res = send("/nowhere", None).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+    }
+
+    #[tokio::test]
+    async fn a_clients_request_id_is_kept_only_when_printable() {
+        assert_eq!(send("/ok", Some("trace-42")).await.headers()["x-request-id"], "trace-42");
+        let replaced = send("/ok", Some("two words")).await;
+        assert!(uuid::Uuid::parse_str(replaced.headers()["x-request-id"].to_str().unwrap()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_with_the_usual_body() {
+        let res = send("/panic", None).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "INTERNAL");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_outlives_the_deadline_is_a_408() {
+        let started = tokio::time::Instant::now();
+        let res = send("/slow", None).await;
+        assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), REQUEST_TIMEOUT, "answered at the deadline, not when the handler would finish");
+        assert!(res.headers().contains_key("x-request-id"));
+    }
+}
