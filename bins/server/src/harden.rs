@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -51,15 +51,25 @@ fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
     h
 }
 
+/// The security headers of a plain or an HTTPS server, made once per process: every request
+/// reads them through a `'static` reference, without touching a reference count shared by
+/// the worker threads.
+fn shared_headers(https: bool) -> &'static [(HeaderName, HeaderValue)] {
+    static PLAIN: OnceLock<Vec<(HeaderName, HeaderValue)>> = OnceLock::new();
+    static HTTPS: OnceLock<Vec<(HeaderName, HeaderValue)>> = OnceLock::new();
+    let cell = if https { &HTTPS } else { &PLAIN };
+    cell.get_or_init(|| security_headers(https))
+}
+
 /// The layer; `https` adds `Strict-Transport-Security`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct HardenLayer {
-    headers: Arc<[(HeaderName, HeaderValue)]>,
+    headers: &'static [(HeaderName, HeaderValue)],
 }
 
 impl HardenLayer {
     pub fn new(https: bool) -> Self {
-        Self { headers: security_headers(https).into() }
+        Self { headers: shared_headers(https) }
     }
 }
 
@@ -67,7 +77,7 @@ impl<S> Layer<S> for HardenLayer {
     type Service = Harden<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Harden { inner, headers: self.headers.clone() }
+        Harden { inner, headers: self.headers }
     }
 }
 
@@ -75,7 +85,7 @@ impl<S> Layer<S> for HardenLayer {
 #[derive(Debug, Clone)]
 pub struct Harden<S> {
     inner: S,
-    headers: Arc<[(HeaderName, HeaderValue)]>,
+    headers: &'static [(HeaderName, HeaderValue)],
 }
 
 /// A client's request id is kept when it is short and printable (it is logged); anything else
@@ -135,7 +145,7 @@ where
             deadline: None,
             start,
             id: Some(id),
-            headers: self.headers.clone(),
+            headers: self.headers,
         }
     }
 }
@@ -151,7 +161,7 @@ pin_project! {
         deadline: Option<Sleep>,
         start: tokio::time::Instant,
         id: Option<HeaderValue>,
-        headers: Arc<[(HeaderName, HeaderValue)]>,
+        headers: &'static [(HeaderName, HeaderValue)],
     }
 }
 
