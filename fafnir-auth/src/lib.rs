@@ -5,6 +5,7 @@
 //! rotating refresh tokens with reuse detection, session listing and revocation, and password
 //! changes. No HTTP in the default features: transports call [`Auth`].
 
+pub mod action_token;
 mod error;
 #[cfg(feature = "axum")]
 pub mod http;
@@ -14,6 +15,7 @@ mod service;
 mod store;
 mod throttle;
 
+pub use action_token::{ActionToken, ActionTokens, Purpose, Redeemed};
 pub use error::AuthError;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
 pub use secret::{sha256_hex, SecretString};

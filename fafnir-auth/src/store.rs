@@ -341,6 +341,7 @@ impl AuthStore for SqlAuthStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(&uid).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM action_tokens WHERE user_id = $1").bind(&uid).execute(&mut *tx).await?;
         let n = sqlx::query("DELETE FROM users WHERE id = $1").bind(&uid).execute(&mut *tx).await?.rows_affected();
         if n == 0 {
             return Ok(false);
