@@ -53,6 +53,12 @@ pub struct Config {
     /// GraphQL introspection (`__schema`, `__type`). On by default; turn it off in production
     /// if you do not want the schema discoverable (it is public in docs/schema.graphql anyway).
     pub graphql_introspection: bool,
+    /// Where mail goes: `smtp://user:pass@host:port` (STARTTLS, required except on a loopback
+    /// host) or `smtps://…` (implicit TLS). Unset: messages are written to the log. Holds a
+    /// password: never printed.
+    pub smtp_url: Option<String>,
+    /// The `From` of every message, such as `Fafnir <no-reply@example.com>`.
+    pub mail_from: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -93,6 +99,8 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
             graphql_introspection: true,
+            smtp_url: None,
+            mail_from: "Fafnir <no-reply@localhost>".into(),
         }
     }
 }
@@ -158,6 +166,9 @@ impl Config {
             self.shutdown_timeout =
                 parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_SHUTDOWN_TIMEOUT: {e}")))?;
         }
+        if let Some(v) = var("FAFNIR_MAIL_FROM") {
+            self.mail_from = v;
+        }
         if let Some(v) = var("FAFNIR_GRAPHQL_INTROSPECTION") {
             self.graphql_introspection = parse_bool(&v)
                 .ok_or_else(|| CoreError::Config("FAFNIR_GRAPHQL_INTROSPECTION must be true or false".into()))?;
@@ -167,6 +178,7 @@ impl Config {
             ("FAFNIR_SECURITY_URL", &mut self.security_url),
             ("FAFNIR_USERS_URL", &mut self.users_url),
             ("FAFNIR_JWKS_FILE", &mut self.jwks_file),
+            ("FAFNIR_SMTP_URL", &mut self.smtp_url),
         ] {
             if let Some(v) = var(k) {
                 *slot = Some(v);

@@ -38,6 +38,19 @@ enum Command {
     /// Manage token signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the mail settings (FAFNIR_SMTP_URL, FAFNIR_MAIL_FROM)
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// Send a test message through the configured mail server (or to the log when none is set)
+    Test {
+        /// The recipient
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +175,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             let verb = if grant { "granted" } else { "revoked" };
             let note = if changed { "" } else { " (no change)" };
             println!("{verb} {r} {} {}{note}", if grant { "to" } else { "from" }, account.email);
+            Ok(())
+        }
+        Command::Mail(MailCommand::Test { to }) => {
+            let to = fafnir_core::Email::parse(&to).map_err(|e| format!("--to: {e}"))?;
+            fafnir_server::telemetry::init_logging(&config.log);
+            let mailer = fafnir_auth::mailer_from_config(&config).map_err(|e| e.to_string())?;
+            let text = "This is a test message from Fafnir: the mail settings work.\n\n\
+                        If you did not expect it, someone with access to this Fafnir's configuration sent it.\n";
+            let html = "<p>This is a test message from Fafnir: the mail settings work.</p>\
+                        <p>If you did not expect it, someone with access to this Fafnir's configuration sent it.</p>";
+            let mail =
+                fafnir_auth::Mail { to, subject: "Fafnir test message".into(), text: text.into(), html: html.into() };
+            mailer.send(&mail).await.map_err(|e| format!("not sent through {}: {e}", mailer.describe()))?;
+            println!("sent a test message to {} through {}", mail.to.as_str(), mailer.describe());
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
