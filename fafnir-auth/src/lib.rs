@@ -10,6 +10,7 @@ mod error;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod mail;
+pub mod mail_outbox;
 mod password;
 mod secret;
 mod service;
@@ -19,6 +20,7 @@ mod throttle;
 pub use action_token::{ActionToken, ActionTokens, Purpose, Redeemed};
 pub use error::AuthError;
 pub use mail::{mailer_from_config, LogMailer, Mail, MailError, Mailer};
+pub use mail_outbox::MailOutbox;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
 pub use secret::{sha256_hex, SecretString};
 pub use service::{Account, Auth, AuthConfig, ClientInfo, Introspection, Login, Principal, SessionInfo};

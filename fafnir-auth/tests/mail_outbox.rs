@@ -1,0 +1,225 @@
+//! Durable mail against a real SMTP conversation on loopback (a small SMTP server in this file,
+//! which can be stopped, restarted and told to refuse a recipient) and a real database: the same
+//! tests on SQLite and on Postgres.
+
+#![allow(clippy::unwrap_used)] // a panic in a test is a failing test
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fafnir_auth::mail::smtp::SmtpMailer;
+use fafnir_auth::mail_outbox::{Pass, MAX_ATTEMPTS};
+use fafnir_auth::{Mail, MailOutbox};
+use fafnir_core::{Db, Email, ManualClock, SharedClock};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// What the server received: (recipient, raw message).
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A minimal SMTP server (RFC 5321's commands that a client needs to send one message).
+struct SmtpServer {
+    port: u16,
+    received: Received,
+    refuse: Arc<Mutex<Vec<String>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SmtpServer {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut s = SmtpServer { port, received: Default::default(), refuse: Default::default(), task: None };
+        s.serve(listener);
+        s
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let (received, refuse) = (self.received.clone(), self.refuse.clone());
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { return };
+                let (received, refuse) = (received.clone(), refuse.clone());
+                tokio::spawn(async move {
+                    let (r, mut w) = sock.into_split();
+                    let mut lines = BufReader::new(r).lines();
+                    let _ = w.write_all(b"220 test ESMTP\r\n").await;
+                    let mut rcpt = String::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let upper = line.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-test\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("RCPT TO:") {
+                            rcpt = line[8..].trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+                            if refuse.lock().unwrap().contains(&rcpt) {
+                                b"550 5.1.1 no such mailbox\r\n"
+                            } else {
+                                b"250 OK\r\n"
+                            }
+                        } else if upper == "DATA" {
+                            let _ = w.write_all(b"354 go ahead\r\n").await;
+                            let mut body = String::new();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                if l == "." {
+                                    break;
+                                }
+                                body.push_str(&l);
+                                body.push('\n');
+                            }
+                            received.lock().unwrap().push((rcpt.clone(), body));
+                            b"250 queued\r\n"
+                        } else if upper == "QUIT" {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"250 OK\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening (the port refuses connections until `restart`).
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
+    async fn restart(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.serve(listener);
+    }
+
+    fn received(&self) -> Vec<(String, String)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+struct Fixture {
+    db: Db,
+    clock: Arc<ManualClock>,
+    outbox: MailOutbox,
+}
+
+fn fixture(db: &Db, port: u16) -> Fixture {
+    let clock = ManualClock::new();
+    let shared: SharedClock = clock.clone();
+    let mailer = SmtpMailer::from_url(&format!("smtp://127.0.0.1:{port}"), "Fafnir <no-reply@fafnir.test>").unwrap();
+    Fixture { db: db.clone(), clock, outbox: MailOutbox::new(db.clone(), shared, Arc::new(mailer)) }
+}
+
+fn mail(to: &str, link: &str) -> Mail {
+    Mail {
+        to: Email::parse(to).unwrap(),
+        subject: "Reset your password".into(),
+        text: format!("Open {link} to choose a new password.\n"),
+        html: format!("<p><a href=\"{link}\">Choose a new password</a></p>"),
+    }
+}
+
+async fn stored_bodies(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT body_text FROM mail_outbox").fetch_all(db.pool()).await.unwrap()
+}
+
+async fn a_message_is_sent_only_if_its_transaction_commits(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    let f = fixture(&db, smtp.port);
+    let mut tx = f.db.pool().begin().await.unwrap();
+    f.outbox.enqueue(&mut tx, &mail("gone@example.com", "https://x.test/r?t=rolled-back")).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = f.db.pool().begin().await.unwrap();
+    f.outbox.enqueue(&mut tx, &mail("ada@example.com", "https://x.test/r?t=secret-1")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(f.outbox.backlog().await.unwrap(), 1);
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass { sent: 1, retrying: 0, dead: 0 });
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass::default(), "sent once");
+    let got = smtp.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "ada@example.com");
+    assert!(got[0].1.contains("secret-1") && got[0].1.contains("Subject: Reset your password"), "{}", got[0].1);
+    assert_eq!(stored_bodies(&f.db).await, [""], "the link is erased once sent");
+    assert_eq!(f.outbox.backlog().await.unwrap(), 0);
+    smtp.stop();
+}
+
+async fn nothing_is_lost_while_the_server_is_down_and_it_arrives_once(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    smtp.stop();
+    let f = fixture(&db, smtp.port);
+    f.outbox.send_later(&mail("ada@example.com", "https://x.test/r?t=while-down")).await.unwrap();
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass { sent: 0, retrying: 1, dead: 0 });
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass::default(), "not due again before its backoff");
+    f.clock.advance(Duration::from_secs(1));
+    assert_eq!(f.outbox.deliver_pending().await.unwrap().retrying, 1, "still down: retried later again");
+    smtp.restart().await;
+    f.clock.advance(Duration::from_secs(2));
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass { sent: 1, retrying: 0, dead: 0 });
+    f.clock.advance(Duration::from_secs(3600));
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass::default());
+    assert_eq!(smtp.received().len(), 1, "exactly once");
+    smtp.stop();
+}
+
+async fn a_refused_recipient_is_dead_at_once_and_holds_back_nothing(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    smtp.refuse.lock().unwrap().push("nobody@example.com".into());
+    let f = fixture(&db, smtp.port);
+    f.outbox.send_later(&mail("nobody@example.com", "https://x.test/r?t=a")).await.unwrap();
+    f.outbox.send_later(&mail("ada@example.com", "https://x.test/r?t=b")).await.unwrap();
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass { sent: 1, retrying: 0, dead: 1 });
+    assert_eq!((f.outbox.dead().await.unwrap(), f.outbox.backlog().await.unwrap()), (1, 0));
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM mail_outbox WHERE dead_at IS NOT NULL")
+        .fetch_one(f.db.pool())
+        .await
+        .unwrap();
+    assert!(error.unwrap().contains("550"), "the server's answer is kept for the operator");
+    assert_eq!(stored_bodies(&f.db).await, ["", ""], "no link survives, sent or dead");
+    smtp.stop();
+}
+
+async fn a_message_still_unsent_after_its_tries_is_dead(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    smtp.stop();
+    let f = fixture(&db, smtp.port);
+    f.outbox.send_later(&mail("ada@example.com", "https://x.test/r?t=never")).await.unwrap();
+    let mut dead = 0;
+    for _ in 0..MAX_ATTEMPTS {
+        dead += f.outbox.deliver_pending().await.unwrap().dead;
+        f.clock.advance(Duration::from_secs(600));
+    }
+    assert_eq!(dead, 1);
+    assert_eq!(f.outbox.dead().await.unwrap(), 1);
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM mail_outbox").fetch_one(f.db.pool()).await.unwrap();
+    assert_eq!(attempts, MAX_ATTEMPTS);
+}
+
+async fn two_instances_send_each_message_once(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    let a = Arc::new(fixture(&db, smtp.port));
+    let b_clock: SharedClock = a.clock.clone();
+    let mailer = SmtpMailer::from_url(&format!("smtp://127.0.0.1:{}", smtp.port), "no-reply@fafnir.test").unwrap();
+    let b = Arc::new(MailOutbox::new(db.clone(), b_clock, Arc::new(mailer)));
+    for i in 0..10 {
+        a.outbox.send_later(&mail(&format!("user{i}@example.com"), "https://x.test/r?t=x")).await.unwrap();
+    }
+    let (pa, pb) = tokio::join!(a.outbox.deliver_pending(), b.deliver_pending());
+    assert_eq!(pa.unwrap().sent + pb.unwrap().sent, 10);
+    let mut to: Vec<String> = smtp.received().into_iter().map(|(r, _)| r).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((smtp.received().len(), to.len()), (10, 10), "each of the ten once");
+    smtp.stop();
+}
+
+fafnir_core::conformance_tests!(
+    a_message_is_sent_only_if_its_transaction_commits,
+    nothing_is_lost_while_the_server_is_down_and_it_arrives_once,
+    a_refused_recipient_is_dead_at_once_and_holds_back_nothing,
+    a_message_still_unsent_after_its_tries_is_dead,
+    two_instances_send_each_message_once,
+);
