@@ -54,6 +54,12 @@ impl MailError {
     pub fn is_transient(&self) -> bool {
         matches!(self, MailError::Unavailable(_))
     }
+
+    /// Whether the failure is the settings' (the server, the credentials or TLS), not the
+    /// message's: every other message would fail the same way until an operator fixes them.
+    pub fn is_settings(&self) -> bool {
+        matches!(self, MailError::Config(_))
+    }
 }
 
 /// Sends messages.
@@ -147,6 +153,11 @@ pub mod smtp {
         pub fn from_url(url: &str, from: &str) -> Result<Self, MailError> {
             let bad = |why: &str| MailError::Config(format!("FAFNIR_SMTP_URL {why}"));
             let u = url::Url::parse(url).map_err(|_| bad("must be a URL such as smtp://user:pass@host:587"))?;
+            // A path, query or fragment means the URL was not read as meant (an unencoded `/`
+            // or `#` in a password, say): refuse it rather than connect somewhere else.
+            if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
+                return Err(bad("must be smtp(s)://user:pass@host:port with nothing after the port; percent-encode `/`, `?`, `#` and `@` in the user and password"));
+            }
             let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("has no host"))?.to_owned();
             let implicit = match u.scheme() {
                 "smtp" => false,
@@ -225,10 +236,16 @@ pub mod smtp {
                 .map_err(|_| MailError::Unavailable(format!("no answer within {}s", SEND_TIMEOUT.as_secs())))?;
             match sent {
                 Ok(_) => Ok(()),
+                // Refused credentials, or TLS demanded: the settings' fault, not the message's.
+                Err(e)
+                    if e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538")) =>
+                {
+                    Err(MailError::Config(e.to_string()))
+                }
                 Err(e) if e.is_permanent() => Err(MailError::Rejected(e.to_string())),
                 // The server and these settings cannot work together (no common authentication
-                // mechanism, say): a configuration to fix, not a failure to retry.
-                Err(e) if e.is_client() => Err(MailError::Config(e.to_string())),
+                // mechanism, STARTTLS required but not offered): a configuration to fix.
+                Err(e) if e.is_client() || e.is_tls() => Err(MailError::Config(e.to_string())),
                 Err(e) => Err(MailError::Unavailable(e.to_string())),
             }
         }
@@ -252,7 +269,14 @@ pub mod smtp {
             assert!(!format!("{m:?}").contains("cret"));
             let m = SmtpMailer::from_url("smtps://mail.example.com", "no-reply@example.com").unwrap();
             assert_eq!(m.describe(), "SMTP at smtps://mail.example.com:465");
-            for bad in ["http://mail.example.com", "not a url", "smtp://"] {
+            for bad in [
+                "http://mail.example.com",
+                "not a url",
+                "smtp://",
+                "smtp://ada:12/34@mail.example.com",
+                "smtp://mail.example.com:25?tls=none",
+                "smtp://ada:pa#ss@mail.example.com",
+            ] {
                 assert!(matches!(SmtpMailer::from_url(bad, "a@example.com"), Err(MailError::Config(_))), "{bad}");
             }
             assert!(matches!(

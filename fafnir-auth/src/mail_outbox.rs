@@ -7,6 +7,8 @@
 //! - A transient failure is retried with backoff (1 s, 2 s, 4 s … at most 10 minutes apart);
 //!   a message the server refuses for good, or still unsent after [`MAX_ATTEMPTS`] tries (about
 //!   37 minutes), is dead: kept for the operator with its last error, counted in metrics.
+//! - A failure of the settings (credentials refused, TLS unavailable) is retried like a
+//!   transient one and ends the pass: one wrong password must not burn every queued message.
 //! - Several instances may run dispatchers: a message is leased before it is sent, so one
 //!   message is sent once (twice only if an instance dies between the server's acceptance and
 //!   the acknowledgement, as with any SMTP client).
@@ -126,13 +128,16 @@ impl MailOutbox {
             let id: i64 = row.try_get("id")?;
             let attempts: i64 = row.try_get::<i64, _>("attempts")? + 1;
             let was_due: i64 = row.try_get("next_attempt_at")?;
-            // The lease: only the dispatcher that moves `next_attempt_at` sends.
+            // The lease, from the time it is taken (a pass may run for minutes): only the
+            // dispatcher that moves `next_attempt_at` sends, and its later updates hold only
+            // while the lease is still its own.
+            let lease = self.clock.now_ms().saturating_add(ms(LEASE));
             let leased = sqlx::query(
                 "UPDATE mail_outbox SET attempts = $1, next_attempt_at = $2 \
                  WHERE id = $3 AND next_attempt_at = $4 AND sent_at IS NULL AND dead_at IS NULL",
             )
             .bind(attempts)
-            .bind(now.saturating_add(ms(LEASE)))
+            .bind(lease)
             .bind(id)
             .bind(was_due)
             .execute(self.db.pool())
@@ -141,58 +146,78 @@ impl MailOutbox {
             if leased == 0 {
                 continue;
             }
-            let recipient: String = row.try_get("recipient")?;
-            let outcome = match fafnir_core::Email::parse(&recipient) {
-                Ok(to) => {
-                    let mail = Mail {
-                        to,
-                        subject: row.try_get("subject")?,
-                        text: row.try_get("body_text")?,
-                        html: row.try_get("body_html")?,
-                    };
-                    self.mailer.send(&mail).await
+            let outcome = if attempts > MAX_ATTEMPTS {
+                // Leased again and again without an outcome (a dispatcher that dies while
+                // sending it): given up, like any message out of tries.
+                Err(MailError::Unavailable("no outcome after every try".into()))
+            } else {
+                let recipient: String = row.try_get("recipient")?;
+                match fafnir_core::Email::parse(&recipient) {
+                    Ok(to) => {
+                        let mail = Mail {
+                            to,
+                            subject: row.try_get("subject")?,
+                            text: row.try_get("body_text")?,
+                            html: row.try_get("body_html")?,
+                        };
+                        self.mailer.send(&mail).await
+                    }
+                    Err(e) => Err(MailError::Rejected(format!("stored recipient is not an address: {e}"))),
                 }
-                Err(e) => Err(MailError::Rejected(format!("stored recipient is not an address: {e}"))),
             };
             let done = self.clock.now_ms();
-            match outcome {
-                Ok(()) => {
-                    sqlx::query(
-                        "UPDATE mail_outbox SET sent_at = $1, subject = '', body_text = '', body_html = '', \
-                         last_error = NULL WHERE id = $2",
-                    )
-                    .bind(done)
-                    .bind(id)
-                    .execute(self.db.pool())
-                    .await?;
-                    metrics::counter!("fafnir_mail_sent_total").increment(1);
-                    pass.sent += 1;
-                }
-                Err(e) if e.is_transient() && attempts < MAX_ATTEMPTS => {
+            let settings = outcome.as_ref().err().is_some_and(MailError::is_settings);
+            let (sql, next, error, counted) = match &outcome {
+                Ok(()) => (
+                    "UPDATE mail_outbox SET sent_at = $1, subject = '', body_text = '', body_html = '', \
+                     last_error = $2 WHERE id = $3 AND next_attempt_at = $4",
+                    done,
+                    None,
+                    &mut pass.sent,
+                ),
+                Err(e) if (e.is_transient() || e.is_settings()) && attempts < MAX_ATTEMPTS => {
                     tracing::warn!(id, attempts, error = %e, "mail not sent; will retry");
-                    sqlx::query("UPDATE mail_outbox SET next_attempt_at = $1, last_error = $2 WHERE id = $3")
-                        .bind(done.saturating_add(ms(backoff(attempts - 1))))
-                        .bind(e.to_string().chars().take(500).collect::<String>())
-                        .bind(id)
-                        .execute(self.db.pool())
-                        .await?;
                     metrics::counter!("fafnir_mail_failures_total", "outcome" => "retry").increment(1);
-                    pass.retrying += 1;
+                    (
+                        "UPDATE mail_outbox SET next_attempt_at = $1, last_error = $2 \
+                         WHERE id = $3 AND next_attempt_at = $4",
+                        done.saturating_add(ms(backoff(attempts - 1))),
+                        Some(e.to_string()),
+                        &mut pass.retrying,
+                    )
                 }
                 Err(e) => {
                     tracing::error!(id, attempts, error = %e, "mail given up: dead");
-                    sqlx::query(
-                        "UPDATE mail_outbox SET dead_at = $1, subject = '', body_text = '', body_html = '', \
-                         last_error = $2 WHERE id = $3",
-                    )
-                    .bind(done)
-                    .bind(e.to_string().chars().take(500).collect::<String>())
-                    .bind(id)
-                    .execute(self.db.pool())
-                    .await?;
                     metrics::counter!("fafnir_mail_failures_total", "outcome" => "dead").increment(1);
-                    pass.dead += 1;
+                    (
+                        "UPDATE mail_outbox SET dead_at = $1, subject = '', body_text = '', body_html = '', \
+                         last_error = $2 WHERE id = $3 AND next_attempt_at = $4",
+                        done,
+                        Some(e.to_string()),
+                        &mut pass.dead,
+                    )
                 }
+            };
+            let updated = sqlx::query(sql)
+                .bind(next)
+                .bind(error.map(|e| e.chars().take(500).collect::<String>()))
+                .bind(id)
+                .bind(lease)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                // Our lease ran out while sending and another dispatcher took the message.
+                tracing::warn!(id, "mail outcome not recorded: the message's lease was lost");
+            } else {
+                *counted += 1;
+                if outcome.is_ok() {
+                    metrics::counter!("fafnir_mail_sent_total").increment(1);
+                }
+            }
+            if settings {
+                // Every other message would fail the same way: leave them for the next pass.
+                break;
             }
         }
         Ok(pass)

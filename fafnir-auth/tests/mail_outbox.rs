@@ -22,6 +22,8 @@ struct SmtpServer {
     port: u16,
     received: Received,
     refuse: Arc<Mutex<Vec<String>>>,
+    /// When set, every login is refused (535); else every login is accepted.
+    refuse_logins: Arc<std::sync::atomic::AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -29,17 +31,24 @@ impl SmtpServer {
     async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut s = SmtpServer { port, received: Default::default(), refuse: Default::default(), task: None };
+        let mut s = SmtpServer {
+            port,
+            received: Default::default(),
+            refuse: Default::default(),
+            refuse_logins: Default::default(),
+            task: None,
+        };
         s.serve(listener);
         s
     }
 
     fn serve(&mut self, listener: TcpListener) {
-        let (received, refuse) = (self.received.clone(), self.refuse.clone());
+        let (received, refuse, logins) = (self.received.clone(), self.refuse.clone(), self.refuse_logins.clone());
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
                 let (received, refuse) = (received.clone(), refuse.clone());
+                let refuse_logins = logins.load(std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
                     let (r, mut w) = sock.into_split();
                     let mut lines = BufReader::new(r).lines();
@@ -48,7 +57,11 @@ impl SmtpServer {
                     while let Ok(Some(line)) = lines.next_line().await {
                         let upper = line.to_ascii_uppercase();
                         let reply: &[u8] = if upper.starts_with("EHLO") {
-                            b"250-test\r\n250 8BITMIME\r\n"
+                            b"250-test\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n"
+                        } else if upper.starts_with("AUTH") && refuse_logins {
+                            b"535 5.7.8 credentials refused\r\n"
+                        } else if upper.starts_with("AUTH") {
+                            b"235 2.7.0 accepted\r\n"
                         } else if upper.starts_with("RCPT TO:") {
                             rcpt = line[8..].trim().trim_start_matches('<').trim_end_matches('>').to_owned();
                             if refuse.lock().unwrap().contains(&rcpt) {
@@ -87,6 +100,14 @@ impl SmtpServer {
     fn stop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
+        }
+    }
+
+    /// Stops listening and waits until the port is free.
+    async fn stopped(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
         }
     }
 
@@ -149,7 +170,7 @@ async fn a_message_is_sent_only_if_its_transaction_commits(db: Db) {
 
 async fn nothing_is_lost_while_the_server_is_down_and_it_arrives_once(db: Db) {
     let mut smtp = SmtpServer::start().await;
-    smtp.stop();
+    smtp.stopped().await;
     let f = fixture(&db, smtp.port);
     f.outbox.send_later(&mail("ada@example.com", "https://x.test/r?t=while-down")).await.unwrap();
     assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass { sent: 0, retrying: 1, dead: 0 });
@@ -216,7 +237,44 @@ async fn two_instances_send_each_message_once(db: Db) {
     smtp.stop();
 }
 
+async fn refused_credentials_burn_no_message_and_end_the_pass(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    smtp.refuse_logins.store(true, std::sync::atomic::Ordering::SeqCst);
+    let clock = ManualClock::new();
+    let shared: SharedClock = clock.clone();
+    let url = format!("smtp://mailer:wrong@127.0.0.1:{}", smtp.port);
+    let mailer = SmtpMailer::from_url(&url, "no-reply@fafnir.test").unwrap();
+    let outbox = MailOutbox::new(db.clone(), shared, Arc::new(mailer));
+    for i in 0..3 {
+        outbox.send_later(&mail(&format!("user{i}@example.com"), "https://x.test/r?t=x")).await.unwrap();
+    }
+    assert_eq!(outbox.deliver_pending().await.unwrap(), Pass { sent: 0, retrying: 1, dead: 0 }, "one try, then stop");
+    let tried: Vec<i64> =
+        sqlx::query_scalar("SELECT attempts FROM mail_outbox ORDER BY id").fetch_all(db.pool()).await.unwrap();
+    assert_eq!(tried, [1, 0, 0], "the others were not spent on a setting that fails them all");
+    assert_eq!(outbox.dead().await.unwrap(), 0);
+    // The operator fixes the password (here: the server accepts again): everything goes out.
+    smtp.refuse_logins.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(outbox.deliver_pending().await.unwrap().sent, 3);
+    smtp.stop();
+}
+
+async fn a_message_leased_again_and_again_without_an_outcome_is_dead(db: Db) {
+    let mut smtp = SmtpServer::start().await;
+    let f = fixture(&db, smtp.port);
+    f.outbox.send_later(&mail("ada@example.com", "https://x.test/r?t=crash")).await.unwrap();
+    // As if dispatchers had died mid-send on every try: the count is at its limit.
+    sqlx::query("UPDATE mail_outbox SET attempts = $1").bind(MAX_ATTEMPTS).execute(f.db.pool()).await.unwrap();
+    assert_eq!(f.outbox.deliver_pending().await.unwrap(), Pass { sent: 0, retrying: 0, dead: 1 });
+    assert!(smtp.received().is_empty());
+    assert_eq!(stored_bodies(&f.db).await, [""]);
+    smtp.stop();
+}
+
 fafnir_core::conformance_tests!(
+    refused_credentials_burn_no_message_and_end_the_pass,
+    a_message_leased_again_and_again_without_an_outcome_is_dead,
     a_message_is_sent_only_if_its_transaction_commits,
     nothing_is_lost_while_the_server_is_down_and_it_arrives_once,
     a_refused_recipient_is_dead_at_once_and_holds_back_nothing,

@@ -65,8 +65,10 @@ pub fn to_service_error(peer: &str, s: Status) -> ServiceError {
     }
 }
 
-/// Whether a failed call may succeed if sent again: the peer is unreachable or the connection
-/// broke (the transport error is in the status's source chain), never an answer the peer gave.
+/// Whether a failed idempotent read may succeed if sent again: UNAVAILABLE or UNKNOWN (which
+/// a peer may also answer itself), or a transport error in the status's source chain (the
+/// peer is unreachable, the connection broke, or the call timed out). Only reads are retried
+/// (`client::Client::read`); writes are sent once.
 pub fn transient(s: &Status) -> bool {
     if matches!(s.code(), Code::Unavailable | Code::Unknown) {
         return true;

@@ -8,8 +8,8 @@
 //! Written by hand because the same eight tower-http layers stacked cost a bare handler about a
 //! third of its throughput under wrk (docs/performance.md): each adds a future, some a timer
 //! armed on every request, a boxed future or a cloned service. Here there is one future, no
-//! allocation beyond the request id, and the deadline timer is armed only when the handler
-//! does not answer on its first poll.
+//! allocation beyond the request id, and the deadline timer is registered only when the
+//! handler does not answer on its first poll.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -23,7 +23,6 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -120,7 +119,7 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         let id = match req.headers().get(&REQUEST_ID) {
             Some(v) if acceptable_id(v) => v.clone(),
             _ => {
@@ -141,8 +140,11 @@ where
             std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
         };
         HardenFuture {
-            inner: inner.ok().map(|f| f.instrument(span)),
-            deadline: None,
+            // `tokio::time::timeout` registers its timer only when the handler does not answer
+            // on its first poll, and still fires when the handler spends the task's cooperative
+            // budget on every poll.
+            inner: inner.ok().map(|f| tokio::time::timeout(REQUEST_TIMEOUT, f.instrument(span.clone()))),
+            span,
             start,
             id: Some(id),
             headers: self.headers,
@@ -155,11 +157,10 @@ pin_project! {
     pub struct HardenFuture<F> {
         // `None` when the service panicked in `call`.
         #[pin]
-        inner: Option<F>,
-        // Armed only if the handler does not answer on its first poll.
-        #[pin]
-        deadline: Option<Sleep>,
-        start: tokio::time::Instant,
+        inner: Option<tokio::time::Timeout<F>>,
+        // For the lines logged about the answer (a failure, a panic, a timeout).
+        span: tracing::Span,
+        start: Instant,
         id: Option<HeaderValue>,
         headers: &'static [(HeaderName, HeaderValue)],
     }
@@ -172,31 +173,22 @@ where
     type Output = Result<Response, std::convert::Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let polled = match this.inner.as_mut().as_pin_mut() {
-            Some(inner) => match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-                Ok(Poll::Ready(Ok(res))) => Some(res),
-                Ok(Poll::Ready(Err(never))) => match never {},
-                Ok(Poll::Pending) => None,
-                Err(_) => Some(panic_response()),
-            },
-            None => Some(panic_response()),
+        let this = self.project();
+        let polled = match this.inner.as_pin_mut() {
+            Some(inner) => std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))),
+            None => Err(Box::new("panicked in call") as Box<dyn std::any::Any + Send>),
         };
+        let _entered = this.span.enter();
         let mut res = match polled {
-            Some(res) => res,
-            None => {
-                if this.deadline.as_mut().as_pin_mut().is_none() {
-                    this.deadline.set(Some(tokio::time::sleep_until(*this.start + REQUEST_TIMEOUT)));
-                }
-                match this.deadline.as_mut().as_pin_mut().map(|d| d.poll(cx)) {
-                    Some(Poll::Ready(())) => {
-                        // Dropping the handler's future cancels it.
-                        this.inner.set(None);
-                        StatusCode::REQUEST_TIMEOUT.into_response()
-                    }
-                    _ => return Poll::Pending,
-                }
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(Ok(res)))) => res,
+            Ok(Poll::Ready(Ok(Err(never)))) => match never {},
+            Ok(Poll::Ready(Err(_elapsed))) => {
+                // The handler's future is dropped with this one, which cancels it.
+                tracing::warn!(timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out");
+                StatusCode::REQUEST_TIMEOUT.into_response()
             }
+            Err(_) => panic_response(),
         };
         let h = res.headers_mut();
         h.reserve(this.headers.len() + 1);
