@@ -37,7 +37,11 @@ pub fn violations(s: &Status) -> Vec<(String, String)> {
 /// service's log, not in the caller's answer.
 pub fn from_service_error(e: ServiceError) -> Status {
     match e {
-        ServiceError::Unavailable(m) => Status::unavailable(m),
+        ServiceError::Unavailable(m) => {
+            // The other service's own words (addresses, transport errors) stay in this log.
+            tracing::warn!(error = %m, "a service this one calls is unavailable");
+            Status::unavailable("a service this one depends on is unavailable; retry shortly")
+        }
         ServiceError::Unauthenticated => Status::unauthenticated("the access token is invalid or expired"),
         ServiceError::Forbidden(m) => Status::permission_denied(m),
         ServiceError::NotFound(m) => Status::not_found(m),
@@ -100,6 +104,16 @@ mod tests {
         assert_eq!(reason(&back).as_deref(), Some("VALIDATION"));
         assert_eq!(violations(&back), vec![("bio".to_owned(), "too long".to_owned())]);
         assert_eq!(reason(&Status::invalid_argument("plain")), None);
+    }
+
+    #[test]
+    fn another_services_internals_stay_out_of_the_answer() {
+        let s =
+            from_service_error(ServiceError::Unavailable("security-service: tcp connect error 10.0.0.7:8082".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("10.0.0.7") && !s.message().contains("tcp"), "{}", s.message());
+        let s = from_service_error(ServiceError::Internal("pool timed out at db.internal".into()));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
     }
 
     #[test]
