@@ -21,6 +21,17 @@ pub trait RbacStore: Send + Sync + std::fmt::Debug {
     async fn load(&self) -> Result<PolicyData, RbacError>;
     /// The roles of one user, or `None` if the user is unknown.
     async fn user_roles(&self, user: UserId) -> Result<Option<Vec<RoleName>>, RbacError>;
+    /// The directly granted roles of many users at once (unknown users are left out). The
+    /// default asks [`RbacStore::user_roles`] for each; stores should answer in one round trip.
+    async fn users_roles(&self, users: &[UserId]) -> Result<Vec<(UserId, Vec<RoleName>)>, RbacError> {
+        let mut out = Vec::new();
+        for u in users {
+            if let Some(roles) = self.user_roles(*u).await? {
+                out.push((*u, roles));
+            }
+        }
+        Ok(out)
+    }
     /// Makes the user known and grants `roles` (idempotent).
     async fn ensure_user(&self, user: UserId, roles: &[RoleName]) -> Result<i64, RbacError>;
     /// Forgets the user and their grants (idempotent).
@@ -191,6 +202,44 @@ impl RbacStore for SqlRbacStore {
             .await?;
         tx.commit().await?;
         rows.into_iter().map(|r| parse_role(r.try_get("role")?)).collect::<Result<Vec<_>, _>>().map(Some)
+    }
+
+    async fn users_roles(&self, users: &[UserId]) -> Result<Vec<(UserId, Vec<RoleName>)>, RbacError> {
+        let mut out = Vec::with_capacity(users.len());
+        // Bounded statements: a caller may ask about any number of users.
+        for chunk in users.chunks(100) {
+            let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let mut tx = self.db.pool().begin().await?;
+            let (known_sql, granted_sql) = (
+                format!("SELECT user_id FROM rbac_users WHERE user_id IN ({list})"),
+                format!("SELECT user_id, role FROM user_roles WHERE user_id IN ({list}) ORDER BY role"),
+            );
+            let mut known = sqlx::query(&known_sql);
+            let mut granted = sqlx::query(&granted_sql);
+            for u in chunk {
+                known = known.bind(u.to_string());
+                granted = granted.bind(u.to_string());
+            }
+            let known = known.fetch_all(&mut *tx).await?;
+            let granted = granted.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            let mut roles: std::collections::HashMap<String, Vec<RoleName>> = known
+                .into_iter()
+                .map(|r| Ok((r.try_get::<String, _>("user_id")?, Vec::new())))
+                .collect::<Result<_, RbacError>>()?;
+            for r in granted {
+                let user: String = r.try_get("user_id")?;
+                if let Some(list) = roles.get_mut(&user) {
+                    list.push(parse_role(r.try_get("role")?)?);
+                }
+            }
+            for u in chunk {
+                if let Some(list) = roles.remove(&u.to_string()) {
+                    out.push((*u, list));
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn ensure_user(&self, user: UserId, roles: &[RoleName]) -> Result<i64, RbacError> {

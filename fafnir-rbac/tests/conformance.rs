@@ -190,7 +190,92 @@ async fn concurrent_writes_from_two_instances_converge(db: Db) {
     }
 }
 
+/// Counts the store's per-user and batched lookups, forwarding everything.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn RbacStore>,
+    single: std::sync::atomic::AtomicUsize,
+    batched: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl RbacStore for Counting {
+    async fn version(&self) -> Result<i64, RbacError> {
+        self.inner.version().await
+    }
+    async fn load(&self) -> Result<fafnir_rbac::PolicyData, RbacError> {
+        self.inner.load().await
+    }
+    async fn user_roles(&self, user: UserId) -> Result<Option<Vec<RoleName>>, RbacError> {
+        self.single.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.user_roles(user).await
+    }
+    async fn users_roles(&self, users: &[UserId]) -> Result<Vec<(UserId, Vec<RoleName>)>, RbacError> {
+        self.batched.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.users_roles(users).await
+    }
+    async fn ensure_user(&self, user: UserId, roles: &[RoleName]) -> Result<i64, RbacError> {
+        self.inner.ensure_user(user, roles).await
+    }
+    async fn remove_user(&self, user: UserId) -> Result<i64, RbacError> {
+        self.inner.remove_user(user).await
+    }
+    async fn create_role(&self, role: &NewRole) -> Result<i64, RbacError> {
+        self.inner.create_role(role).await
+    }
+    async fn delete_role(&self, name: &RoleName) -> Result<i64, RbacError> {
+        self.inner.delete_role(name).await
+    }
+    async fn set_role_permissions(&self, name: &RoleName, perms: &[Permission]) -> Result<i64, RbacError> {
+        self.inner.set_role_permissions(name, perms).await
+    }
+    async fn set_role_parents(&self, name: &RoleName, parents: &[RoleName]) -> Result<i64, RbacError> {
+        self.inner.set_role_parents(name, parents).await
+    }
+    async fn grant(&self, user: UserId, role: &RoleName) -> Result<(i64, bool), RbacError> {
+        self.inner.grant(user, role).await
+    }
+    async fn revoke(&self, user: UserId, role: &RoleName) -> Result<(i64, bool), RbacError> {
+        self.inner.revoke(user, role).await
+    }
+}
+
+/// Users another instance created (a page of the directory, more than one statement's worth)
+/// are learnt in batched lookups, with exactly the roles one lookup each would give.
+async fn many_unknown_users_are_learnt_in_batches(db: Db) {
+    let elsewhere = rbac(&db).await;
+    let counting = Arc::new(Counting { inner: store(&db), single: Default::default(), batched: Default::default() });
+    let here = Rbac::new(counting.clone()).await.unwrap();
+    let users: Vec<UserId> = (0..150).map(|_| UserId::new()).collect();
+    for (i, u) in users.iter().enumerate() {
+        elsewhere.ensure_user(*u).await.unwrap();
+        if i % 3 == 0 {
+            elsewhere.grant(*u, &rn("admin")).await.unwrap();
+        }
+        if i % 5 == 0 {
+            elsewhere.revoke(*u, &rn("member")).await.unwrap();
+        }
+    }
+    let strangers: Vec<UserId> = (0..3).map(|_| UserId::new()).collect();
+    let mut asked = users.clone();
+    asked.extend(&strangers);
+    here.learn(&asked).await.unwrap();
+    assert_eq!(counting.single.load(std::sync::atomic::Ordering::SeqCst), 0, "no lookup per user");
+    assert_eq!(counting.batched.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let direct = store(&db);
+    for u in &users {
+        assert_eq!(here.user_roles(u), direct.user_roles(*u).await.unwrap(), "{u}");
+    }
+    assert_eq!(here.user_roles(&users[0]), Some(vec![rn("admin")]), "granted admin, member revoked");
+    assert_eq!(here.user_roles(&users[1]), Some(vec![rn("member")]));
+    assert_eq!(here.user_roles(&users[5]), Some(vec![]), "member revoked, nothing else");
+    for s in &strangers {
+        assert_eq!(here.user_roles(s), None, "users no store knows stay unknown");
+    }
+}
+
 fafnir_core::conformance_tests!(
+    many_unknown_users_are_learnt_in_batches,
     a_user_created_elsewhere_is_known_at_once,
     seeded_roles_and_new_users_get_member,
     admin_has_everything_and_batch_checks,
