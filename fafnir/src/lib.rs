@@ -23,8 +23,10 @@
 //! | [`Fafnir::rbac`] | roles, permissions, grants, checks from memory ([`Rbac`]) |
 //! | [`Fafnir::profiles`] | user profiles ([`Profiles`]) |
 //! | [`Fafnir::authn`] | who is calling, for any transport: token + live session ([`Authenticator`]) |
+//! | [`Fafnir::mail`] | mail waiting to be sent, sent by the background dispatcher ([`MailOutbox`]) |
 //!
-//! Features: `sqlite` (default), `postgres`, `axum` (the REST router and the `CurrentUser` /
+//! Features: `sqlite` (default), `postgres`, `smtp` (mail through `FAFNIR_SMTP_URL`; without it
+//! mail goes to the log and a set SMTP URL is refused at open), `axum` (the REST router and the `CurrentUser` /
 //! `Authorized<P>` extractors: [`Fafnir::router`]), `grpc` (SecurityService and UserService:
 //! [`Fafnir::grpc_services`], and microservice wiring with [`Mode::Remote`]). The GraphQL
 //! gateway and the servers are in the `fafnir-server` crate and the binaries.
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fafnir_auth::SqlAuthStore;
-pub use fafnir_auth::{Account, Auth, AuthConfig, AuthError, ClientInfo, Login, Principal};
+pub use fafnir_auth::{Account, ActionTokens, Auth, AuthConfig, AuthError, ClientInfo, Login, MailOutbox, Principal};
 pub use fafnir_core::events::{AccountEventHandler, Outbox};
 pub use fafnir_core::keys::KeyManager;
 pub use fafnir_core::token::Authenticator;
@@ -56,6 +58,9 @@ pub use fafnir_auth::permission;
 
 /// How often each instance re-reads the signing keys (to sign with a key rotated elsewhere).
 pub const KEY_RELOAD: Duration = Duration::from_secs(60);
+
+/// How long sent and dead mail is kept (recipient, times and last error only) before pruning.
+pub const MAIL_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What can stop Fafnir from opening.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,9 @@ pub struct Fafnir {
     pub rbac: Arc<Rbac>,
     pub profiles: Profiles,
     pub outbox: Arc<Outbox>,
+    /// Mail waiting to be sent, and its dispatcher: through `FAFNIR_SMTP_URL` (feature `smtp`),
+    /// or to the log when it is not set.
+    pub mail: Arc<MailOutbox>,
     pub auth: Arc<Auth>,
     /// Who answers permission checks for the REST layer: the local `rbac`, or security-service.
     pub checker: Arc<dyn PermissionChecker>,
@@ -154,6 +162,8 @@ impl Fafnir {
     }
 
     pub async fn open_mode(config: Config, base: impl FnOnce() -> AuthConfig, mode: Mode) -> Result<Self, Error> {
+        // Mail settings first: a wrong SMTP URL stops the start, not the first message.
+        let mailer = fafnir_auth::mailer_from_config(&config).map_err(|e| Error::Other(e.to_string()))?;
         let clock: SharedClock = Arc::new(SystemClock);
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
@@ -199,18 +209,21 @@ impl Fafnir {
             }
         };
         let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
+        let mail = Arc::new(MailOutbox::new(db.clone(), clock.clone(), mailer));
         let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
         let auth = Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?);
         // One verified-token cache per process: auth's own, shared by every transport.
         let authn =
             Authenticator::new(auth.token_verifier(), auth.clone(), Expected::fixed(auth.config().token_audience()));
-        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, auth, checker, local_policy, authn })
+        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, mail, auth, checker, local_policy, authn })
     }
 
-    /// The background work of a serving process: event delivery, policy and key refresh,
-    /// pruning of ended sessions. Keep the returned handle: dropping it stops the tasks.
+    /// The background work of a serving process: event and mail delivery, policy and key
+    /// refresh, pruning of ended sessions, spent link tokens and old mail. Keep the returned
+    /// handle: dropping it stops the tasks.
     pub fn spawn_background(&self) -> Background {
-        let auth = self.auth.clone();
+        let (auth, mail) = (self.auth.clone(), self.mail.clone());
+        let tokens = ActionTokens::new(self.db.clone(), self.clock.clone());
         let prune = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -220,10 +233,20 @@ impl Fafnir {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
                 }
+                if let Err(e) = tokens.prune().await {
+                    tracing::warn!(error = %e, "pruning link tokens failed");
+                }
+                if let Err(e) = mail.prune(MAIL_KEPT).await {
+                    tracing::warn!(error = %e, "pruning sent mail failed");
+                }
             }
         });
-        let mut tasks =
-            vec![self.outbox.spawn_dispatcher(Duration::from_secs(5)), self.keys.spawn_refresh(KEY_RELOAD), prune];
+        let mut tasks = vec![
+            self.outbox.spawn_dispatcher(Duration::from_secs(5)),
+            self.mail.spawn_dispatcher(Duration::from_secs(5)),
+            self.keys.spawn_refresh(KEY_RELOAD),
+            prune,
+        ];
         if self.local_policy {
             tasks.push(self.rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL));
         }

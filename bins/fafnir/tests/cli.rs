@@ -121,6 +121,14 @@ async fn cli_creates_users_and_grants_roles(t: &fafnir_core::testing::TestDb) {
         "does not exist",
     );
     assert_one_line_error(&fafnir("mysql://root@localhost/x", &["migrate"], None), "unsupported database URL");
+    // A wrong mail setting stops the start, naming it, before any mail is due.
+    let mut bad_smtp = Command::new(env!("CARGO_BIN_EXE_fafnir"));
+    bad_smtp
+        .args(["migrate"])
+        .env("FAFNIR_DATABASE_URL", url)
+        .env("FAFNIR_LOG", "warn")
+        .env("FAFNIR_SMTP_URL", "http://mail.example.com");
+    assert_one_line_error(&bad_smtp.output().unwrap(), "FAFNIR_SMTP_URL must start with smtp:// or smtps://");
     let stack = Stack::open(Config { database_url: url.into(), ..Config::default() }).await.unwrap();
     assert!(stack.auth.user_by_email("x@example.com").await.is_err(), "failed creates left nothing");
     assert!(stack.auth.user_by_email("weak@example.com").await.is_err());

@@ -607,6 +607,8 @@ async fn health_metrics_docs_and_jwks(t: &TestDb) {
         "fafnir_logins_total{outcome=\"invalid_credentials\"}",
         "fafnir_active_sessions",
         "fafnir_password_hash_queue_depth",
+        "fafnir_mail_backlog",
+        "fafnir_mail_dead",
     ] {
         assert!(m.contains(needle), "missing {needle} in\n{m}");
     }
