@@ -157,12 +157,13 @@ async fn the_binary_serves_rest_and_graphql() {
         Some("correct horse battery staple\n"),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut server = Command::new(env!("CARGO_BIN_EXE_fafnir"))
+    let server = Command::new(env!("CARGO_BIN_EXE_fafnir"))
         .env("FAFNIR_DATABASE_URL", &url)
         .env("FAFNIR_HTTP_ADDR", format!("127.0.0.1:{http}"))
         .env("FAFNIR_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
         .env("FAFNIR_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{http}");
@@ -210,6 +211,9 @@ async fn the_binary_serves_rest_and_graphql() {
 
     let term = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(term.success());
-    let status = server.wait().unwrap();
-    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
+    // No SMTP configured: said once at start, as a warning.
+    let log = text(&out.stdout);
+    assert_eq!(log.matches("FAFNIR_SMTP_URL is not set").count(), 1, "{log}");
 }

@@ -108,6 +108,7 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
     Limits::install(&config);
     let stack = Stack::open(config).await?;
     let _background = stack.spawn_background();
+    say_where_mail_goes(&stack);
     let (app, _) = http::all_in_one_app(&stack, extra).await?;
     let http_l = listen(stack.config.http_addr, "HTTP").await?;
     let grpc_l = listen(stack.config.grpc_addr, "gRPC").await?;
@@ -125,6 +126,17 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
     h.and(g)
 }
 
+/// Once at start: where mail goes, with a warning when it goes to the log (its links are live).
+fn say_where_mail_goes(stack: &Stack) {
+    if stack.config.smtp_url.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!(
+            "FAFNIR_SMTP_URL is not set: mail is written to this log instead of being sent, links included (fine on a developer's machine, never in production); see docs/email.md"
+        );
+    } else {
+        tracing::info!("mail goes through {}", stack.mail.mailer().describe());
+    }
+}
+
 /// `auth-service`: REST on its own; in microservice mode (both service URLs set) its account
 /// events and permission checks go to security-service and user-service.
 pub async fn run_auth_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
@@ -132,6 +144,7 @@ pub async fn run_auth_service(config: fafnir_core::Config, shutdown: Shutdown) -
     Limits::install(&config);
     let stack = stack::open_auth_service(config).await?;
     let _background = stack.spawn_background();
+    say_where_mail_goes(&stack);
     let (app, _) = http::app(&stack, Router::new()).await?;
     let l = listen(stack.config.http_addr, "HTTP").await?;
     serve(l, app, shutdown.wait()).await?;
