@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fafnir_core::events::{spawn_dispatch, Dispatch};
 use fafnir_core::{CoreError, Db, SharedClock};
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::Notify;
@@ -225,16 +226,23 @@ impl MailOutbox {
 
     /// Messages not yet sent and not dead (the backlog, for metrics and readiness).
     pub async fn backlog(&self) -> Result<i64, CoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND dead_at IS NULL")
-            .fetch_one(self.db.pool())
-            .await?)
+        Ok(self.counts().await?.0)
     }
 
     /// Dead messages (for metrics and the operator).
     pub async fn dead(&self) -> Result<i64, CoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE dead_at IS NOT NULL")
-            .fetch_one(self.db.pool())
-            .await?)
+        Ok(self.counts().await?.1)
+    }
+
+    /// The backlog and the dead messages, in one query.
+    pub async fn counts(&self) -> Result<(i64, i64), CoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN 1 ELSE 0 END), 0) AS backlog, \
+                    COALESCE(SUM(CASE WHEN dead_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS dead FROM mail_outbox",
+        )
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok((row.try_get("backlog")?, row.try_get("dead")?))
     }
 
     /// Deletes sent and dead messages older than `age`; returns how many.
@@ -249,16 +257,20 @@ impl MailOutbox {
 
     /// Runs the dispatcher until the outbox is dropped: on every `notify` and every `every`.
     pub fn spawn_dispatcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(outbox) = weak.upgrade() else { return };
-                if let Err(e) = outbox.deliver_pending().await {
-                    tracing::warn!(error = %e, "mail outbox pass failed");
-                }
-                let _ = tokio::time::timeout(every, outbox.wake.notified()).await;
-            }
-        })
+        spawn_dispatch(self, every)
+    }
+}
+
+#[async_trait::async_trait]
+impl Dispatch for MailOutbox {
+    const NAME: &'static str = "mail outbox";
+
+    async fn pass(&self) -> Result<(), CoreError> {
+        self.deliver_pending().await.map(drop)
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
     }
 }
 

@@ -220,18 +220,48 @@ impl Outbox {
 
     /// Runs the dispatcher until the outbox is dropped: on every `notify` and every `every`.
     pub fn spawn_dispatcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(outbox) = weak.upgrade() else { return };
-                if let Err(e) = outbox.deliver_pending().await {
-                    tracing::warn!(error = %e, "outbox pass failed");
-                }
-                // A notify during the pass is not lost: Notify keeps one permit.
-                let _ = tokio::time::timeout(every, outbox.wake.notified()).await;
-            }
-        })
+        spawn_dispatch(self, every)
     }
+}
+
+#[async_trait::async_trait]
+impl Dispatch for Outbox {
+    const NAME: &'static str = "outbox";
+
+    async fn pass(&self) -> Result<(), CoreError> {
+        self.deliver_pending().await.map(drop)
+    }
+
+    fn wake(&self) -> &Notify {
+        &self.wake
+    }
+}
+
+/// Something that delivers what is pending in passes (the account-event outbox, the mail
+/// outbox): run by [`spawn_dispatch`].
+#[async_trait::async_trait]
+pub trait Dispatch: Send + Sync + 'static {
+    /// What the log calls it when a pass fails.
+    const NAME: &'static str;
+    /// One pass over what is due.
+    async fn pass(&self) -> Result<(), CoreError>;
+    /// Notified when something new is due (a pass then runs at once).
+    fn wake(&self) -> &Notify;
+}
+
+/// Runs `d`'s passes until it is dropped: at once, on every wake-up, and every `every`.
+pub fn spawn_dispatch<D: Dispatch>(d: &Arc<D>, every: Duration) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(d);
+    tokio::spawn(async move {
+        loop {
+            let Some(d) = weak.upgrade() else { return };
+            if let Err(e) = d.pass().await {
+                tracing::warn!(error = %e, "{} pass failed", D::NAME);
+            }
+            // A notify during the pass is not lost: Notify keeps one permit.
+            let _ = tokio::time::timeout(every, d.wake().notified()).await;
+        }
+    })
 }
 
 #[cfg(test)]

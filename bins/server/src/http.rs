@@ -58,11 +58,9 @@ async fn metrics_handler(State(s): State<System>) -> Response {
     if let Ok(n) = s.stack.outbox.pending().await {
         metrics::gauge!("fafnir_outbox_pending").set(n as f64);
     }
-    if let Ok(n) = s.stack.mail.backlog().await {
-        metrics::gauge!("fafnir_mail_backlog").set(n as f64);
-    }
-    if let Ok(n) = s.stack.mail.dead().await {
-        metrics::gauge!("fafnir_mail_dead").set(n as f64);
+    if let Ok((backlog, dead)) = s.stack.mail.counts().await {
+        metrics::gauge!("fafnir_mail_backlog").set(backlog as f64);
+        metrics::gauge!("fafnir_mail_dead").set(dead as f64);
     }
     metrics::gauge!("fafnir_password_hash_queue_depth").set(s.stack.auth.hash_queue_depth() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
