@@ -7,13 +7,13 @@ use tonic::{Code, Status};
 use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 /// The start of the message of an undecodable message's status: clients that receive it as
-/// an answer (from a peer that sent garbage) turn it back into INTERNAL with [`is_undecodable`].
+/// an answer (from a peer that sent garbage) turn it back into INTERNAL with [`from_peer`].
 pub const UNDECODABLE: &str = "the message is not valid protobuf";
 
 /// A status as a client should read it. The codec is generated for both sides, so a client's
 /// own decode failure of a peer's answer comes back as INVALID_ARGUMENT too: that is the
-/// peer's fault, not the caller's, and is read as INTERNAL. Every client error mapping starts
-/// here.
+/// peer's fault, not the caller's, and is read as INTERNAL. `client::Client` applies it to every
+/// answer.
 pub fn from_peer(s: Status) -> Status {
     if s.code() == Code::InvalidArgument && s.message().starts_with(UNDECODABLE) {
         Status::internal(s.message().to_owned())

@@ -95,7 +95,7 @@ impl<C: Clone + Send + Sync + 'static> AccountEventHandler for EventSink<C> {
         let req = self.signer.request(event)?;
         (self.deliver)(self.client.clone(), req)
             .await
-            .map_err(|s| HandlerError(format!("{}: {}", self.peer, crate::codec::from_peer(s).message())))
+            .map_err(|s| HandlerError(format!("{}: {}", self.peer, s.message())))
     }
 }
 

@@ -38,8 +38,9 @@ pub fn violations(s: &Status) -> Vec<(String, String)> {
 pub fn from_service_error(e: ServiceError) -> Status {
     match e {
         ServiceError::Unavailable(m) => {
-            // The other service's own words (addresses, transport errors) stay in this log.
-            tracing::warn!(error = %m, "a service this one calls is unavailable");
+            // The other service's own words (addresses, transport errors) stay in this log, at
+            // debug: every call says it while the dependency is down, and /readyz names it.
+            tracing::debug!(error = %m, "a service this one calls is unavailable");
             Status::unavailable("a service this one depends on is unavailable; retry shortly")
         }
         ServiceError::Unauthenticated => Status::unauthenticated("the access token is invalid or expired"),
@@ -54,9 +55,9 @@ pub fn from_service_error(e: ServiceError) -> Status {
 }
 
 /// How a client reads a peer's failure as a [`ServiceError`]. `peer` names the service in
-/// messages about it being down or broken.
+/// messages about it being down or broken. `s` is read as [`crate::client::Client`] returns it
+/// (already through [`crate::codec::from_peer`]).
 pub fn to_service_error(peer: &str, s: Status) -> ServiceError {
-    let s = crate::codec::from_peer(s);
     match s.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
             ServiceError::Unavailable(format!("{peer}: {}", s.message()))

@@ -110,9 +110,9 @@ pub fn status(e: UsersError) -> Status {
 }
 
 /// A client's reading of user-service's failure: the [`UsersError`] the server had, from the
-/// status's reason and fields.
+/// status's reason and fields. `s` is read as `fafnir_proto::client::Client` returns it (already
+/// through `codec::from_peer`).
 pub fn from_status(s: Status) -> UsersError {
-    let s = fafnir_proto::codec::from_peer(s);
     match (s.code(), reason(&s).as_deref()) {
         (Code::NotFound, _) => UsersError::NotFound,
         (Code::InvalidArgument, Some(INVALID_CURSOR)) => UsersError::InvalidCursor,
