@@ -54,3 +54,17 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// API-client tokens from the password grant of `{base}/auth/token`: (access, refresh).
+pub async fn tokens(base: &str, email: &str, password: &str) -> (String, String) {
+    let t: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/auth/token"))
+        .json(&serde_json::json!({"grant_type": "password", "email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (t["access_token"].as_str().unwrap().to_owned(), t["refresh_token"].as_str().unwrap().to_owned())
+}

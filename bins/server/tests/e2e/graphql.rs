@@ -6,7 +6,7 @@
 //! forbidden paths, the depth and complexity limits, batched role loading, services stopped
 //! mid-test, and `docs/schema.graphql` equal to the served schema.
 
-use crate::common::{addr, port, spawn, wait_until, Running};
+use crate::common::{addr, port, spawn, tokens, wait_until, Running};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -248,20 +248,6 @@ const REGISTER: &str = "mutation($e: String!, $p: String!, $n: String) { registe
 async fn register(url: &str, email: &str, name: &str) -> UserId {
     let r = post(&reqwest::Client::new(), url, REGISTER, json!({"e": email, "p": PW, "n": name}), &[]).await;
     UserId::parse(r.data("register")["id"].as_str().unwrap()).unwrap()
-}
-
-/// API-client tokens, through the gateway's origin (proxied to auth-service in microservice mode).
-async fn tokens(url: &str, email: &str, password: &str) -> (String, String) {
-    let t: Value = reqwest::Client::new()
-        .post(format!("{url}/auth/token"))
-        .json(&json!({"grant_type": "password", "email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (t["access_token"].as_str().unwrap().to_owned(), t["refresh_token"].as_str().unwrap().to_owned())
 }
 
 /// A member signed in through GraphQL in a browser (cookies and the CSRF header).

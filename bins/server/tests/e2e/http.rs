@@ -670,23 +670,10 @@ async fn graceful_shutdown_finishes_in_flight_requests(t: &TestDb) {
     assert!(plain().get(format!("{base}/healthz")).send().await.is_err(), "no longer accepting");
 }
 
-async fn token_request(s: &Server, email: &str) -> (String, String) {
-    let tok: Value = plain()
-        .post(s.url("/auth/token"))
-        .json(&json!({"grant_type": "password", "email": email, "password": PW}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (tok["access_token"].as_str().unwrap().to_owned(), tok["refresh_token"].as_str().unwrap().to_owned())
-}
-
 async fn logout_with_a_refresh_token_in_the_body_ends_its_session(t: &TestDb) {
     let s = start(t).await;
     register(&s, "erin@example.com").await;
-    let (access, refresh) = token_request(&s, "erin@example.com").await;
+    let (access, refresh) = crate::common::tokens(&s.url(""), "erin@example.com", PW).await;
     let res = plain().post(s.url("/auth/logout")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     // The session is over: its refresh token and its access token are refused.

@@ -3,7 +3,7 @@
 //! once and an empty profile once user-service is back (the outbox keeps retrying); deleting the
 //! user reaches both services the same way.
 
-use crate::common::{addr, port, spawn, wait_until};
+use crate::common::{addr, port, spawn, tokens, wait_until};
 
 use fafnir_core::testing::TestDb;
 use fafnir_core::Config;
@@ -58,16 +58,7 @@ async fn three_services(dbs: [&TestDb; 3]) {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let tok: Value = http
-        .post(format!("{auth_url}/auth/token"))
-        .json(&json!({"grant_type": "password", "email": "ada@example.com", "password": PW}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tok["access_token"].as_str().unwrap().to_owned();
+    let (token, _) = tokens(&auth_url, "ada@example.com", PW).await;
 
     // security-service got the event at once: the user is a member, and auth-service's /auth/me
     // asks security-service for the roles.

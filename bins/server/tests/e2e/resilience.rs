@@ -2,7 +2,7 @@
 //! through a TCP proxy the test cuts and restores), and gRPC clients that hold connections
 //! open across a shutdown.
 
-use crate::common::{addr, port, spawn, wait_until};
+use crate::common::{addr, port, spawn, tokens, wait_until};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -118,16 +118,7 @@ async fn database_outage_under_load() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let tok: Value = http
-        .post(format!("{url}/auth/token"))
-        .json(&json!({"grant_type": "password", "email": "ann@example.com", "password": PW}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = tok["access_token"].as_str().unwrap().to_owned();
+    let (token, _) = tokens(&url, "ann@example.com", PW).await;
 
     // Load: four workers reading `me`, logging in and registering, until told to stop.
     let seen = Arc::new(Mutex::new(Seen::default()));
