@@ -57,6 +57,20 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         map.insert(k, (v, now_ms));
     }
 
+    /// For caches whose entries never go stale (bounded only): the entry, whatever its age.
+    pub fn remembered<Q>(&self, k: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read().get(k).map(|(v, _)| v.clone())
+    }
+
+    /// Stores an entry that never goes stale (see [`TtlCache::remembered`]).
+    pub fn remember(&self, k: K, v: V) {
+        self.put(k, v, 0);
+    }
+
     pub fn forget<Q>(&self, k: &Q)
     where
         K: Borrow<Q>,

@@ -3,13 +3,13 @@
 //! the SHA-256 of a query instead of the query, and the query once when the gateway does not
 //! know it yet).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerResult, ValidationResult, Value, Variables};
 use fafnir_auth::sha256_hex;
+use fafnir_core::cache::TtlCache;
 
 /// Distinct documents remembered; emptied when full.
 pub const DOCUMENTS: usize = 1024;
@@ -19,6 +19,7 @@ pub const DOCUMENTS: usize = 1024;
 /// send (at most `DOCUMENTS` × this much text, and only documents that validated).
 pub const MAX_CACHED_QUERY: usize = 8 * 1024;
 
+#[derive(Clone)]
 struct Entry {
     doc: ExecutableDocument,
     /// The validation outcome of the document sent without variables. With variables it is not
@@ -29,29 +30,12 @@ struct Entry {
 /// Parsed documents that validated, and the outcome of their validation, by query text.
 /// Validation depends on the document and the schema only when no variables are sent, so only
 /// then is its outcome reused; only documents that validated are remembered.
-#[derive(Clone, Default)]
-pub struct DocumentCache(Arc<RwLock<HashMap<String, Entry>>>);
+#[derive(Clone, Debug)]
+pub struct DocumentCache(Arc<TtlCache<String, Entry>>);
 
-impl std::fmt::Debug for DocumentCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DocumentCache").field("documents", &self.read().len()).finish()
-    }
-}
-
-impl std::fmt::Debug for PersistedQueries {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0.lock().unwrap_or_else(|p| p.into_inner()).len();
-        f.debug_struct("PersistedQueries").field("queries", &n).finish()
-    }
-}
-
-impl DocumentCache {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
-        self.0.write().unwrap_or_else(|p| p.into_inner())
+impl Default for DocumentCache {
+    fn default() -> Self {
+        Self(Arc::new(TtlCache::new(DOCUMENTS)))
     }
 }
 
@@ -93,8 +77,7 @@ impl Extension for DocumentCacheExt {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let no_variables = variables.is_empty();
-        let hit = self.cache.read().get(query).map(|e| (e.doc.clone(), e.validation));
-        if let Some((doc, validation)) = hit {
+        if let Some(Entry { doc, validation }) = self.cache.0.remembered(query) {
             let mut state = self.state();
             match validation {
                 Some(v) if no_variables => state.validated = Some(v),
@@ -122,19 +105,9 @@ impl Extension for DocumentCacheExt {
         let remember = self.state().remember.take();
         if let Some((query, doc, no_variables)) = remember {
             let validation = no_variables.then_some(v);
-            let mut map = self.cache.write();
-            match doc {
-                Some(doc) => {
-                    if map.len() >= DOCUMENTS {
-                        map.clear();
-                    }
-                    map.insert(query, Entry { doc, validation });
-                }
-                None => {
-                    if let Some(e) = map.get_mut(&query) {
-                        e.validation = validation;
-                    }
-                }
+            let doc = doc.or_else(|| self.cache.0.remembered(&query).map(|e| e.doc));
+            if let Some(doc) = doc {
+                self.cache.0.remember(query, Entry { doc, validation });
             }
         }
         Ok(v)
@@ -152,8 +125,14 @@ pub enum ApqError {
 
 /// Automatic persisted queries: query text by its SHA-256 (hex). Only a query whose hash the
 /// gateway computed itself is stored, so a client cannot plant a query under another's hash.
-#[derive(Clone, Default)]
-pub struct PersistedQueries(Arc<Mutex<HashMap<String, String>>>);
+#[derive(Clone, Debug)]
+pub struct PersistedQueries(Arc<TtlCache<String, String>>);
+
+impl Default for PersistedQueries {
+    fn default() -> Self {
+        Self(Arc::new(TtlCache::new(DOCUMENTS)))
+    }
+}
 
 impl PersistedQueries {
     /// Resolves `request`'s `persistedQuery` extension, if any: fills in the query from the
@@ -170,14 +149,8 @@ impl PersistedQueries {
         };
         let hash = hash.to_ascii_lowercase();
         if request.query.is_empty() {
-            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&hash) {
-                Some(q) => {
-                    request.query = q.clone();
-                    Ok(())
-                }
-                None => Err(ApqError::NotFound),
-            }
+            request.query = self.0.remembered(&hash).ok_or(ApqError::NotFound)?;
+            Ok(())
         } else {
             // Hash before taking the lock (up to 64 KiB of text).
             if sha256_hex(&request.query) != hash {
@@ -185,11 +158,7 @@ impl PersistedQueries {
             }
             // A long query runs, but is not remembered: the client keeps sending it whole.
             if request.query.len() <= MAX_CACHED_QUERY {
-                let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-                if map.len() >= DOCUMENTS {
-                    map.clear();
-                }
-                map.insert(hash, request.query.clone());
+                self.0.remember(hash, request.query.clone());
             }
             Ok(())
         }
