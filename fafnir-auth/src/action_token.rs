@@ -86,6 +86,15 @@ pub struct Redeemed {
     pub email: Email,
 }
 
+fn redeemed_row(row: &sqlx::any::AnyRow) -> Result<Redeemed, CoreError> {
+    let user: String = row.try_get("user_id")?;
+    let email: String = row.try_get("email")?;
+    Ok(Redeemed {
+        user_id: UserId::parse(&user).map_err(|_| CoreError::Corrupt(format!("bad user id {user:?}")))?,
+        email: Email::parse(&email).map_err(|e| CoreError::Corrupt(format!("bad stored address: {e}")))?,
+    })
+}
+
 /// The store of action tokens (table `action_tokens`, both backends).
 #[derive(Debug, Clone)]
 pub struct ActionTokens {
@@ -103,6 +112,20 @@ impl ActionTokens {
 
     /// Issues a token for `purpose`, bound to `user` and the address it will be sent to.
     pub async fn issue(&self, purpose: Purpose, user: UserId, email: &Email) -> Result<ActionToken, CoreError> {
+        let mut tx = self.db.pool().begin().await?;
+        let token = self.issue_in(&mut tx, purpose, user, email).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// [`ActionTokens::issue`] inside the caller's transaction (with the mail that carries it).
+    pub async fn issue_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        purpose: Purpose,
+        user: UserId,
+        email: &Email,
+    ) -> Result<ActionToken, CoreError> {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -118,9 +141,27 @@ impl ActionTokens {
         .bind(email.as_str())
         .bind(now)
         .bind(now.saturating_add(lifetime))
-        .execute(self.db.pool())
+        .execute(&mut **tx)
         .await?;
         Ok(ActionToken(token))
+    }
+
+    /// What `token` would redeem for `purpose`, without redeeming it (to prepare the change it
+    /// authorises, such as hashing a new password, outside the transaction that redeems it).
+    pub async fn peek(&self, purpose: Purpose, token: &str) -> Result<Option<Redeemed>, CoreError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT user_id, email FROM action_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(sha256_hex(token))
+        .bind(purpose.as_str())
+        .bind(self.clock.now_ms())
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.as_ref().map(redeemed_row).transpose()
     }
 
     /// Redeems `token` for `purpose` inside `tx`: `None` when it is unknown, issued for another
@@ -147,13 +188,7 @@ impl ActionTokens {
         .bind(purpose.as_str())
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user: String = row.try_get("user_id")?;
-        let email: String = row.try_get("email")?;
-        Ok(Some(Redeemed {
-            user_id: UserId::parse(&user).map_err(|_| CoreError::Corrupt(format!("bad user id {user:?}")))?,
-            email: Email::parse(&email).map_err(|e| CoreError::Corrupt(format!("bad stored address: {e}")))?,
-        }))
+        row.as_ref().map(redeemed_row).transpose()
     }
 
     /// Ends every outstanding token of `user` for the given purposes (inside the caller's

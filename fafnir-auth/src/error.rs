@@ -24,6 +24,12 @@ pub enum AuthError {
     SessionNotFound,
     #[error("user not found")]
     UserNotFound,
+    /// A link token that is unknown, used, expired or meant for something else (all alike).
+    #[error("the link is invalid, expired or already used; ask for a new one")]
+    TokenInvalid,
+    /// `FAFNIR_REQUIRE_VERIFIED_EMAIL` is on and the account's address is not verified yet.
+    #[error("the e-mail address of this account is not verified yet; open the link sent to it, or ask for a new one")]
+    EmailNotVerified,
     #[error("the server is busy; try again")]
     Busy,
     #[error("configuration error: {0}")]
@@ -45,6 +51,8 @@ impl AuthError {
             AuthError::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
             AuthError::SessionNotFound => "NOT_FOUND",
             AuthError::UserNotFound => "USER_NOT_FOUND",
+            AuthError::TokenInvalid => "TOKEN_INVALID",
+            AuthError::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             AuthError::Busy => "SERVICE_UNAVAILABLE",
             AuthError::Store(e) if e.is_unavailable() => "SERVICE_UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",

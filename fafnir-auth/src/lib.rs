@@ -6,6 +6,7 @@
 //! changes. No HTTP in the default features: transports call [`Auth`].
 
 pub mod action_token;
+mod email;
 mod error;
 #[cfg(feature = "axum")]
 pub mod http;
@@ -15,12 +16,15 @@ mod password;
 mod secret;
 mod service;
 mod store;
+pub mod templates;
 mod throttle;
 
 pub use action_token::{ActionToken, ActionTokens, Purpose, Redeemed};
+pub use email::{AccountMail, EmailSettings};
 pub use error::AuthError;
 pub use mail::{mailer_from_config, LogMailer, Mail, MailError, Mailer};
 pub use mail_outbox::MailOutbox;
+pub use templates::{Message, TemplateError, Templates};
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
 pub use secret::{sha256_hex, SecretString};
 pub use service::{Account, Auth, AuthConfig, ClientInfo, Introspection, Login, Principal, SessionInfo};

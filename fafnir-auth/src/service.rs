@@ -78,6 +78,11 @@ impl Default for AuthConfig {
     }
 }
 
+/// Bidirectional controls, which can make a name display as something else.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Who is calling, as far as the transport knows: used for throttling and the session list.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -146,17 +151,20 @@ pub struct SessionInfo {
 
 /// Registration, login, tokens and sessions.
 pub struct Auth {
-    cfg: AuthConfig,
+    pub(crate) cfg: AuthConfig,
     audience: TokenAudience,
-    store: Arc<dyn AuthStore>,
+    pub(crate) store: Arc<dyn AuthStore>,
     keys: Arc<KeyManager>,
-    hasher: PasswordHasher,
-    clock: SharedClock,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) clock: SharedClock,
     outbox: Arc<Outbox>,
     /// "This session is active", per session, for `session_check_ttl`.
-    sessions: TtlCache<SessionId, UserId>,
+    pub(crate) sessions: TtlCache<SessionId, UserId>,
     /// Accounts as `me` shows them, for `session_check_ttl`.
-    accounts: TtlCache<UserId, Account>,
+    pub(crate) accounts: TtlCache<UserId, Account>,
+    /// Link mails and security notices ([`Auth::with_mail`]); without it the e-mail
+    /// operations answer a configuration error and no notice is sent.
+    pub(crate) mail: Option<crate::email::AccountMail>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
     /// The process's one token cache: the other transports verify through it too
@@ -198,7 +206,16 @@ impl Auth {
             sessions: TtlCache::new(CACHE_MAX),
             accounts: TtlCache::new(CACHE_MAX),
             tokens,
+            mail: None,
         })
+    }
+
+    /// Sends link mails (verification, reset, change of address) and security notices through
+    /// `mail`; registration then mails a verification link.
+    #[must_use]
+    pub fn with_mail(mut self, mail: crate::email::AccountMail) -> Self {
+        self.mail = Some(mail);
+        self
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -224,7 +241,7 @@ impl Auth {
         self.hasher.queue_depth()
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
@@ -242,6 +259,12 @@ impl Auth {
             .password_policy
             .check(&password, &[email.as_str(), email.as_str().split('@').next().unwrap_or_default()])
             .map_err(|m| AuthError::validation("password", m))?;
+        let display_name = display_name.map(str::trim).filter(|s| !s.is_empty());
+        // The profile service applies the same rule; refused here, the account is not created
+        // with a profile event that could never be delivered.
+        if display_name.is_some_and(|n| n.chars().any(|c| c.is_control() || is_bidi_control(c))) {
+            return Err(AuthError::validation("display_name", "must not contain control characters"));
+        }
         // Hash before looking at the table: taken and free addresses cost the same time.
         let hash = self.hasher.hash(&password).await?;
         let user = UserRecord {
@@ -251,11 +274,16 @@ impl Auth {
             email_verified: false,
             created_at: from_ms(self.now_ms()),
         };
-        let display_name = display_name.map(str::trim).filter(|s| !s.is_empty()).map(|s| s.chars().take(100).collect());
+        let display_name = display_name.map(|s| s.chars().take(100).collect());
         let event = AccountEvent::UserCreated { user_id: user.id, display_name };
         self.store.create_user(&user, &event).await?;
         tracing::info!(user_id = %user.id, "account registered");
         self.deliver_events().await;
+        // The account exists whatever happens to the mail: a failure here is logged, and the
+        // link can be asked for again.
+        if let Err(e) = self.send_verification(user.id, &user.email).await {
+            tracing::warn!(user_id = %user.id, error = %e, "the verification mail could not be queued");
+        }
         Ok(Account::from(&user))
     }
 
@@ -281,7 +309,7 @@ impl Auth {
 
     /// Claims an attempt on every key (see [`AuthStore::begin_attempts`]); on refusal answers
     /// `RateLimited` with the real wait.
-    async fn claim(
+    pub(crate) async fn claim(
         &self,
         keys: Vec<throttle::Key>,
         rules: ThrottleConfig,
@@ -333,13 +361,22 @@ impl Auth {
         };
         let user = match user {
             Some(u) if verified.ok => u,
-            _ => {
+            other => {
                 claim.finish(Outcome::Failed).await?;
                 tracing::info!(outcome = "failure", "login failed");
+                if let Some(u) = other {
+                    self.notice_if_locked(&u).await;
+                }
                 return Err(AuthError::InvalidCredentials);
             }
         };
         claim.finish(Outcome::Succeeded).await?;
+        // Only now, after the password: the answer must not tell strangers which addresses
+        // have unverified accounts.
+        if !user.email_verified && self.mail.as_ref().is_some_and(|m| m.settings().require_verified) {
+            tracing::info!(user_id = %user.id, outcome = "email_not_verified", "login refused");
+            return Err(AuthError::EmailNotVerified);
+        }
         if verified.needs_rehash {
             // Parameters changed since this hash was made: upgrade it now that we know the password.
             let hash = self.hasher.hash(&password).await?;
@@ -554,21 +591,7 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        let claim =
-            self.claim(throttle::keys("", Some(&user.email), client), self.cfg.throttle, Outcome::Abandoned).await?;
-        let verified = match self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = claim.finish(Outcome::Released).await;
-                return Err(e);
-            }
-        };
-        if !verified.ok {
-            claim.finish(Outcome::Failed).await?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        // A right current password does not clear the account's failures: it is not a login.
-        claim.finish(Outcome::Released).await?;
+        self.check_current_password(&user, current, client).await?;
         let new = Password::new(new);
         self.cfg
             .password_policy
@@ -579,6 +602,7 @@ impl Auth {
         let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
         self.sessions.retain(|_, u| u != &user.id);
         tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
+        self.password_changed(&user, false).await;
         Ok(())
     }
 
@@ -593,6 +617,7 @@ impl Auth {
         let hash = self.hasher.hash(&new).await?;
         self.store.set_password_hash(user, &hash, self.now_ms()).await?;
         self.logout_all(user).await?;
+        self.password_changed(&rec, false).await;
         Ok(())
     }
 

@@ -78,6 +78,27 @@ impl ThrottleConfig {
         }
     }
 
+    /// Requests that send mail (reset links, verification links, changes of address): 5 an
+    /// hour per target address, 20 an hour per client address; then 15 minutes doubling up to
+    /// an hour. Enough for a person who did not get the first mail; too few to flood an inbox.
+    pub fn mail_requests() -> Self {
+        const MIN: i64 = 60_000;
+        Self {
+            per_account: ThrottleRule {
+                max_failures: 5,
+                window_ms: 60 * MIN,
+                base_lockout_ms: 15 * MIN,
+                max_lockout_ms: 60 * MIN,
+            },
+            per_address: ThrottleRule {
+                max_failures: 20,
+                window_ms: 60 * MIN,
+                base_lockout_ms: 15 * MIN,
+                max_lockout_ms: 60 * MIN,
+            },
+        }
+    }
+
     /// Never locks (for benchmarks and load tests of the work itself).
     pub fn unlimited() -> Self {
         let rule = ThrottleRule { max_failures: i64::MAX, window_ms: 60_000, base_lockout_ms: 0, max_lockout_ms: 0 };

@@ -1,125 +1,17 @@
-//! Durable mail against a real SMTP conversation on loopback (a small SMTP server in this file,
+//! Durable mail against a real SMTP conversation on loopback (fafnir_core::testing::smtp, a small SMTP server
 //! which can be stopped, restarted and told to refuse a recipient) and a real database: the same
 //! tests on SQLite and on Postgres.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fafnir_auth::mail::smtp::SmtpMailer;
 use fafnir_auth::mail_outbox::{Pass, MAX_ATTEMPTS};
 use fafnir_auth::{Mail, MailOutbox};
 use fafnir_core::{Db, Email, ManualClock, SharedClock};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-
-/// What the server received: (recipient, raw message).
-type Received = Arc<Mutex<Vec<(String, String)>>>;
-
-/// A minimal SMTP server (RFC 5321's commands that a client needs to send one message).
-struct SmtpServer {
-    port: u16,
-    received: Received,
-    refuse: Arc<Mutex<Vec<String>>>,
-    /// When set, every login is refused (535); else every login is accepted.
-    refuse_logins: Arc<std::sync::atomic::AtomicBool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl SmtpServer {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mut s = SmtpServer {
-            port,
-            received: Default::default(),
-            refuse: Default::default(),
-            refuse_logins: Default::default(),
-            task: None,
-        };
-        s.serve(listener);
-        s
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let (received, refuse, logins) = (self.received.clone(), self.refuse.clone(), self.refuse_logins.clone());
-        self.task = Some(tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
-                let (received, refuse) = (received.clone(), refuse.clone());
-                let refuse_logins = logins.load(std::sync::atomic::Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let (r, mut w) = sock.into_split();
-                    let mut lines = BufReader::new(r).lines();
-                    let _ = w.write_all(b"220 test ESMTP\r\n").await;
-                    let mut rcpt = String::new();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        let upper = line.to_ascii_uppercase();
-                        let reply: &[u8] = if upper.starts_with("EHLO") {
-                            b"250-test\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n"
-                        } else if upper.starts_with("AUTH") && refuse_logins {
-                            b"535 5.7.8 credentials refused\r\n"
-                        } else if upper.starts_with("AUTH") {
-                            b"235 2.7.0 accepted\r\n"
-                        } else if upper.starts_with("RCPT TO:") {
-                            rcpt = line[8..].trim().trim_start_matches('<').trim_end_matches('>').to_owned();
-                            if refuse.lock().unwrap().contains(&rcpt) {
-                                b"550 5.1.1 no such mailbox\r\n"
-                            } else {
-                                b"250 OK\r\n"
-                            }
-                        } else if upper == "DATA" {
-                            let _ = w.write_all(b"354 go ahead\r\n").await;
-                            let mut body = String::new();
-                            while let Ok(Some(l)) = lines.next_line().await {
-                                if l == "." {
-                                    break;
-                                }
-                                body.push_str(&l);
-                                body.push('\n');
-                            }
-                            received.lock().unwrap().push((rcpt.clone(), body));
-                            b"250 queued\r\n"
-                        } else if upper == "QUIT" {
-                            let _ = w.write_all(b"221 bye\r\n").await;
-                            return;
-                        } else {
-                            b"250 OK\r\n"
-                        };
-                        if w.write_all(reply).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Stops listening (the port refuses connections until `restart`).
-    fn stop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-
-    /// Stops listening and waits until the port is free.
-    async fn stopped(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-
-    async fn restart(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        self.serve(listener);
-    }
-
-    fn received(&self) -> Vec<(String, String)> {
-        self.received.lock().unwrap().clone()
-    }
-}
+use fafnir_core::testing::smtp::SmtpServer;
 
 struct Fixture {
     db: Db,
@@ -188,7 +80,7 @@ async fn nothing_is_lost_while_the_server_is_down_and_it_arrives_once(db: Db) {
 
 async fn a_refused_recipient_is_dead_at_once_and_holds_back_nothing(db: Db) {
     let mut smtp = SmtpServer::start().await;
-    smtp.refuse.lock().unwrap().push("nobody@example.com".into());
+    smtp.refuse("nobody@example.com");
     let f = fixture(&db, smtp.port);
     f.outbox.send_later(&mail("nobody@example.com", "https://x.test/r?t=a")).await.unwrap();
     f.outbox.send_later(&mail("ada@example.com", "https://x.test/r?t=b")).await.unwrap();
@@ -239,7 +131,7 @@ async fn two_instances_send_each_message_once(db: Db) {
 
 async fn refused_credentials_burn_no_message_and_end_the_pass(db: Db) {
     let mut smtp = SmtpServer::start().await;
-    smtp.refuse_logins.store(true, std::sync::atomic::Ordering::SeqCst);
+    smtp.refuse_logins(true);
     let clock = ManualClock::new();
     let shared: SharedClock = clock.clone();
     let url = format!("smtp://mailer:wrong@127.0.0.1:{}", smtp.port);
@@ -254,7 +146,7 @@ async fn refused_credentials_burn_no_message_and_end_the_pass(db: Db) {
     assert_eq!(tried, [1, 0, 0], "the others were not spent on a setting that fails them all");
     assert_eq!(outbox.dead().await.unwrap(), 0);
     // The operator fixes the password (here: the server accepts again): everything goes out.
-    smtp.refuse_logins.store(false, std::sync::atomic::Ordering::SeqCst);
+    smtp.refuse_logins(false);
     clock.advance(Duration::from_secs(5));
     assert_eq!(outbox.deliver_pending().await.unwrap().sent, 3);
     smtp.stop();

@@ -59,6 +59,25 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The `From` of every message, such as `Fafnir <no-reply@example.com>`.
     pub mail_from: String,
+    /// The product name in mail (`FAFNIR_PRODUCT_NAME`).
+    pub product_name: String,
+    /// A directory of mail templates replacing the built-in ones file by file
+    /// (`FAFNIR_MAIL_TEMPLATES`).
+    pub mail_templates: Option<String>,
+    /// Unverified accounts cannot sign in (`FAFNIR_REQUIRE_VERIFIED_EMAIL`, default false).
+    pub require_verified_email: bool,
+    /// The page, under the public URL, that a verification link opens
+    /// (`FAFNIR_VERIFY_EMAIL_PATH`, default `/verify-email`).
+    pub verify_email_path: String,
+    /// The page a password reset link opens (`FAFNIR_RESET_PASSWORD_PATH`, default
+    /// `/reset-password`).
+    pub reset_password_path: String,
+    /// The page a change-of-address link opens (`FAFNIR_CONFIRM_EMAIL_PATH`, default
+    /// `/confirm-email`).
+    pub confirm_email_path: String,
+    /// notification-service (microservice mode): auth-service hands its mail to it instead of
+    /// sending it itself (`FAFNIR_NOTIFICATION_URL`).
+    pub notification_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -101,6 +120,13 @@ impl Default for Config {
             graphql_introspection: true,
             smtp_url: None,
             mail_from: "Fafnir <no-reply@localhost>".into(),
+            product_name: "Fafnir".into(),
+            mail_templates: None,
+            require_verified_email: false,
+            verify_email_path: "/verify-email".into(),
+            reset_password_path: "/reset-password".into(),
+            confirm_email_path: "/confirm-email".into(),
+            notification_url: None,
         }
     }
 }
@@ -169,6 +195,20 @@ impl Config {
         if let Some(v) = var("FAFNIR_MAIL_FROM") {
             self.mail_from = v;
         }
+        if let Some(v) = var("FAFNIR_REQUIRE_VERIFIED_EMAIL") {
+            self.require_verified_email = parse_bool(&v)
+                .ok_or_else(|| CoreError::Config("FAFNIR_REQUIRE_VERIFIED_EMAIL must be true or false".into()))?;
+        }
+        for (k, slot) in [
+            ("FAFNIR_PRODUCT_NAME", &mut self.product_name),
+            ("FAFNIR_VERIFY_EMAIL_PATH", &mut self.verify_email_path),
+            ("FAFNIR_RESET_PASSWORD_PATH", &mut self.reset_password_path),
+            ("FAFNIR_CONFIRM_EMAIL_PATH", &mut self.confirm_email_path),
+        ] {
+            if let Some(v) = var(k) {
+                *slot = v;
+            }
+        }
         if let Some(v) = var("FAFNIR_GRAPHQL_INTROSPECTION") {
             self.graphql_introspection = parse_bool(&v)
                 .ok_or_else(|| CoreError::Config("FAFNIR_GRAPHQL_INTROSPECTION must be true or false".into()))?;
@@ -179,6 +219,8 @@ impl Config {
             ("FAFNIR_USERS_URL", &mut self.users_url),
             ("FAFNIR_JWKS_FILE", &mut self.jwks_file),
             ("FAFNIR_SMTP_URL", &mut self.smtp_url),
+            ("FAFNIR_MAIL_TEMPLATES", &mut self.mail_templates),
+            ("FAFNIR_NOTIFICATION_URL", &mut self.notification_url),
         ] {
             if let Some(v) = var(k) {
                 *slot = Some(v);
@@ -200,6 +242,25 @@ impl Config {
         }
         if self.header_read_timeout < Duration::from_secs(1) {
             return Err(CoreError::Config("the header read timeout must be at least 1s".into()));
+        }
+        for (name, path) in [
+            ("the verify-email path", &self.verify_email_path),
+            ("the reset-password path", &self.reset_password_path),
+            ("the confirm-email path", &self.confirm_email_path),
+        ] {
+            let ok = path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains(['?', '#'])
+                && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+            if !ok {
+                return Err(CoreError::Config(format!(
+                    "{name} must be a path starting with one `/`, without query, fragment or spaces (got {:?})",
+                    path.chars().take(60).collect::<String>()
+                )));
+            }
+        }
+        if self.product_name.trim().is_empty() || self.product_name.chars().any(char::is_control) {
+            return Err(CoreError::Config("the product name must be one line of text".into()));
         }
         Ok(())
     }

@@ -35,7 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fafnir_auth::SqlAuthStore;
-pub use fafnir_auth::{Account, ActionTokens, Auth, AuthConfig, AuthError, ClientInfo, Login, MailOutbox, Principal};
+pub use fafnir_auth::{
+    AccountMail, Account, ActionTokens, Auth, AuthConfig, AuthError, ClientInfo, EmailSettings, Login, Mail, MailOutbox,
+    Mailer, Principal, Templates,
+};
 pub use fafnir_core::events::{AccountEventHandler, Outbox};
 pub use fafnir_core::keys::KeyManager;
 pub use fafnir_core::token::Authenticator;
@@ -117,6 +120,7 @@ pub struct Builder {
     config: Config,
     auth: Option<AuthConfig>,
     mode: Mode,
+    mailer: Option<Arc<dyn Mailer>>,
 }
 
 impl Builder {
@@ -139,9 +143,16 @@ impl Builder {
         self
     }
 
+    /// Where mail leaves; default from the configuration ([`fafnir_auth::mailer_from_config`]:
+    /// SMTP when `FAFNIR_SMTP_URL` is set, else the log).
+    pub fn mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
     pub async fn open(self) -> Result<Fafnir, Error> {
         let auth = self.auth;
-        Fafnir::open_mode(self.config, move || auth.unwrap_or_default(), self.mode).await
+        Fafnir::open_inner(self.config, move || auth.unwrap_or_default(), self.mode, self.mailer).await
     }
 }
 
@@ -162,8 +173,24 @@ impl Fafnir {
     }
 
     pub async fn open_mode(config: Config, base: impl FnOnce() -> AuthConfig, mode: Mode) -> Result<Self, Error> {
-        // Mail settings first: a wrong SMTP URL stops the start, not the first message.
-        let mailer = fafnir_auth::mailer_from_config(&config).map_err(|e| Error::Other(e.to_string()))?;
+        Self::open_inner(config, base, mode, None).await
+    }
+
+    async fn open_inner(
+        config: Config,
+        base: impl FnOnce() -> AuthConfig,
+        mode: Mode,
+        mailer: Option<Arc<dyn Mailer>>,
+    ) -> Result<Self, Error> {
+        // Mail settings first: a wrong SMTP URL or template stops the start, not the first message.
+        let mailer = match mailer {
+            Some(m) => m,
+            None => fafnir_auth::mailer_from_config(&config).map_err(|e| Error::Other(e.to_string()))?,
+        };
+        let templates = Arc::new(
+            Templates::load(&config.product_name, config.mail_templates.as_deref().map(std::path::Path::new))
+                .map_err(|e| Error::Other(e.to_string()))?,
+        );
         let clock: SharedClock = Arc::new(SystemClock);
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
@@ -211,7 +238,15 @@ impl Fafnir {
         let outbox = Arc::new(Outbox::new(db.clone(), clock.clone(), subscribers));
         let mail = Arc::new(MailOutbox::new(db.clone(), clock.clone(), mailer));
         let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
-        let auth = Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?);
+        let account_mail = AccountMail::new(
+            db.clone(),
+            ActionTokens::new(db.clone(), clock.clone()),
+            mail.clone(),
+            templates,
+            EmailSettings::from_config(&config),
+        );
+        let auth =
+            Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?.with_mail(account_mail));
         // One verified-token cache per process: auth's own, shared by every transport.
         let authn =
             Authenticator::new(auth.token_verifier(), auth.clone(), Expected::fixed(auth.config().token_audience()));

@@ -181,12 +181,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let to = fafnir_core::Email::parse(&to).map_err(|e| format!("--to: {e}"))?;
             fafnir_server::telemetry::init_logging(&config.log);
             let mailer = fafnir_auth::mailer_from_config(&config).map_err(|e| e.to_string())?;
-            let text = "This is a test message from Fafnir: the mail settings work.\n\n\
-                        If you did not expect it, someone with access to this Fafnir's configuration sent it.\n";
-            let html = "<p>This is a test message from Fafnir: the mail settings work.</p>\
-                        <p>If you did not expect it, someone with access to this Fafnir's configuration sent it.</p>";
-            let mail =
-                fafnir_auth::Mail { to, subject: "Fafnir test message".into(), text: text.into(), html: html.into() };
+            // The templates of the configuration: a broken override shows here too.
+            let templates = fafnir_auth::Templates::load(
+                &config.product_name,
+                config.mail_templates.as_deref().map(std::path::Path::new),
+            )
+            .map_err(|e| e.to_string())?;
+            let mail = templates.render(fafnir_auth::Message::Test, &to, &[]).map_err(|e| e.to_string())?;
             mailer.send(&mail).await.map_err(|e| format!("not sent through {}: {e}", mailer.describe()))?;
             println!("sent a test message to {} through {}", mail.to.as_str(), mailer.describe());
             Ok(())

@@ -37,6 +37,102 @@ const LANDING_HTML: &str = r#"<!doctype html>
 <li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
 </ul></body></html>"#;
 
+// ---- the pages behind mailed links (until a web app serves them: FAFNIR_PUBLIC_URL) ----
+//
+// Opening one never redeems its token (mail scanners open links): the page shows a button, and
+// only pressing it POSTs the token. The token stays in the page's address; the page loads
+// nothing from elsewhere and sends no Referer.
+
+fn link_page(title: &str, intro: &str, fields: &str, button: &str, action: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta name="referrer" content="no-referrer"><title>{title}</title><link rel="stylesheet" href="/pages/link.css"></head>
+<body><main><h1>{title}</h1><p>{intro}</p>
+<form id="link-form" data-action="{action}">{fields}<button type="submit">{button}</button></form>
+<p id="result" role="status" aria-live="polite"></p></main>
+<script src="/pages/link.js"></script></body></html>"#
+    )
+}
+
+const LINK_JS: &str = r#"(function () {
+  var form = document.getElementById("link-form"), out = document.getElementById("result");
+  var token = new URLSearchParams(location.search).get("token") || "";
+  if (!token) { out.textContent = "This link has no token: open the whole link from the mail."; form.hidden = true; return; }
+  form.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var body = { token: token };
+    var pw = form.querySelector("input[name=new_password]");
+    if (pw) {
+      var again = form.querySelector("input[name=again]");
+      if (pw.value !== again.value) { out.textContent = "The two passwords differ."; return; }
+      body.new_password = pw.value;
+    }
+    var button = form.querySelector("button"); button.disabled = true; out.textContent = "…";
+    fetch(form.dataset.action, { method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+      .then(function (r) {
+        if (r.status === 204) { out.textContent = form.dataset.done || "Done."; form.hidden = true; return; }
+        return r.json().then(function (e) { out.textContent = (e.error && e.error.message) || ("Error " + r.status); button.disabled = false; });
+      })
+      .catch(function () { out.textContent = "The server could not be reached; try again."; button.disabled = false; });
+  });
+})();
+"#;
+
+const LINK_CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:2rem;color:#18181b;background:#fafafa}\
+main{max-width:28rem;margin:auto;background:#fff;border:1px solid #e4e4e7;border-radius:.5rem;padding:1.5rem}\
+label{display:block;margin:.75rem 0 .25rem}input{width:100%;padding:.5rem;box-sizing:border-box}\
+button{margin-top:1rem;padding:.5rem 1rem;background:#18181b;color:#fff;border:0;border-radius:.375rem;cursor:pointer}\
+@media (prefers-color-scheme: dark){body{background:#09090b;color:#fafafa}main{background:#18181b;border-color:#27272a}button{background:#fafafa;color:#18181b}}";
+
+fn verify_page() -> String {
+    link_page(
+        "Confirm your e-mail address",
+        "Press the button to confirm that this address is yours.",
+        "",
+        "Confirm my address",
+        "/auth/email/verify",
+    )
+    .replace("<form ", r#"<form data-done="Your address is confirmed. You can close this page." "#)
+}
+
+fn reset_page() -> String {
+    link_page(
+        "Choose a new password",
+        "Setting a new password signs you out everywhere; sign in again afterwards.",
+        r#"<label for="pw">New password</label><input id="pw" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="128">
+<label for="again">The same again</label><input id="again" name="again" type="password" autocomplete="new-password" required minlength="8" maxlength="128">"#,
+        "Set the new password",
+        "/auth/password/reset",
+    )
+    .replace("<form ", r#"<form data-done="Your password is set. Sign in with it." "#)
+}
+
+fn confirm_change_page() -> String {
+    link_page(
+        "Confirm your new e-mail address",
+        "Press the button to use this address for your account from now on.",
+        "",
+        "Confirm the new address",
+        "/auth/email/change/confirm",
+    )
+    .replace("<form ", r#"<form data-done="Your account now uses this address." "#)
+}
+
+/// The built-in pages behind mailed links, at the default paths.
+fn link_routes() -> Router {
+    let no_store = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let pages = Router::new()
+        .route("/verify-email", get(|| async { Html(verify_page()) }))
+        .route("/reset-password", get(|| async { Html(reset_page()) }))
+        .route("/confirm-email", get(|| async { Html(confirm_change_page()) }))
+        .layer(no_store);
+    pages
+        .route("/pages/link.js", get(|| async { asset("text/javascript", LINK_JS.as_bytes()) }))
+        .route("/pages/link.css", get(|| async { asset("text/css", LINK_CSS.as_bytes()) }))
+}
+
 pub(crate) fn docs_routes() -> Router {
     let csp = SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
     Router::new()
@@ -46,6 +142,7 @@ pub(crate) fn docs_routes() -> Router {
         .route("/docs/swagger-ui-bundle.js", get(|| async { asset("text/javascript", SWAGGER_JS) }))
         .route("/docs/swagger-ui.css", get(|| async { asset("text/css", SWAGGER_CSS) }))
         .route("/", get(|| async { Html(LANDING_HTML) }))
+        .merge(link_routes())
         .layer(csp)
 }
 

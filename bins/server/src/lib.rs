@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod harden;
 pub mod http;
+pub mod notify;
 pub mod remote;
 pub mod serve;
 pub mod stack;
@@ -128,7 +129,8 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
 
 /// Once at start: where mail goes, with a warning when it goes to the log (its links are live).
 fn say_where_mail_goes(stack: &Stack) {
-    if stack.config.smtp_url.as_deref().is_none_or(str::is_empty) {
+    let remote = stack.config.notification_url.as_deref().is_some_and(|u| !u.is_empty());
+    if !remote && stack.config.smtp_url.as_deref().is_none_or(str::is_empty) {
         tracing::warn!(
             "FAFNIR_SMTP_URL is not set: mail is written to this log instead of being sent, links included (fine on a developer's machine, never in production); see docs/email.md"
         );
@@ -269,6 +271,31 @@ pub async fn run_user_service(config: fafnir_core::Config, shutdown: Shutdown) -
     );
     db.close().await;
     a.and(b)
+}
+
+/// `notification-service`: sends the mail auth-service delivers to it (`POST /internal/mail`,
+/// authenticated by auth-service's internal token) through `FAFNIR_SMTP_URL`, and keeps
+/// nothing: the durable outbox, the retries and the dead letters are auth-service's. Health,
+/// readiness (auth-service's keys) and metrics on the same port.
+pub async fn run_notification_service(config: fafnir_core::Config, shutdown: Shutdown) -> Result<(), StartError> {
+    telemetry::init_logging(&config.log);
+    Limits::install(&config);
+    let mailer = fafnir_auth::mailer_from_config(&config).map_err(|e| StartError::Io(e.to_string()))?;
+    if config.smtp_url.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!(
+            "FAFNIR_SMTP_URL is not set: mail is written to this log instead of being sent, links included (fine on a developer's machine, never in production); see docs/email.md"
+        );
+    } else {
+        tracing::info!("mail goes through {}", mailer.describe());
+    }
+    let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
+    let (authn, tokens_ready) = verifying(&config, clock, false).await?;
+    let app = grpc::side_app(vec![tokens_ready]).merge(notify::routes(authn, mailer));
+    let settings = fafnir_auth::http::HttpSettings::from_config(&config);
+    let app = http::harden(app, &settings, false);
+    let l = listen(config.http_addr, "HTTP").await?;
+    tracing::info!("notification-service serving on http://{}", config.http_addr);
+    serve(l, app, shutdown.wait()).await
 }
 
 const SECURITY_SERVICE: &str = "fafnir.security.v1.SecurityService";

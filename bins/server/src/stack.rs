@@ -1,6 +1,8 @@
 //! Wiring of one process: the [`fafnir`] facade, plus what only the servers need.
 
 pub use fafnir::{Background, Fafnir as Stack, Mode, KEY_RELOAD};
+use std::sync::Arc;
+
 use fafnir_core::{Config, CoreError};
 
 /// Why a server could not start: a one-line reason.
@@ -39,5 +41,22 @@ pub async fn open_auth_service(config: Config) -> Result<Stack, StartError> {
             )))
         }
     };
-    Ok(Stack::open_mode(config, fafnir_auth::AuthConfig::default, mode).await?)
+    // Microservice mode may hand mail to notification-service instead of sending it here.
+    let remote_mail = match config.notification_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => Some(Arc::new(crate::notify::RemoteMailer::new(url).map_err(StartError::Io)?)),
+        None => None,
+    };
+    let mut builder = Stack::builder().config(config).mode(mode);
+    if let Some(m) = &remote_mail {
+        builder = builder.mailer(m.clone());
+    }
+    let stack = builder.open().await?;
+    if let Some(m) = remote_mail {
+        m.sign_with(fafnir_proto::events::EventSigner {
+            keys: stack.keys.clone(),
+            clock: stack.clock.clone(),
+            audience: stack.auth.config().token_audience(),
+        });
+    }
+    Ok(stack)
 }

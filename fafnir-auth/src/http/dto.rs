@@ -222,3 +222,82 @@ pub struct IntrospectResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_ended: Option<bool>,
 }
+
+/// Body of `POST /auth/email/verify`, `/auth/email/change/confirm`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTokenRequest {
+    /// The `token` of the link's query.
+    pub token: String,
+}
+
+impl std::fmt::Debug for LinkTokenRequest {
+    // Carries a token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkTokenRequest { *** }")
+    }
+}
+
+/// Optional body of `POST /auth/email/verify/request`: without a session, the address to send
+/// a new link to.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[schema(format = Email)]
+    pub email: Option<String>,
+}
+
+/// Body of `POST /auth/password/forgot`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    #[schema(format = Email)]
+    pub email: String,
+}
+
+/// Body of `POST /auth/password/reset`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    /// As at registration: 8 to 128 characters, not guessable.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ResetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetPasswordRequest { *** }")
+    }
+}
+
+/// Body of `POST /auth/email/change`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeRequest {
+    #[schema(format = Email)]
+    pub new_email: String,
+    #[schema(format = Password)]
+    pub current_password: String,
+}
+
+impl std::fmt::Debug for EmailChangeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailChangeRequest").field("new_email", &self.new_email).finish_non_exhaustive()
+    }
+}
+
+/// The answer of the requests that send a link: the same whether or not a mail was sent.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedResponse {
+    /// `accepted`.
+    pub status: String,
+    /// What happens next, for people.
+    pub message: String,
+}
+
+impl AcceptedResponse {
+    pub fn new(message: &str) -> Self {
+        Self { status: "accepted".into(), message: message.into() }
+    }
+}

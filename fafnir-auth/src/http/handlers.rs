@@ -29,6 +29,12 @@ pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
         .routes(routes!(sessions))
         .routes(routes!(revoke_session))
         .routes(routes!(change_password))
+        .routes(routes!(request_verification))
+        .routes(routes!(confirm_email))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(request_email_change))
+        .routes(routes!(confirm_email_change))
         .routes(routes!(jwks))
         .routes(routes!(introspect))
         .routes(routes!(metadata))
@@ -179,6 +185,8 @@ fn oauth_from(e: AuthError) -> Response {
             res
         }
         AuthError::Validation { .. } => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        // The grant is refused (RFC 6749 §5.2); the description says why.
+        AuthError::EmailNotVerified => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string()),
         // The database or the hashing pool is unavailable: nothing was done; retry shortly.
         AuthError::Busy => unavailable_oauth(e.to_string()),
         AuthError::Store(inner) if inner.is_unavailable() => {
@@ -530,6 +538,142 @@ async fn change_password(
     JsonBody(req): JsonBody<PasswordChangeRequest>,
 ) -> Result<StatusCode, ApiError> {
     h.auth().change_password(&who, &req.current_password, &req.new_password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- e-mail: verification, reset, change of address ----
+
+fn accepted(message: &str) -> (StatusCode, Json<AcceptedResponse>) {
+    (StatusCode::ACCEPTED, Json(AcceptedResponse::new(message)))
+}
+
+/// The answer of every request that may send a reset link.
+pub const FORGOT_ANSWER: &str = "If an account has this address, a link to reset its password is on its way.";
+/// The answer of every request that may send a verification link.
+pub const VERIFY_ANSWER: &str = "If this address has an account that is not verified yet, a new link is on its way.";
+
+/// Send a new verification link: signed in, to the caller's address; without a session (an
+/// account that may not sign in before it is verified), to `email`, answered alike whether or
+/// not it has an account.
+#[utoipa::path(post, path = "/auth/email/verify/request", tag = "email", request_body(content = Option<VerifyRequest>),
+    responses(
+        (status = 202, description = "Accepted: a link is mailed if the address needs one", body = AcceptedResponse),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: no session and no email in the body", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the address is malformed", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many links asked for this address or from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("cookie" = [])))]
+async fn request_verification(
+    State(h): State<AuthHttp>,
+    who: Option<CurrentUser>,
+    Client(client): Client,
+    OptionalJson(body): OptionalJson<VerifyRequest>,
+) -> Result<(StatusCode, Json<AcceptedResponse>), ApiError> {
+    match (who, body.and_then(|b| b.email)) {
+        (Some(CurrentUser(who)), _) => h.auth().request_verification(&who, &client).await?,
+        (None, Some(email)) => h.auth().request_verification_for(&email, &client).await?,
+        (None, None) => return Err(ApiError::unauthorized()),
+    }
+    Ok(accepted(VERIFY_ANSWER))
+}
+
+/// Verify the address a link was mailed to. The page behind the link calls this when its
+/// button is pressed: opening the link does not.
+#[utoipa::path(post, path = "/auth/email/verify", tag = "email", request_body = LinkTokenRequest,
+    responses(
+        (status = 204, description = "Verified"),
+        (status = 400, description = "TOKEN_INVALID: unknown, used, expired, or for another purpose; or MALFORMED_JSON", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
+    ))]
+async fn confirm_email(
+    State(h): State<AuthHttp>,
+    JsonBody(req): JsonBody<LinkTokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    h.auth().confirm_email(&req.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a password reset link. The answer is the same, in body and in time, whether or not
+/// an account has the address.
+#[utoipa::path(post, path = "/auth/password/forgot", tag = "email", request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Accepted (whether or not the address has an account)", body = AcceptedResponse),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the address is malformed", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many links asked for this address or from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
+    ))]
+async fn forgot_password(
+    State(h): State<AuthHttp>,
+    Client(client): Client,
+    JsonBody(req): JsonBody<ForgotPasswordRequest>,
+) -> Result<(StatusCode, Json<AcceptedResponse>), ApiError> {
+    h.auth().forgot_password(&req.email, &client).await?;
+    Ok(accepted(FORGOT_ANSWER))
+}
+
+/// Set a new password with the token of a reset link. Every session of the account ends; no
+/// new one starts (sign in with the new password).
+#[utoipa::path(post, path = "/auth/password/reset", tag = "email", request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password set; every session revoked"),
+        (status = 400, description = "TOKEN_INVALID: unknown, used, expired, or for another purpose; or MALFORMED_JSON", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the new password is refused (the token stays usable)", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
+    ))]
+async fn reset_password(
+    State(h): State<AuthHttp>,
+    JsonBody(req): JsonBody<ResetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    h.auth().reset_password(&req.token, &req.new_password).await?;
+    metrics::counter!("fafnir_password_resets_total").increment(1);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start a change of address: after the current password, a link goes to the new address
+/// (which must confirm) and a notice to the current one.
+#[utoipa::path(post, path = "/auth/email/change", tag = "email", request_body = EmailChangeRequest,
+    responses(
+        (status = 202, description = "Accepted: the new address must confirm", body = AcceptedResponse),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
+        (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the new address is malformed or the current one", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many wrong passwords, or too many links for this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = [])))]
+async fn request_email_change(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+    Client(client): Client,
+    JsonBody(req): JsonBody<EmailChangeRequest>,
+) -> Result<(StatusCode, Json<AcceptedResponse>), ApiError> {
+    h.auth().request_email_change(&who, &req.new_email, &req.current_password, &client).await?;
+    Ok(accepted("A link to confirm the change is on its way to the new address."))
+}
+
+/// Confirm a change of address with the token of the link mailed to the new address.
+#[utoipa::path(post, path = "/auth/email/change/confirm", tag = "email", request_body = LinkTokenRequest,
+    responses(
+        (status = 204, description = "The account's address is now the new one (verified)"),
+        (status = 400, description = "TOKEN_INVALID: unknown, used, expired, or for another purpose; or MALFORMED_JSON", body = ErrorBody),
+        (status = 409, description = "EMAIL_TAKEN: another account took the address meanwhile", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
+    ))]
+async fn confirm_email_change(
+    State(h): State<AuthHttp>,
+    JsonBody(req): JsonBody<LinkTokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    h.auth().confirm_email_change(&req.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

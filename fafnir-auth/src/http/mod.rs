@@ -128,7 +128,11 @@ impl AuthHttp {
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
-    tags((name = "auth", description = "Accounts, login, tokens and sessions"), (name = "keys", description = "Public keys"))
+    tags(
+        (name = "auth", description = "Accounts, login, tokens and sessions"),
+        (name = "email", description = "Verification, password reset and change of address, by mailed links"),
+        (name = "keys", description = "Public keys")
+    )
 )]
 struct ApiDoc;
 

@@ -80,6 +80,60 @@ impl Mutation {
         Ok(Some(true))
     }
 
+    /// Mails a new verification link: signed in, to the caller's address; else to `email`
+    /// (answered alike whether or not it has an account). As `POST /auth/email/verify/request`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn request_email_verification(&self, ctx: &Context<'_>, email: Option<String>) -> Result<Option<bool>, GqlError> {
+        let bearer = match caller(ctx) {
+            Ok((_, token)) => {
+                csrf_gate(ctx)?;
+                (!info(ctx).via_cookie).then_some(token)
+            }
+            Err(_) if email.is_some() => None,
+            Err(e) => return Err(e),
+        };
+        let body = dto::VerifyRequest { email };
+        accepted(post_auth(ctx, "/auth/email/verify/request", bearer, Some(&body)).await?)
+    }
+
+    /// Verifies an address with the token of the mailed link. As `POST /auth/email/verify`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<Option<bool>, GqlError> {
+        accepted(post_auth(ctx, "/auth/email/verify", None, Some(&dto::LinkTokenRequest { token })).await?)
+    }
+
+    /// Asks for a password reset link; the answer is the same whether or not an account has the
+    /// address. As `POST /auth/password/forgot`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn forgot_password(&self, ctx: &Context<'_>, email: String) -> Result<Option<bool>, GqlError> {
+        accepted(post_auth(ctx, "/auth/password/forgot", None, Some(&dto::ForgotPasswordRequest { email })).await?)
+    }
+
+    /// Sets a new password with a reset link's token; every session of the account ends, and
+    /// none starts. As `POST /auth/password/reset`.
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn reset_password(&self, ctx: &Context<'_>, input: ResetPasswordInput) -> Result<Option<bool>, GqlError> {
+        let body = dto::ResetPasswordRequest { token: input.token, new_password: input.new_password };
+        accepted(post_auth(ctx, "/auth/password/reset", None, Some(&body)).await?)
+    }
+
+    /// Starts a change of address (the new address must confirm; the current one is told). As
+    /// `POST /auth/email/change`.
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn change_email(&self, ctx: &Context<'_>, input: ChangeEmailInput) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let body = dto::EmailChangeRequest { new_email: input.new_email, current_password: input.current_password };
+        let bearer = (!info(ctx).via_cookie).then_some(token);
+        accepted(post_auth(ctx, "/auth/email/change", bearer, Some(&body)).await?)
+    }
+
+    /// Confirms a change of address with the token mailed to the new address. As
+    /// `POST /auth/email/change/confirm`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn confirm_email_change(&self, ctx: &Context<'_>, token: String) -> Result<Option<bool>, GqlError> {
+        accepted(post_auth(ctx, "/auth/email/change/confirm", None, Some(&dto::LinkTokenRequest { token })).await?)
+    }
+
     /// Updates a profile: the caller's (needs `profile:write`) or, with `userId`, anyone's
     /// (needs `users:write`).
     #[graphql(complexity = "COST_SERVICE + child_complexity")]
@@ -122,6 +176,15 @@ impl Mutation {
         input: RoleAssignmentInput,
     ) -> Result<Option<RoleAssignment>, GqlError> {
         role_change(ctx, input, false).await.map(Some)
+    }
+}
+
+/// `true` for a 2xx answer of auth-service, else its error.
+fn accepted(res: crate::gateway::upstream::UpstreamResponse) -> Result<Option<bool>, GqlError> {
+    if res.status.is_success() {
+        Ok(Some(true))
+    } else {
+        Err(errors::rest(&res))
     }
 }
 

@@ -223,6 +223,18 @@ impl std::fmt::Debug for LoginInput {
     }
 }
 
+impl std::fmt::Debug for ResetPasswordInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetPasswordInput { .. }")
+    }
+}
+
+impl std::fmt::Debug for ChangeEmailInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeEmailInput").field("new_email", &self.new_email).finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for ChangePasswordInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ChangePasswordInput { .. }")
@@ -260,6 +272,19 @@ pub struct RegisterInput {
 pub struct LoginInput {
     pub email: String,
     pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The `token` of the reset link.
+    pub token: String,
+    pub new_password: String,
+}
+
+#[derive(InputObject)]
+pub struct ChangeEmailInput {
+    pub new_email: String,
+    pub current_password: String,
 }
 
 #[derive(InputObject)]
