@@ -120,7 +120,15 @@ fn confirm_change_page() -> String {
     .replace("<form ", r#"<form data-done="Your account now uses this address." "#)
 }
 
-/// The built-in pages behind mailed links, at the default paths.
+/// The built-in pages behind mailed links, at the default paths, with their CSP (for a server
+/// without the docs pages: the gateway).
+pub(crate) fn link_pages() -> Router {
+    link_routes().layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    ))
+}
+
 fn link_routes() -> Router {
     let no_store = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let pages = Router::new()

@@ -344,6 +344,7 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
     let router = Router::new()
         .merge(gw.router())
         .merge(gateway::proxy_router(upstream, settings.trust_forwarded_for))
+        .merge(assets::link_pages())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -24,6 +24,8 @@ pub struct SmtpServer {
     /// When set, every login is refused (535); else every login is accepted.
     refuse_logins: Arc<std::sync::atomic::AtomicBool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The open connections, closed by `stop` (a client may keep a pooled connection).
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl SmtpServer {
@@ -36,6 +38,7 @@ impl SmtpServer {
             refuse: Default::default(),
             refuse_logins: Default::default(),
             task: None,
+            connections: Default::default(),
         };
         s.serve(listener);
         s
@@ -43,12 +46,13 @@ impl SmtpServer {
 
     fn serve(&mut self, listener: TcpListener) {
         let (received, refuse, logins) = (self.received.clone(), self.refuse.clone(), self.refuse_logins.clone());
+        let connections = self.connections.clone();
         self.task = Some(tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
                 let (received, refuse) = (received.clone(), refuse.clone());
                 let refuse_logins = logins.load(std::sync::atomic::Ordering::SeqCst);
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     let (r, mut w) = sock.into_split();
                     let mut lines = BufReader::new(r).lines();
                     let _ = w.write_all(b"220 test ESMTP\r\n").await;
@@ -91,23 +95,33 @@ impl SmtpServer {
                         }
                     }
                 });
+                connections.lock().expect("test SMTP server").push(conn.abort_handle());
             }
         }));
     }
 
-    /// Stops listening (the port refuses connections until `restart`).
+    fn close_connections(&self) {
+        for c in self.connections.lock().expect("test SMTP server").drain(..) {
+            c.abort();
+        }
+    }
+
+    /// Stops listening and closes every open connection (the port refuses connections until
+    /// `restart`).
     pub fn stop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+        self.close_connections();
     }
 
-    /// Stops listening and waits until the port is free.
+    /// Stops listening, closes every open connection and waits until the port is free.
     pub async fn stopped(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;
         }
+        self.close_connections();
     }
 
     pub async fn restart(&mut self) {
