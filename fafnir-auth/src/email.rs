@@ -128,7 +128,9 @@ fn masked(e: &Email) -> String {
 
 impl Auth {
     fn account_mail(&self) -> Result<&AccountMail, AuthError> {
-        self.mail.as_ref().ok_or_else(|| AuthError::Config("e-mail is not set up on this Auth (Auth::with_mail)".into()))
+        self.mail
+            .as_ref()
+            .ok_or_else(|| AuthError::Config("e-mail is not set up on this Auth (Auth::with_mail)".into()))
     }
 
     /// Claims a mail request on the target address and the client address (every request
@@ -427,7 +429,8 @@ impl Auth {
             let now = self.now_ms();
             if failures == rule.max_failures && locked_until > now {
                 let wait = std::time::Duration::from_millis(u64::try_from(locked_until - now).unwrap_or(0));
-                let notice = m.render(Message::AccountLocked, &user.email, &[("wait", Value::from(human_duration(wait)))])?;
+                let notice =
+                    m.render(Message::AccountLocked, &user.email, &[("wait", Value::from(human_duration(wait)))])?;
                 m.send(&notice).await?;
                 tracing::info!(user_id = %user.id, "account locked by the throttle; owner notified");
             }

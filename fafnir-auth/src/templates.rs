@@ -68,7 +68,10 @@ impl Message {
     fn defaults(self) -> (&'static str, &'static str) {
         macro_rules! pair {
             ($n:literal) => {
-                (include_str!(concat!("../templates/", $n, ".txt")), include_str!(concat!("../templates/", $n, ".html")))
+                (
+                    include_str!(concat!("../templates/", $n, ".txt")),
+                    include_str!(concat!("../templates/", $n, ".html")),
+                )
             };
         }
         match self {
@@ -164,10 +167,8 @@ impl Templates {
             add(&mut env, h, h_src)?;
         }
         let this = Self { env, product: product.to_owned() };
-        let sample_to = Email::parse("someone@example.com").map_err(|e| TemplateError {
-            file: "sample".into(),
-            reason: e.to_string(),
-        })?;
+        let sample_to = Email::parse("someone@example.com")
+            .map_err(|e| TemplateError { file: "sample".into(), reason: e.to_string() })?;
         for m in Message::ALL {
             let vars = m.sample();
             this.render(m, &sample_to, &vars)?;
@@ -183,7 +184,8 @@ impl Templates {
     /// Renders `message` to `to` with `vars` (plus `product`, `to` and, for the HTML,
     /// `subject`).
     pub fn render(&self, message: Message, to: &Email, vars: &[(&str, Value)]) -> Result<Mail, TemplateError> {
-        let mut ctx: Vec<(&str, Value)> = vec![("product", Value::from(self.product.as_str())), ("to", Value::from(to.as_str()))];
+        let mut ctx: Vec<(&str, Value)> =
+            vec![("product", Value::from(self.product.as_str())), ("to", Value::from(to.as_str()))];
         ctx.extend(vars.iter().cloned());
         let render = |file: String, ctx: &[(&str, Value)]| {
             let map: std::collections::BTreeMap<&str, Value> = ctx.iter().cloned().collect();
@@ -245,7 +247,10 @@ mod tests {
             .render(
                 Message::ResetPassword,
                 &to(),
-                &[("link", Value::from("https://a.example/reset-password?token=abc")), ("lifetime", Value::from("30 minutes"))],
+                &[
+                    ("link", Value::from("https://a.example/reset-password?token=abc")),
+                    ("lifetime", Value::from("30 minutes")),
+                ],
             )
             .expect("renders");
         assert_eq!(m.subject, "Reset your Acme password");
@@ -278,8 +283,11 @@ mod tests {
         // Not overridden: the built-in HTML.
         assert!(m.html.contains("This is a test message from Acme"));
 
-        std::fs::write(dir.join("verify_email.html"), "{% extends \"layout.html\" %}{% block content %}{{ nope }}{% endblock %}")
-            .expect("write");
+        std::fs::write(
+            dir.join("verify_email.html"),
+            "{% extends \"layout.html\" %}{% block content %}{{ nope }}{% endblock %}",
+        )
+        .expect("write");
         let e = Templates::load("Acme", Some(&dir)).expect_err("undefined variable refused");
         assert!(e.to_string().contains("verify_email.html"), "{e}");
         std::fs::write(dir.join("verify_email.html"), "{% if %}").expect("write");

@@ -10,8 +10,8 @@ use std::time::Duration;
 use fafnir_auth::mail::smtp::SmtpMailer;
 use fafnir_auth::mail_outbox::{Pass, MAX_ATTEMPTS};
 use fafnir_auth::{Mail, MailOutbox};
-use fafnir_core::{Db, Email, ManualClock, SharedClock};
 use fafnir_core::testing::smtp::SmtpServer;
+use fafnir_core::{Db, Email, ManualClock, SharedClock};
 
 struct Fixture {
     db: Db,

@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use fafnir_auth::SqlAuthStore;
 pub use fafnir_auth::{
-    AccountMail, Account, ActionTokens, Auth, AuthConfig, AuthError, ClientInfo, EmailSettings, Login, Mail, MailOutbox,
-    Mailer, Principal, Templates,
+    Account, AccountMail, ActionTokens, Auth, AuthConfig, AuthError, ClientInfo, EmailSettings, Login, Mail,
+    MailOutbox, Mailer, Principal, Templates,
 };
 pub use fafnir_core::events::{AccountEventHandler, Outbox};
 pub use fafnir_core::keys::KeyManager;

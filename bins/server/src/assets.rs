@@ -123,10 +123,8 @@ fn confirm_change_page() -> String {
 /// The built-in pages behind mailed links, at the default paths, with their CSP (for a server
 /// without the docs pages: the gateway).
 pub(crate) fn link_pages() -> Router {
-    link_routes().layer(SetResponseHeaderLayer::overriding(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CSP),
-    ))
+    link_routes()
+        .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP)))
 }
 
 fn link_routes() -> Router {

@@ -119,11 +119,7 @@ impl Browser {
         use reqwest::cookie::CookieStore;
         let u: reqwest::Url = self.url.parse().unwrap();
         let cookies = self.jar.cookies(&u).map(|c| c.to_str().unwrap().to_owned()).unwrap_or_default();
-        cookies
-            .split("; ")
-            .find_map(|c| c.strip_prefix("fafnir_csrf="))
-            .map(str::to_owned)
-            .unwrap_or_default()
+        cookies.split("; ").find_map(|c| c.strip_prefix("fafnir_csrf=")).map(str::to_owned).unwrap_or_default()
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -155,7 +151,8 @@ impl Browser {
 /// Waits for the `n`-th message to `to` and returns the token of its link to `path`.
 async fn token(smtp: &SmtpServer, to: &str, path: &str, n: usize) -> String {
     wait_until(&format!("mail #{n} to {to}"), || async { smtp.messages_to(to).len() >= n }).await;
-    smtp.last_token(to, path).unwrap_or_else(|| panic!("no {path} link in the mail to {to}: {:?}", smtp.messages_to(to)))
+    smtp.last_token(to, path)
+        .unwrap_or_else(|| panic!("no {path} link in the mail to {to}: {:?}", smtp.messages_to(to)))
 }
 
 async fn wait_mail(smtp: &SmtpServer, to: &str, n: usize, containing: &str) {
@@ -180,10 +177,8 @@ async fn flows(env: &mut Env) {
     assert_eq!(ada.post("/auth/login", json!({"email": "ada@example.com", "password": PW})).await.0, 200);
     assert_eq!(ada.get("/auth/me").await.1["email_verified"], false);
     assert_eq!(anon.post("/auth/email/verify", json!({"token": verify})).await.0, 204);
-    wait_until("me to show the verified address", || async {
-        ada.get("/auth/me").await.1["email_verified"] == true
-    })
-    .await;
+    wait_until("me to show the verified address", || async { ada.get("/auth/me").await.1["email_verified"] == true })
+        .await;
     let (s, b) = anon.post("/auth/email/verify", json!({"token": verify})).await;
     assert_eq!((s, b["error"]["code"].as_str()), (400, Some("TOKEN_INVALID")), "a token works once");
 
@@ -232,10 +227,8 @@ async fn flows(env: &mut Env) {
     assert_eq!(anon.post("/auth/password/reset", json!({"token": late, "new_password": PW})).await.0, 400);
     assert_eq!(anon.post("/auth/login", json!({"email": "ada@example.com", "password": PW2})).await.0, 401);
     assert_eq!(anon.post("/auth/login", json!({"email": "ada@new.example", "password": PW2})).await.0, 200);
-    wait_until("me to show the new address", || async {
-        ada.get("/auth/me").await.1["email"] == "ada@new.example"
-    })
-    .await;
+    wait_until("me to show the new address", || async { ada.get("/auth/me").await.1["email"] == "ada@new.example" })
+        .await;
 
     // GraphQL mirrors the flows (through the same REST rules).
     let r = anon.graphql("mutation($e: String!) { forgotPassword(email: $e) }", json!({"e": "ada@new.example"})).await;
@@ -263,7 +256,9 @@ async fn flows(env: &mut Env) {
     assert_eq!((s, b["error"]["details"]["field"].as_str()), (422, Some("display_name")), "{b}");
     assert_eq!(anon.post("/auth/password/forgot", json!({"email": "eve@example.com"})).await.0, 202);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(env.smtp.messages_to("eve@example.com").is_empty() && env.smtp.messages_to("victim@example.com").is_empty());
+    assert!(
+        env.smtp.messages_to("eve@example.com").is_empty() && env.smtp.messages_to("victim@example.com").is_empty()
+    );
 
     // Asking again and again for one address is throttled: no flooding an inbox.
     let mut statuses = Vec::new();

@@ -83,7 +83,11 @@ impl Mutation {
     /// Mails a new verification link: signed in, to the caller's address; else to `email`
     /// (answered alike whether or not it has an account). As `POST /auth/email/verify/request`.
     #[graphql(complexity = "COST_SERVICE")]
-    async fn request_email_verification(&self, ctx: &Context<'_>, email: Option<String>) -> Result<Option<bool>, GqlError> {
+    async fn request_email_verification(
+        &self,
+        ctx: &Context<'_>,
+        email: Option<String>,
+    ) -> Result<Option<bool>, GqlError> {
         let bearer = match caller(ctx) {
             Ok((_, token)) => {
                 csrf_gate(ctx)?;
