@@ -213,22 +213,18 @@ impl Templates {
 
 /// "24 hours", "30 minutes": a lifetime as a person reads it.
 pub fn human_duration(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    let (n, unit) = if s >= 7200 && s % 3600 == 0 {
-        (s / 3600, "hours")
-    } else if s == 3600 {
-        (1, "hour")
-    } else if s >= 120 {
-        (s.div_ceil(60), "minutes")
+    let s = d.as_secs().max(1);
+    let (n, unit) = if s >= 3600 && s.is_multiple_of(3600) {
+        (s / 3600, "hour")
     } else if s >= 60 {
-        (1, "minute")
+        (s.div_ceil(60), "minute")
     } else {
-        (s.max(1), if s == 1 { "second" } else { "seconds" })
+        (s, "second")
     };
-    if n == 1 && unit.ends_with('s') && unit != "seconds" {
-        format!("1 {}", unit.trim_end_matches('s'))
+    if n == 1 {
+        format!("1 {unit}")
     } else {
-        format!("{n} {unit}")
+        format!("{n} {unit}s")
     }
 }
 
