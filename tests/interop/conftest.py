@@ -17,12 +17,14 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 REPO = Path(__file__).resolve().parents[2]
 ISSUER = "https://interop.fafnir.test"
 AUDIENCE = "fafnir"  # the default audience (not configurable by environment)
 PASSWORD = "correct horse battery staple"
 START_TIMEOUT = 60.0
+SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret!"
 STOP_TIMEOUT = 30.0
 
 
@@ -229,3 +231,32 @@ def pytest_terminal_summary(terminalreporter):
     mod = __import__("sys").modules.get("test_openapi_schemathesis")
     for line in getattr(mod, "SUMMARY", []):
         terminalreporter.write_line(line)
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message; `refuse` recipients get a permanent 550."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse: set[str] = set()
+        self.logins: list[str] = []
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            SMTP_USER.encode(),
+            SMTP_PASSWORD.encode(),
+        )
+        if ok:
+            self.logins.append(mechanism)
+        # `handled=False`: aiosmtpd then answers 535 itself.
+        return AuthResult(success=ok, handled=False)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"

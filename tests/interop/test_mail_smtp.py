@@ -14,41 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-
-from conftest import fafnir_bin, free_port
-
-
-USER, PASSWORD = "mailer", "s3cret!"
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message; `refuse` recipients get a permanent 550."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.refuse: set[str] = set()
-        self.logins: list[str] = []
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            USER.encode(),
-            PASSWORD.encode(),
-        )
-        if ok:
-            self.logins.append(mechanism)
-        # `handled=False`: aiosmtpd then answers 535 itself.
-        return AuthResult(success=ok, handled=False)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 Message accepted for delivery"
+from conftest import Inbox, fafnir_bin, free_port
 
 
 @pytest.fixture
