@@ -172,17 +172,21 @@ impl Auth {
         let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
         self.mail_claim("mail:verify:", &email, client).await?;
         let this = self.clone();
-        tokio::spawn(async move {
-            let r = async {
-                match this.store.user_by_email(&email).await? {
-                    Some(u) if !u.email_verified => this.send_verification(u.id, &u.email).await,
-                    _ => Ok(()),
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let r = async {
+                    match this.store.user_by_email(&email).await? {
+                        Some(u) if !u.email_verified => this.send_verification(u.id, &u.email).await,
+                        _ => Ok(()),
+                    }
+                };
+                if let Err(e) = r.await {
+                    tracing::warn!(error = %e, "a verification mail could not be queued");
                 }
-            };
-            if let Err(e) = r.await {
-                tracing::warn!(error = %e, "a verification mail could not be queued");
-            }
-        });
+            },
+            span,
+        ));
         Ok(())
     }
 
@@ -218,11 +222,16 @@ impl Auth {
         let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
         self.mail_claim("mail:reset:", &email, client).await?;
         let this = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = this.send_reset(&email).await {
-                tracing::warn!(error = %e, "a password reset mail could not be queued");
-            }
-        });
+        // In the request's span, so its log lines carry the request id.
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = this.send_reset(&email).await {
+                    tracing::warn!(error = %e, "a password reset mail could not be queued");
+                }
+            },
+            span,
+        ));
         Ok(())
     }
 
