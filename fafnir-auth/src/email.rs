@@ -169,20 +169,38 @@ impl Auth {
     /// that cannot sign in yet (`FAFNIR_REQUIRE_VERIFIED_EMAIL`). Answers alike, in body and
     /// time, whether or not there is such an account: the lookup runs after the answer.
     pub async fn request_verification_for(self: &Arc<Self>, email: &str, client: &ClientInfo) -> Result<(), AuthError> {
+        self.answer_then_mail("mail:verify:", email, client, |this, email| async move {
+            match this.store.user_by_email(&email).await? {
+                Some(u) if !u.email_verified => this.send_verification(u.id, &u.email).await,
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// The shape of the requests that name an address: parse it, count the request against the
+    /// throttle, answer, and only then do `work` (look the address up, queue the mail), so that
+    /// the answer says nothing about accounts, in body or in time. `work` runs in the request's
+    /// span, so its log lines carry the request id.
+    async fn answer_then_mail<F, Fut>(
+        self: &Arc<Self>,
+        prefix: &str,
+        email: &str,
+        client: &ClientInfo,
+        work: F,
+    ) -> Result<(), AuthError>
+    where
+        F: FnOnce(Arc<Self>, Email) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), AuthError>> + Send + 'static,
+    {
         let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
-        self.mail_claim("mail:verify:", &email, client).await?;
+        self.mail_claim(prefix, &email, client).await?;
         let this = self.clone();
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let r = async {
-                    match this.store.user_by_email(&email).await? {
-                        Some(u) if !u.email_verified => this.send_verification(u.id, &u.email).await,
-                        _ => Ok(()),
-                    }
-                };
-                if let Err(e) = r.await {
-                    tracing::warn!(error = %e, "a verification mail could not be queued");
+                if let Err(e) = work(this, email).await {
+                    tracing::warn!(error = %e, "a link mail could not be queued");
                 }
             },
             span,
@@ -219,20 +237,8 @@ impl Auth {
     /// Mails a reset link if an account has `email` (`POST /auth/password/forgot`). Answers
     /// alike, in body and time, whether or not it does: the lookup runs after the answer.
     pub async fn forgot_password(self: &Arc<Self>, email: &str, client: &ClientInfo) -> Result<(), AuthError> {
-        let email = Email::parse(email).map_err(|e| AuthError::validation("email", e.to_string()))?;
-        self.mail_claim("mail:reset:", &email, client).await?;
-        let this = self.clone();
-        // In the request's span, so its log lines carry the request id.
-        let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                if let Err(e) = this.send_reset(&email).await {
-                    tracing::warn!(error = %e, "a password reset mail could not be queued");
-                }
-            },
-            span,
-        ));
-        Ok(())
+        self.answer_then_mail("mail:reset:", email, client, |this, email| async move { this.send_reset(&email).await })
+            .await
     }
 
     async fn send_reset(&self, email: &Email) -> Result<(), AuthError> {
