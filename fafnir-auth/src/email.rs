@@ -248,6 +248,8 @@ impl Auth {
             return Ok(());
         };
         let mut tx = m.db.pool().begin().await?;
+        // One reset link at a time: a new request voids the earlier links.
+        m.tokens.revoke(&mut tx, user.id, &[Purpose::ResetPassword]).await?;
         let token = m.tokens.issue_in(&mut tx, Purpose::ResetPassword, user.id, &user.email).await?;
         let vars = m.link_vars(Purpose::ResetPassword, &m.settings.reset_path, token.expose());
         let mail = m.render(Message::ResetPassword, &user.email, &vars)?;
@@ -403,42 +405,49 @@ impl Auth {
         };
         if !verified.ok {
             claim.finish(Outcome::Failed).await?;
-            self.notice_if_locked(user).await;
+            self.notice_if_locked(&user.email, Some(user)).await;
             return Err(AuthError::InvalidCredentials);
         }
         // A right current password does not clear the account's failures: it is not a login.
         claim.finish(Outcome::Released).await
     }
 
-    /// After a password change: the reset links still out are revoked and a notice is mailed.
+    /// Before a password change: the reset and change-of-address links still out are revoked
+    /// (a password changed because someone else knew it must also stop what they started). An
+    /// error here stops the change.
+    pub(crate) async fn void_links_for_password_change(&self, user: UserId) -> Result<(), AuthError> {
+        let Some(m) = &self.mail else { return Ok(()) };
+        let mut tx = m.db.pool().begin().await?;
+        m.tokens.revoke(&mut tx, user, &[Purpose::ResetPassword, Purpose::ChangeEmail]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a password change: the owner is told.
     pub(crate) async fn password_changed(&self, user: &UserRecord, reset: bool) {
         let Some(m) = &self.mail else { return };
         let r = async {
-            let mut tx = m.db.pool().begin().await?;
-            m.tokens.revoke(&mut tx, user.id, &[Purpose::ResetPassword]).await?;
             let notice = m.render(Message::PasswordChanged, &user.email, &[("reset", Value::from(reset))])?;
-            m.outbox.enqueue(&mut tx, &notice).await?;
-            tx.commit().await?;
-            m.outbox.notify();
-            Ok::<_, AuthError>(())
+            m.send(&notice).await
         };
         if let Err(e) = r.await {
             tracing::warn!(user_id = %user.id, error = %e, "the password-changed notice could not be queued");
         }
     }
 
-    /// After a failed attempt on `user`'s account: if that failure locked the account (the
-    /// first lock of its window), its owner is told once.
-    pub(crate) async fn notice_if_locked(&self, user: &UserRecord) {
+    /// After a failed attempt on the account of `email`: if that failure locked it (the first
+    /// lock of its window) and an account has the address, its owner is told once. The lock is
+    /// looked up for every address, so a failed login costs the same with or without an account.
+    pub(crate) async fn notice_if_locked(&self, email: &Email, user: Option<&UserRecord>) {
         let Some(m) = &self.mail else { return };
         let rule = self.cfg.throttle.per_account;
-        let key = format!("acct:{}", user.email);
+        let key = format!("acct:{email}");
         let r = async {
             let row = sqlx::query("SELECT failures, locked_until FROM login_throttle WHERE key = $1")
                 .bind(&key)
                 .fetch_optional(m.db.pool())
                 .await?;
-            let Some(row) = row else { return Ok(()) };
+            let (Some(row), Some(user)) = (row, user) else { return Ok(()) };
             let failures: i64 = sqlx::Row::try_get(&row, "failures")?;
             let locked_until: i64 = sqlx::Row::try_get(&row, "locked_until")?;
             let now = self.now_ms();
@@ -452,7 +461,7 @@ impl Auth {
             Ok::<_, AuthError>(())
         };
         if let Err(e) = r.await {
-            tracing::warn!(user_id = %user.id, error = %e, "the lock notice could not be queued");
+            tracing::warn!(error = %e, "the lock notice could not be queued");
         }
     }
 

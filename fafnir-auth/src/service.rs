@@ -364,8 +364,8 @@ impl Auth {
             other => {
                 claim.finish(Outcome::Failed).await?;
                 tracing::info!(outcome = "failure", "login failed");
-                if let Some(u) = other {
-                    self.notice_if_locked(&u).await;
+                if let Some(e) = &email {
+                    self.notice_if_locked(e, other.as_ref()).await;
                 }
                 return Err(AuthError::InvalidCredentials);
             }
@@ -598,6 +598,7 @@ impl Auth {
             .check(&new, &[user.email.as_str()])
             .map_err(|m| AuthError::validation("new_password", m))?;
         let hash = self.hasher.hash(&new).await?;
+        self.void_links_for_password_change(user.id).await?;
         self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
         let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
         self.sessions.retain(|_, u| u != &user.id);
@@ -615,6 +616,7 @@ impl Auth {
             .check(&new, &[rec.email.as_str()])
             .map_err(|m| AuthError::validation("password", m))?;
         let hash = self.hasher.hash(&new).await?;
+        self.void_links_for_password_change(user).await?;
         self.store.set_password_hash(user, &hash, self.now_ms()).await?;
         self.logout_all(user).await?;
         self.password_changed(&rec, false).await;

@@ -172,16 +172,34 @@ async fn of_two_resets_with_one_link_exactly_one_wins(db: Db) {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
 }
 
-async fn changing_the_password_voids_outstanding_reset_links(db: Db) {
+/// Someone who knew the password started a reset and a change of address; the owner changes
+/// the password (as the notice says to): both links die with the old password.
+async fn changing_the_password_voids_outstanding_reset_and_change_links(db: Db) {
     let f = fixture(&db).await;
     f.auth.register("ada@example.com", PW, None).await.unwrap();
     f.auth.forgot_password("ada@example.com", &client()).await.unwrap();
-    let t = token(&f.nth("ada@example.com", 2).await, "/reset-password");
+    let reset = token(&f.nth("ada@example.com", 2).await, "/reset-password");
     let login = f.auth.login("ada@example.com", PW, &client()).await.unwrap();
     let who = f.auth.authenticate(login.access_token.expose()).await.unwrap();
+    f.auth.request_email_change(&who, "mallory@example.com", PW, &client()).await.unwrap();
+    let change = token(&f.nth("mallory@example.com", 1).await, "/confirm-email");
     f.auth.change_password(&who, PW, PW2, &client()).await.unwrap();
-    assert_eq!(f.nth("ada@example.com", 3).await.subject, "Your Acme password was changed");
-    assert!(matches!(f.auth.reset_password(&t, PW).await, Err(AuthError::TokenInvalid)));
+    assert_eq!(f.nth("ada@example.com", 4).await.subject, "Your Acme password was changed");
+    assert!(matches!(f.auth.reset_password(&reset, PW).await, Err(AuthError::TokenInvalid)));
+    assert!(matches!(f.auth.confirm_email_change(&change).await, Err(AuthError::TokenInvalid)));
+    assert_eq!(f.auth.user(who.user_id).await.unwrap().email.as_str(), "ada@example.com");
+}
+
+/// A new reset request voids the earlier link: one live reset link per account.
+async fn a_new_reset_link_voids_the_earlier_one(db: Db) {
+    let f = fixture(&db).await;
+    f.auth.register("ada@example.com", PW, None).await.unwrap();
+    f.auth.forgot_password("ada@example.com", &client()).await.unwrap();
+    let first = token(&f.nth("ada@example.com", 2).await, "/reset-password");
+    f.auth.forgot_password("ada@example.com", &client()).await.unwrap();
+    let second = token(&f.nth("ada@example.com", 3).await, "/reset-password");
+    assert!(matches!(f.auth.reset_password(&first, PW2).await, Err(AuthError::TokenInvalid)));
+    f.auth.reset_password(&second, PW2).await.unwrap();
 }
 
 async fn a_change_of_address_needs_the_password_and_the_new_address(db: Db) {
@@ -273,7 +291,8 @@ fafnir_core::conformance_tests!(
     an_expired_reset_link_is_refused_and_changes_nothing,
     a_reset_ends_every_session_and_voids_the_other_links,
     of_two_resets_with_one_link_exactly_one_wins,
-    changing_the_password_voids_outstanding_reset_links,
+    changing_the_password_voids_outstanding_reset_and_change_links,
+    a_new_reset_link_voids_the_earlier_one,
     a_change_of_address_needs_the_password_and_the_new_address,
     an_address_with_an_account_gets_no_link_and_cannot_be_taken,
     a_lock_is_told_to_the_owner_once,

@@ -297,6 +297,16 @@ impl TokenAudience {
             max_lifetime: self.max_lifetime,
         }
     }
+
+    /// The internal audience of one receiving service (`<audience>-internal:<service>`): a
+    /// token meant for it is refused by every other service, and the reverse.
+    pub fn internal_for(&self, service: &str) -> TokenAudience {
+        TokenAudience {
+            issuer: self.issuer.clone(),
+            audience: format!("{}{INTERNAL_AUDIENCE_SUFFIX}:{service}", self.audience),
+            max_lifetime: self.max_lifetime,
+        }
+    }
 }
 
 /// What a service expects of tokens: configured, or learnt from auth-service's metadata
@@ -383,5 +393,11 @@ impl Authenticator {
     pub async fn internal(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let expect = self.expected.get().ok_or(TokenError::Unavailable)?;
         self.tokens.verify(token, &expect.internal()).await
+    }
+
+    /// Verifies an internal token meant for `service` only ([`TokenAudience::internal_for`]).
+    pub async fn internal_for(&self, token: &str, service: &str) -> Result<AccessClaims, TokenError> {
+        let expect = self.expected.get().ok_or(TokenError::Unavailable)?;
+        self.tokens.verify(token, &expect.internal_for(service)).await
     }
 }

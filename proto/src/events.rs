@@ -19,11 +19,17 @@ use crate::client::with_bearer;
 
 /// Mints a one-minute internal token (needs the issuer's signing key).
 pub fn internal_token(keys: &KeyManager, clock: &dyn Clock, expect: &TokenAudience) -> Result<String, Status> {
+    internal_token_to(keys, clock, &expect.internal())
+}
+
+/// Mints a one-minute token for the internal audience `aud` (such as
+/// [`TokenAudience::internal_for`] one service).
+pub fn internal_token_to(keys: &KeyManager, clock: &dyn Clock, aud: &TokenAudience) -> Result<String, Status> {
     let now = clock.now().timestamp();
     let nil = uuid::Uuid::nil();
     let claims = AccessClaims {
-        iss: expect.issuer.clone(),
-        aud: expect.internal().audience,
+        iss: aud.issuer.clone(),
+        aud: aud.audience.clone(),
         sub: UserId::from(nil),
         sid: SessionId::from(nil),
         iat: now,

@@ -58,6 +58,8 @@ fn link_page(title: &str, intro: &str, fields: &str, button: &str, action: &str)
 const LINK_JS: &str = r#"(function () {
   var form = document.getElementById("link-form"), out = document.getElementById("result");
   var token = new URLSearchParams(location.search).get("token") || "";
+  // Out of the address bar and the history: the token lives in this page only.
+  if (token) { history.replaceState(null, "", location.pathname); }
   if (!token) { out.textContent = "This link has no token: open the whole link from the mail."; form.hidden = true; return; }
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();

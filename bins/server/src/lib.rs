@@ -136,6 +136,17 @@ fn say_where_mail_goes(stack: &Stack) {
         );
     } else {
         tracing::info!("mail goes through {}", stack.mail.mailer().describe());
+        // Mail really leaves: its links must reach people, over HTTPS.
+        match stack.config.public_url.as_deref() {
+            None => tracing::warn!(
+                "FAFNIR_PUBLIC_URL is not set: mailed links point at http://{} — set it to the https:// origin people use",
+                stack.config.http_addr
+            ),
+            Some(u) if !u.starts_with("https://") => {
+                tracing::warn!("FAFNIR_PUBLIC_URL is {u}: mailed links carry their tokens without TLS")
+            }
+            Some(_) => {}
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
-use fafnir_auth::http::{ApiError, JsonBody};
+use axum::Router;
+use fafnir_auth::http::ApiError;
 use fafnir_auth::{Mail, MailError, Mailer};
 use fafnir_core::token::Authenticator;
 use fafnir_core::Email;
@@ -32,6 +32,13 @@ use serde::{Deserialize, Serialize};
 
 /// The path auth-service posts mail to.
 pub const MAIL_PATH: &str = "/internal/mail";
+
+/// The internal audience of notification-service (`<audience>-internal:notification`): its
+/// tokens are good nowhere else, and the other services' internal tokens are refused here.
+const SERVICE: &str = "notification";
+
+/// Largest message accepted (custom templates may be long).
+const MAX_MESSAGE: usize = 1024 * 1024;
 
 /// A message on the wire between auth-service and notification-service.
 #[derive(Serialize, Deserialize)]
@@ -84,7 +91,8 @@ impl Mailer for RemoteMailer {
         let Some(signer) = self.signer.get() else {
             return Err(MailError::Unavailable("the notification-service client has no signing key yet".into()));
         };
-        let token = fafnir_proto::events::internal_token(&signer.keys, signer.clock.as_ref(), &signer.audience)
+        let aud = signer.audience.internal_for(SERVICE);
+        let token = fafnir_proto::events::internal_token_to(&signer.keys, signer.clock.as_ref(), &aud)
             .map_err(|e| MailError::Unavailable(e.message().to_owned()))?;
         let body = MailMessage {
             to: mail.to.as_str().to_owned(),
@@ -105,13 +113,16 @@ impl Mailer for RemoteMailer {
             return Ok(());
         }
         let text = res.text().await.unwrap_or_default();
-        let why: String = serde_json::from_str::<fafnir_auth::http::ErrorBody>(&text)
-            .map(|e| e.error.message)
-            .unwrap_or_else(|_| format!("notification-service answered {status}"));
-        Err(match status.as_u16() {
-            422 => MailError::Rejected(why),
-            502 => MailError::Config(why),
-            _ => MailError::Unavailable(why),
+        let (code, why) = match serde_json::from_str::<fafnir_auth::http::ErrorBody>(&text) {
+            Ok(e) => (e.error.code, e.error.message),
+            Err(_) => (String::new(), format!("notification-service answered {status}")),
+        };
+        // By the code notification-service chose, not the status alone: a 422 from a version
+        // that reads the message differently must not kill the mail for good.
+        Err(match code.as_str() {
+            "MAIL_REJECTED" => MailError::Rejected(why),
+            "MAIL_CONFIG" => MailError::Config(why),
+            _ => MailError::Unavailable(format!("{status}: {why}")),
         })
     }
 
@@ -126,8 +137,9 @@ struct NotifyState {
     mailer: Arc<dyn Mailer>,
 }
 
-/// `POST /internal/mail`: authenticated by auth-service's internal token; sends at once.
-async fn receive(State(s): State<NotifyState>, headers: HeaderMap, JsonBody(m): JsonBody<MailMessage>) -> Response {
+/// `POST /internal/mail`: authenticated by auth-service's internal token for this service (checked
+/// before the body is read); sends at once.
+async fn receive(State(s): State<NotifyState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -136,7 +148,7 @@ async fn receive(State(s): State<NotifyState>, headers: HeaderMap, JsonBody(m): 
     let Some(token) = token else {
         return ApiError::unauthorized().into_response();
     };
-    match s.authn.internal(token).await {
+    match s.authn.internal_for(token, SERVICE).await {
         Ok(_) => {}
         Err(fafnir_core::token::TokenError::Unavailable) => {
             return ApiError::unavailable("auth-service's keys").into_response()
@@ -146,6 +158,13 @@ async fn receive(State(s): State<NotifyState>, headers: HeaderMap, JsonBody(m): 
             return ApiError::unauthorized().into_response();
         }
     }
+    let m: MailMessage = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", format!("the message: {e}"))
+                .into_response()
+        }
+    };
     let to = match Email::parse(&m.to) {
         Ok(e) => e,
         Err(e) => {
@@ -170,16 +189,15 @@ async fn receive(State(s): State<NotifyState>, headers: HeaderMap, JsonBody(m): 
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 err.retry_after_secs = Some(2);
             }
-            (err.status, Json(fafnir_auth::http::ErrorBody { error: err_detail(err) })).into_response()
+            err.into_response()
         }
     }
 }
 
-fn err_detail(e: ApiError) -> fafnir_auth::http::ErrorDetail {
-    fafnir_auth::http::ErrorDetail { code: e.code.to_owned(), message: e.message, details: None }
-}
-
 /// The internal route of notification-service.
 pub fn routes(authn: Authenticator, mailer: Arc<dyn Mailer>) -> Router {
-    Router::new().route(MAIL_PATH, post(receive)).with_state(NotifyState { authn, mailer })
+    Router::new()
+        .route(MAIL_PATH, post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_MESSAGE))
+        .with_state(NotifyState { authn, mailer })
 }

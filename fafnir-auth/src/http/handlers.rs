@@ -561,6 +561,8 @@ pub const VERIFY_ANSWER: &str = "If this address has an account that is not veri
         (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED: no session and no email in the body", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the address is malformed", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED: too many links asked for this address or from this client", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -587,6 +589,8 @@ async fn request_verification(
     responses(
         (status = 204, description = "Verified"),
         (status = 400, description = "TOKEN_INVALID: unknown, used, expired, or for another purpose; or MALFORMED_JSON", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
     ))]
@@ -604,6 +608,8 @@ async fn confirm_email(
     responses(
         (status = 202, description = "Accepted (whether or not the address has an account)", body = AcceptedResponse),
         (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the address is malformed", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED: too many links asked for this address or from this client", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -624,6 +630,8 @@ async fn forgot_password(
     responses(
         (status = 204, description = "Password set; every session revoked"),
         (status = 400, description = "TOKEN_INVALID: unknown, used, expired, or for another purpose; or MALFORMED_JSON", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the new password is refused (the token stays usable)", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
     ))]
@@ -644,6 +652,8 @@ async fn reset_password(
         (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the new address is malformed or the current one", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED: too many wrong passwords, or too many links for this address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -666,6 +676,8 @@ async fn request_email_change(
         (status = 204, description = "The account's address is now the new one (verified)"),
         (status = 400, description = "TOKEN_INVALID: unknown, used, expired, or for another purpose; or MALFORMED_JSON", body = ErrorBody),
         (status = 409, description = "EMAIL_TAKEN: another account took the address meanwhile", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
     ))]

@@ -23,6 +23,8 @@ struct Env {
     url: String,
     smtp: SmtpServer,
     services: Vec<Running>,
+    /// notification-service and auth-service's configuration (five services only).
+    notification: Option<(String, Config)>,
 }
 
 impl Env {
@@ -59,7 +61,7 @@ async fn fafnir_serve(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Env {
     let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
     let url = format!("http://127.0.0.1:{p}");
     wait_ready(&format!("{url}/readyz")).await;
-    Env { url, smtp, services: vec![server] }
+    Env { url, smtp, services: vec![server], notification: None }
 }
 
 async fn five_services(dbs: [&TestDb; 3]) -> Env {
@@ -91,14 +93,19 @@ async fn five_services(dbs: [&TestDb; 3]) -> Env {
     let gw_cfg = Config { http_addr: addr(gw_p), public_url: public, ..base("sqlite::memory:") };
     let security = spawn(|s| fafnir_server::run_security_service(sec_cfg, s));
     let users = spawn(|s| fafnir_server::run_user_service(usr_cfg, s));
-    let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg, s));
+    let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg.clone(), s));
     wait_ready(&format!("{auth_url}/readyz")).await;
     let notification = spawn(|s| fafnir_server::run_notification_service(mail_cfg, s));
     wait_ready(&format!("http://127.0.0.1:{mail_p}/readyz")).await;
     let gateway = spawn(|s| fafnir_server::run_api_gateway(gw_cfg, s));
     let url = format!("http://127.0.0.1:{gw_p}");
     wait_ready(&format!("{url}/readyz")).await;
-    Env { url, smtp, services: vec![gateway, notification, auth, users, security] }
+    Env {
+        url,
+        smtp,
+        services: vec![gateway, notification, auth, users, security],
+        notification: Some((format!("http://127.0.0.1:{mail_p}"), auth_cfg)),
+    }
 }
 
 /// A browser on `url`'s origin: cookies kept, CSRF header sent from the cookie.
@@ -327,7 +334,45 @@ macro_rules! both_backends {
     };
 }
 
+/// notification-service takes mail only with an internal token minted for it: not the internal
+/// token the other services accept, not a user's token.
+async fn notification_service_takes_only_its_own_tokens(env: &mut Env) {
+    use fafnir_proto::events::{internal_token, internal_token_to};
+    let (mail_url, mut auth_cfg) = env.notification.clone().unwrap();
+    auth_cfg.http_addr = addr(0);
+    let auth = fafnir_server::stack::open_auth_service(auth_cfg).await.unwrap();
+    let aud = auth.auth.config().token_audience();
+    let generic = internal_token(&auth.keys, auth.clock.as_ref(), &aud).unwrap();
+    let own = internal_token_to(&auth.keys, auth.clock.as_ref(), &aud.internal_for("notification")).unwrap();
+    let http = reqwest::Client::new();
+    let msg = json!({"to": "ops@example.com", "subject": "hi", "text": "hello", "html": "<p>hello</p>"});
+    let send = |token: String| http.post(format!("{mail_url}/internal/mail")).bearer_auth(token).json(&msg).send();
+    assert_eq!(send(generic).await.unwrap().status(), 401);
+    assert_eq!(http.post(format!("{mail_url}/internal/mail")).json(&msg).send().await.unwrap().status(), 401);
+    // Refused before the body is read: an anonymous caller learns nothing from it.
+    let r = http.post(format!("{mail_url}/internal/mail")).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(send(own).await.unwrap().status(), 204);
+    wait_until("the mail", || async { env.smtp.messages_to("ops@example.com").len() == 1 }).await;
+    auth.db.close().await;
+}
+
 both_backends!(verify_reset_and_change_of_address, flows, flows);
+
+mod notification_tokens {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+        let mut env = five_services([&dbs[0], &dbs[1], &dbs[2]]).await;
+        notification_service_takes_only_its_own_tokens(&mut env).await;
+        env.shutdown().await;
+        for d in dbs {
+            d.cleanup().await;
+        }
+    }
+}
 
 /// `FAFNIR_REQUIRE_VERIFIED_EMAIL`: an unverified account cannot sign in (403 only after the
 /// right password), asks for a new link without a session, and signs in once verified.
