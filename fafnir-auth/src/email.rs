@@ -20,6 +20,7 @@ use fafnir_core::{Db, Email, UserId};
 use minijinja::Value;
 
 use crate::action_token::{ActionTokens, Purpose};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::mail::Mail;
 use crate::mail_outbox::MailOutbox;
@@ -231,6 +232,7 @@ impl Auth {
         tx.commit().await?;
         self.accounts.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, "e-mail address verified");
+        self.audit(AuditEvent::new(AuditKind::EmailVerified).own(r.user_id));
         Ok(())
     }
 
@@ -241,7 +243,7 @@ impl Auth {
             .await
     }
 
-    async fn send_reset(&self, email: &Email) -> Result<(), AuthError> {
+    pub(crate) async fn send_reset(&self, email: &Email) -> Result<(), AuthError> {
         let m = self.account_mail()?;
         let Some(user) = self.store.user_by_email(email).await? else {
             tracing::info!("password reset asked for an address without an account");
@@ -311,6 +313,7 @@ impl Auth {
         self.sessions.retain(|_, u| u != &r.user_id);
         self.accounts.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, revoked_sessions = ended, "password reset");
+        self.audit(AuditEvent::new(AuditKind::PasswordReset).own(r.user_id).detail("sessions_revoked", ended));
         Ok(())
     }
 
@@ -384,6 +387,7 @@ impl Auth {
         m.outbox.notify();
         self.accounts.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, "e-mail address changed");
+        self.audit(AuditEvent::new(AuditKind::EmailChanged).own(r.user_id));
         Ok(())
     }
 
@@ -405,7 +409,7 @@ impl Auth {
         };
         if !verified.ok {
             claim.finish(Outcome::Failed).await?;
-            self.notice_if_locked(&user.email, Some(user)).await;
+            self.notice_if_locked(&user.email, Some(user), client).await;
             return Err(AuthError::InvalidCredentials);
         }
         // A right current password does not clear the account's failures: it is not a login.
@@ -436,32 +440,48 @@ impl Auth {
     }
 
     /// After a failed attempt on the account of `email`: if that failure locked it (the first
-    /// lock of its window) and an account has the address, its owner is told once. The lock is
-    /// looked up for every address, so a failed login costs the same with or without an account.
-    pub(crate) async fn notice_if_locked(&self, email: &Email, user: Option<&UserRecord>) {
-        let Some(m) = &self.mail else { return };
+    /// lock of its window) and an account has the address, the lock is audited and its owner told
+    /// once. The lock is looked up for every address, so a failed login costs the same with or
+    /// without an account.
+    pub(crate) async fn notice_if_locked(&self, email: &Email, user: Option<&UserRecord>, client: &ClientInfo) {
+        if self.mail.is_none() && self.audit.is_none() {
+            return;
+        }
         let rule = self.cfg.throttle.per_account;
         let key = format!("acct:{email}");
         let r = async {
-            let row = sqlx::query("SELECT failures, locked_until FROM login_throttle WHERE key = $1")
-                .bind(&key)
-                .fetch_optional(m.db.pool())
-                .await?;
-            let (Some(row), Some(user)) = (row, user) else { return Ok(()) };
-            let failures: i64 = sqlx::Row::try_get(&row, "failures")?;
-            let locked_until: i64 = sqlx::Row::try_get(&row, "locked_until")?;
+            let state = self.store.throttle_state(&key).await?;
+            let (Some((failures, locked_until)), Some(user)) = (state, user) else { return Ok(()) };
             let now = self.now_ms();
             if failures == rule.max_failures && locked_until > now {
                 let wait = std::time::Duration::from_millis(u64::try_from(locked_until - now).unwrap_or(0));
-                let notice =
-                    m.render(Message::AccountLocked, &user.email, &[("wait", Value::from(human_duration(wait)))])?;
-                m.send(&notice).await?;
-                tracing::info!(user_id = %user.id, "account locked by the throttle; owner notified");
+                self.audit(
+                    AuditEvent::new(AuditKind::AccountLocked)
+                        .subject(user.id)
+                        .client(client)
+                        .detail("seconds", wait.as_secs()),
+                );
+                if let Some(m) = &self.mail {
+                    let notice =
+                        m.render(Message::AccountLocked, &user.email, &[("wait", Value::from(human_duration(wait)))])?;
+                    m.send(&notice).await?;
+                    tracing::info!(user_id = %user.id, "account locked by the throttle; owner notified");
+                }
             }
             Ok::<_, AuthError>(())
         };
         if let Err(e) = r.await {
             tracing::warn!(error = %e, "the lock notice could not be queued");
+        }
+    }
+
+    /// Tells the owner of an account about to be deleted that it is (queued before the
+    /// deletion: the address goes with the account).
+    pub(crate) async fn account_deleted_notice(&self, user: &UserRecord) {
+        let Some(m) = &self.mail else { return };
+        let r = async { m.send(&m.render(Message::AccountDeleted, &user.email, &[])?).await };
+        if let Err(e) = r.await {
+            tracing::warn!(user_id = %user.id, error = %e, "the account-deleted notice could not be queued");
         }
     }
 

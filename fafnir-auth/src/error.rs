@@ -30,6 +30,12 @@ pub enum AuthError {
     /// `FAFNIR_REQUIRE_VERIFIED_EMAIL` is on and the account's address is not verified yet.
     #[error("the e-mail address of this account is not verified yet; open the link sent to it, or ask for a new one")]
     EmailNotVerified,
+    /// An administrator disabled the account.
+    #[error("this account is disabled; contact the administrator")]
+    AccountDisabled,
+    /// The caller lacks the permission an operation needs.
+    #[error("this needs the permission {0}")]
+    Forbidden(&'static str),
     #[error("the server is busy; try again")]
     Busy,
     #[error("configuration error: {0}")]
@@ -53,6 +59,8 @@ impl AuthError {
             AuthError::UserNotFound => "USER_NOT_FOUND",
             AuthError::TokenInvalid => "TOKEN_INVALID",
             AuthError::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            AuthError::AccountDisabled => "ACCOUNT_DISABLED",
+            AuthError::Forbidden(_) => "FORBIDDEN",
             AuthError::Busy => "SERVICE_UNAVAILABLE",
             AuthError::Store(e) if e.is_unavailable() => "SERVICE_UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",

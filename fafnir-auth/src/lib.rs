@@ -6,6 +6,8 @@
 //! changes. No HTTP in the default features: transports call [`Auth`].
 
 pub mod action_token;
+mod admin;
+pub mod audit;
 mod email;
 mod error;
 #[cfg(feature = "axum")]
@@ -20,6 +22,8 @@ pub mod templates;
 mod throttle;
 
 pub use action_token::{ActionToken, ActionTokens, Purpose, Redeemed};
+pub use admin::{AccountState, AdminUser, UserPage, MAX_USERS_PAGE};
+pub use audit::{AuditEvent, AuditKind, AuditLog, AuditQuery, AuditRecord};
 pub use email::{AccountMail, EmailSettings};
 pub use error::AuthError;
 pub use mail::{mailer_from_config, LogMailer, Mail, MailError, Mailer};
@@ -27,6 +31,6 @@ pub use mail_outbox::MailOutbox;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};
 pub use secret::{sha256_hex, SecretString};
 pub use service::{Account, Auth, AuthConfig, ClientInfo, Introspection, Login, Principal, SessionInfo};
-pub use store::{AuthStore, RotateParams, Rotation, SessionRecord, SqlAuthStore, ThrottleRule, UserRecord};
+pub use store::{AuthStore, RotateParams, Rotation, SessionRecord, SqlAuthStore, ThrottleRule, UserQuery, UserRecord};
 pub use templates::{Message, TemplateError, Templates};
 pub use throttle::{address_key, ThrottleConfig};

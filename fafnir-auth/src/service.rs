@@ -12,6 +12,7 @@ use fafnir_core::token::{AccessClaims, CachingVerifier, Jwks, TokenAudience, Tok
 use fafnir_core::{Config, Email, SessionId, SharedClock, UserId};
 use serde::Serialize;
 
+use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::password::{Argon2Config, Password, PasswordHasher, PasswordPolicy};
 use crate::secret::{new_refresh_token, plausible_refresh_token, token_hash, SecretString};
@@ -165,6 +166,8 @@ pub struct Auth {
     /// Link mails and security notices ([`Auth::with_mail`]); without it the e-mail
     /// operations answer a configuration error and no notice is sent.
     pub(crate) mail: Option<crate::email::AccountMail>,
+    /// The audit log ([`Auth::with_audit`]); without it, events are only logged.
+    pub(crate) audit: Option<crate::audit::AuditLog>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
     /// The process's one token cache: the other transports verify through it too
@@ -207,7 +210,28 @@ impl Auth {
             accounts: TtlCache::new(CACHE_MAX),
             tokens,
             mail: None,
+            audit: None,
         })
+    }
+
+    /// Records security events in `audit` (and as `fafnir::audit` log lines).
+    #[must_use]
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit log, if one is set.
+    pub fn audit_log(&self) -> Option<&crate::audit::AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// Records `event` (in the background; see [`crate::audit`]).
+    pub(crate) fn audit(&self, event: crate::audit::AuditEvent) {
+        match &self.audit {
+            Some(a) => a.record(event),
+            None => tracing::info!(target: "fafnir::audit", r#type = event.kind.as_str(), "audit (not stored)"),
+        }
     }
 
     /// Sends link mails (verification, reset, change of address) and security notices through
@@ -273,6 +297,8 @@ impl Auth {
             password_hash: hash,
             email_verified: false,
             created_at: from_ms(self.now_ms()),
+            disabled_at: None,
+            last_sign_in_at: None,
         };
         let display_name = display_name.map(|s| s.chars().take(100).collect());
         let event = AccountEvent::UserCreated { user_id: user.id, display_name };
@@ -364,17 +390,39 @@ impl Auth {
             other => {
                 claim.finish(Outcome::Failed).await?;
                 tracing::info!(outcome = "failure", "login failed");
+                let mut ev =
+                    AuditEvent::new(AuditKind::LoginFailed).client(client).detail("reason", "invalid_credentials");
+                if let Some(u) = &other {
+                    ev = ev.subject(u.id);
+                }
+                self.audit(ev);
                 if let Some(e) = &email {
-                    self.notice_if_locked(e, other.as_ref()).await;
+                    self.notice_if_locked(e, other.as_ref(), client).await;
                 }
                 return Err(AuthError::InvalidCredentials);
             }
         };
         claim.finish(Outcome::Succeeded).await?;
-        // Only now, after the password: the answer must not tell strangers which addresses
-        // have unverified accounts.
+        // Only now, after the password: the answers must not tell strangers which addresses
+        // have disabled or unverified accounts.
+        if user.disabled_at.is_some() {
+            tracing::info!(user_id = %user.id, outcome = "account_disabled", "login refused");
+            self.audit(
+                AuditEvent::new(AuditKind::LoginFailed)
+                    .subject(user.id)
+                    .client(client)
+                    .detail("reason", "account_disabled"),
+            );
+            return Err(AuthError::AccountDisabled);
+        }
         if !user.email_verified && self.mail.as_ref().is_some_and(|m| m.settings().require_verified) {
             tracing::info!(user_id = %user.id, outcome = "email_not_verified", "login refused");
+            self.audit(
+                AuditEvent::new(AuditKind::LoginFailed)
+                    .subject(user.id)
+                    .client(client)
+                    .detail("reason", "email_not_verified"),
+            );
             return Err(AuthError::EmailNotVerified);
         }
         if verified.needs_rehash {
@@ -387,6 +435,13 @@ impl Auth {
         }
         let login = self.open_session(&user, client).await?;
         tracing::info!(user_id = %user.id, session_id = %login.session_id, outcome = "success", "login");
+        self.audit(
+            AuditEvent::new(AuditKind::LoginSucceeded)
+                .own(user.id)
+                .client(client)
+                .detail("session_id", login.session_id.to_string()),
+        );
+        self.note_sign_in(user.id);
         Ok(login)
     }
 
@@ -515,6 +570,12 @@ impl Auth {
             Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
             Rotation::Reused { session, user } => {
                 self.sessions.forget(&session);
+                self.audit(
+                    AuditEvent::new(AuditKind::RefreshReuseDetected)
+                        .subject(user)
+                        .client(_client)
+                        .detail("session_id", session.to_string()),
+                );
                 tracing::warn!(user_id = %user, session_id = %session, "refresh token reuse detected; session revoked");
                 Err(AuthError::RefreshTokenReused)
             }
@@ -525,6 +586,9 @@ impl Auth {
     pub async fn logout(&self, who: &Principal) -> Result<(), AuthError> {
         self.store.revoke_session(who.user_id, who.session_id, "logout", self.now_ms()).await?;
         self.sessions.forget(&who.session_id);
+        self.audit(
+            AuditEvent::new(AuditKind::Logout).own(who.user_id).detail("session_id", who.session_id.to_string()),
+        );
         Ok(())
     }
 
@@ -537,6 +601,7 @@ impl Auth {
         if let Some((sid, uid)) = self.store.session_of_refresh(&token_hash(refresh_token), self.now_ms()).await? {
             self.store.revoke_session(uid, sid, "logout", self.now_ms()).await?;
             self.sessions.forget(&sid);
+            self.audit(AuditEvent::new(AuditKind::Logout).own(uid).detail("session_id", sid.to_string()));
         }
         Ok(())
     }
@@ -553,6 +618,7 @@ impl Auth {
     pub async fn logout_all(&self, user: UserId) -> Result<u64, AuthError> {
         let n = self.store.revoke_sessions(user, None, "logout_all", self.now_ms()).await?;
         self.sessions.retain(|_, u| u != &user);
+        self.audit(AuditEvent::new(AuditKind::LogoutAll).own(user).detail("sessions", n));
         Ok(n)
     }
 
@@ -603,6 +669,7 @@ impl Auth {
         let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
         self.sessions.retain(|_, u| u != &user.id);
         tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
+        self.audit(AuditEvent::new(AuditKind::PasswordChanged).own(user.id).client(client));
         self.password_changed(&user, false).await;
         Ok(())
     }
@@ -618,7 +685,9 @@ impl Auth {
         let hash = self.hasher.hash(&new).await?;
         self.void_links_for_password_change(user).await?;
         self.store.set_password_hash(user, &hash, self.now_ms()).await?;
-        self.logout_all(user).await?;
+        self.store.revoke_sessions(user, None, "password_set", self.now_ms()).await?;
+        self.sessions.retain(|_, u| u != &user);
+        self.audit(AuditEvent::new(AuditKind::PasswordChanged).subject(user).detail("by", "administrator"));
         self.password_changed(&rec, false).await;
         Ok(())
     }
@@ -636,6 +705,13 @@ impl Auth {
 
     /// Deletes an account and its sessions; roles and profile follow through the outbox.
     pub async fn delete_user(&self, id: UserId) -> Result<(), AuthError> {
+        self.remove_user(id).await?;
+        self.audit(AuditEvent::new(AuditKind::AccountDeleted).subject(id));
+        Ok(())
+    }
+
+    /// [`Auth::delete_user`] without the audit event (the caller records its own, with the actor).
+    pub(crate) async fn remove_user(&self, id: UserId) -> Result<(), AuthError> {
         if !self.store.delete_user(id, &AccountEvent::UserDeleted { user_id: id }).await? {
             return Err(AuthError::UserNotFound);
         }

@@ -21,6 +21,9 @@ pub struct UserRecord {
     pub password_hash: String,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
+    /// Set while an administrator has disabled the account.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for UserRecord {
@@ -136,6 +139,32 @@ pub trait AuthStore: Send + Sync + std::fmt::Debug {
     async fn count_active_sessions(&self, now_ms: i64) -> Result<i64, AuthError>;
     /// Deletes sessions (with their tokens) that ended before `before_ms`, and stale throttle rows.
     async fn prune(&self, before_ms: i64) -> Result<u64, AuthError>;
+
+    /// A throttle key's failures and lock end (ms), if it has a row.
+    async fn throttle_state(&self, key: &str) -> Result<Option<(i64, i64)>, AuthError>;
+    /// Forgets a throttle key's failures and lock (an administrator's unlock); whether it was
+    /// locked at `now_ms`.
+    async fn clear_throttle(&self, key: &str, now_ms: i64) -> Result<bool, AuthError>;
+    /// Disables (`Some(at)`) or enables (`None`) an account; whether it changed. Disabling also
+    /// revokes every session, in the same transaction.
+    async fn set_disabled(&self, id: UserId, at: Option<i64>) -> Result<bool, AuthError>;
+    /// Records a sign-in time for the administrators' list.
+    async fn note_sign_in(&self, id: UserId, at_ms: i64) -> Result<(), AuthError>;
+    /// Accounts by e-mail (ascending), filtered; `after` is the last e-mail of the previous page.
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<UserRecord>, AuthError>;
+}
+
+/// What [`AuthStore::list_users`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Accounts whose e-mail starts with this (case-insensitive: addresses are stored
+    /// lower-cased).
+    pub email_prefix: Option<String>,
+    /// `Some(true)`: disabled accounts only; `Some(false)`: active ones only.
+    pub disabled: Option<bool>,
+    /// At most this many (the caller asks one more to know whether a next page exists).
+    pub limit: usize,
+    pub after_email: Option<String>,
 }
 
 /// The sqlx store, for SQLite and Postgres alike.
@@ -261,6 +290,8 @@ fn user_row(row: &AnyRow) -> Result<UserRecord, AuthError> {
         password_hash: row.try_get("password_hash")?,
         email_verified: row.try_get::<i64, _>("email_verified")? != 0,
         created_at: from_ms(row.try_get("created_at")?),
+        disabled_at: row.try_get::<Option<i64>, _>("disabled_at")?.map(from_ms),
+        last_sign_in_at: row.try_get::<Option<i64>, _>("last_sign_in_at")?.map(from_ms),
     })
 }
 
@@ -278,7 +309,7 @@ fn session_row(row: &AnyRow) -> Result<SessionRecord, AuthError> {
     })
 }
 
-const USER_COLS: &str = "id, email, password_hash, email_verified, created_at";
+const USER_COLS: &str = "id, email, password_hash, email_verified, created_at, disabled_at, last_sign_in_at";
 const SESSION_COLS: &str = "id, user_id, created_at, last_used_at, expires_at, user_agent, ip";
 
 #[async_trait]
@@ -731,6 +762,94 @@ impl AuthStore for SqlAuthStore {
             .bind(now_ms)
             .fetch_one(self.db.pool())
             .await?)
+    }
+
+    async fn throttle_state(&self, key: &str) -> Result<Option<(i64, i64)>, AuthError> {
+        let row = sqlx::query("SELECT failures, locked_until FROM login_throttle WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|r| Ok((r.try_get("failures")?, r.try_get("locked_until")?))).transpose()
+    }
+
+    async fn clear_throttle(&self, key: &str, now_ms: i64) -> Result<bool, AuthError> {
+        let locked = self.throttle_state(key).await?.is_some_and(|(_, until)| until > now_ms);
+        sqlx::query("UPDATE login_throttle SET failures = 0, locked_until = 0 WHERE key = $1")
+            .bind(key)
+            .execute(self.db.pool())
+            .await?;
+        Ok(locked)
+    }
+
+    async fn set_disabled(&self, id: UserId, at: Option<i64>) -> Result<bool, AuthError> {
+        let mut tx = self.db.pool().begin().await?;
+        let uid = id.to_string();
+        let n = match at {
+            Some(at) => {
+                sqlx::query("UPDATE users SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+                    .bind(at)
+                    .bind(&uid)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+            None => sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1 AND disabled_at IS NOT NULL")
+                .bind(&uid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+        };
+        if let Some(at) = at {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $1, revoke_reason = 'account_disabled' WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(&uid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn note_sign_in(&self, id: UserId, at_ms: i64) -> Result<(), AuthError> {
+        sqlx::query("UPDATE users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(at_ms)
+            .bind(id.to_string())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<UserRecord>, AuthError> {
+        let mut sql = format!("SELECT {USER_COLS} FROM users WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(p) = q.email_prefix.as_deref().filter(|p| !p.is_empty()) {
+            // The prefix's own `%`, `_` and `\` match themselves only.
+            let escaped: String = p
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+                .collect();
+            binds.push(format!("{escaped}%"));
+            sql.push_str(&format!(" AND email LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        if let Some(after) = &q.after_email {
+            binds.push(after.clone());
+            sql.push_str(&format!(" AND email > ${}", binds.len()));
+        }
+        match q.disabled {
+            Some(true) => sql.push_str(" AND disabled_at IS NOT NULL"),
+            Some(false) => sql.push_str(" AND disabled_at IS NULL"),
+            None => {}
+        }
+        sql.push_str(&format!(" ORDER BY email LIMIT {}", q.limit.clamp(1, 1001)));
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        rows.iter().map(user_row).collect()
     }
 
     async fn prune(&self, before_ms: i64) -> Result<u64, AuthError> {

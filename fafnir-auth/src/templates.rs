@@ -33,12 +33,14 @@ pub enum Message {
     AccountLocked,
     /// When a second factor is added: `method`.
     SecondFactorAdded,
+    /// When the account is deleted (by its owner or an administrator).
+    AccountDeleted,
     /// `fafnir mail test`.
     Test,
 }
 
 impl Message {
-    pub const ALL: [Message; 9] = [
+    pub const ALL: [Message; 10] = [
         Message::VerifyEmail,
         Message::ResetPassword,
         Message::ChangeEmail,
@@ -47,6 +49,7 @@ impl Message {
         Message::PasswordChanged,
         Message::AccountLocked,
         Message::SecondFactorAdded,
+        Message::AccountDeleted,
         Message::Test,
     ];
 
@@ -61,6 +64,7 @@ impl Message {
             Message::PasswordChanged => "password_changed",
             Message::AccountLocked => "account_locked",
             Message::SecondFactorAdded => "second_factor_added",
+            Message::AccountDeleted => "account_deleted",
             Message::Test => "test",
         }
     }
@@ -83,6 +87,7 @@ impl Message {
             Message::PasswordChanged => pair!("password_changed"),
             Message::AccountLocked => pair!("account_locked"),
             Message::SecondFactorAdded => pair!("second_factor_added"),
+            Message::AccountDeleted => pair!("account_deleted"),
             Message::Test => pair!("test"),
         }
     }
@@ -97,7 +102,7 @@ impl Message {
             Message::PasswordChanged => vec![("reset", Value::from(true))],
             Message::AccountLocked => vec![("wait", Value::from("30 seconds"))],
             Message::SecondFactorAdded => vec![("method", Value::from("An authenticator app"))],
-            Message::Test => vec![],
+            Message::AccountDeleted | Message::Test => vec![],
         }
     }
 }

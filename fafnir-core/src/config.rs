@@ -78,6 +78,9 @@ pub struct Config {
     /// notification-service (microservice mode): auth-service hands its mail to it instead of
     /// sending it itself (`FAFNIR_NOTIFICATION_URL`).
     pub notification_url: Option<String>,
+    /// How long audit events are kept (`FAFNIR_AUDIT_RETENTION`, default 90 days).
+    #[serde(with = "duration_str")]
+    pub audit_retention: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -127,6 +130,7 @@ impl Default for Config {
             reset_password_path: "/reset-password".into(),
             confirm_email_path: "/confirm-email".into(),
             notification_url: None,
+            audit_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -195,6 +199,10 @@ impl Config {
         if let Some(v) = var("FAFNIR_MAIL_FROM") {
             self.mail_from = v;
         }
+        if let Some(v) = var("FAFNIR_AUDIT_RETENTION") {
+            self.audit_retention =
+                parse_duration(&v).map_err(|e| CoreError::Config(format!("FAFNIR_AUDIT_RETENTION: {e}")))?;
+        }
         if let Some(v) = var("FAFNIR_REQUIRE_VERIFIED_EMAIL") {
             self.require_verified_email = parse_bool(&v)
                 .ok_or_else(|| CoreError::Config("FAFNIR_REQUIRE_VERIFIED_EMAIL must be true or false".into()))?;
@@ -258,6 +266,9 @@ impl Config {
                     path.chars().take(60).collect::<String>()
                 )));
             }
+        }
+        if self.audit_retention < Duration::from_secs(86_400) {
+            return Err(CoreError::Config("the audit retention must be at least 1d".into()));
         }
         if self.product_name.trim().is_empty() || self.product_name.chars().any(char::is_control) {
             return Err(CoreError::Config("the product name must be one line of text".into()));

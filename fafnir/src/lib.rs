@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use fafnir_auth::SqlAuthStore;
 pub use fafnir_auth::{
-    Account, AccountMail, ActionTokens, Auth, AuthConfig, AuthError, ClientInfo, EmailSettings, Login, Mail,
+    Account, AccountMail, ActionTokens, AuditLog, Auth, AuthConfig, AuthError, ClientInfo, EmailSettings, Login, Mail,
     MailOutbox, Mailer, Principal, Templates,
 };
 pub use fafnir_core::events::{AccountEventHandler, Outbox};
@@ -103,6 +103,9 @@ pub struct Fafnir {
     /// Mail waiting to be sent, and its dispatcher: through `FAFNIR_SMTP_URL` (feature `smtp`),
     /// or to the log when it is not set.
     pub mail: Arc<MailOutbox>,
+    /// Security events (also written as `fafnir::audit` log lines); pruned after
+    /// `config.audit_retention` by the background tasks.
+    pub audit: AuditLog,
     pub auth: Arc<Auth>,
     /// Who answers permission checks for the REST layer: the local `rbac`, or security-service.
     pub checker: Arc<dyn PermissionChecker>,
@@ -245,19 +248,24 @@ impl Fafnir {
             templates,
             EmailSettings::from_config(&config),
         );
-        let auth =
-            Arc::new(Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?.with_mail(account_mail));
+        let audit = AuditLog::new(db.clone(), clock.clone());
+        let auth = Arc::new(
+            Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?
+                .with_mail(account_mail)
+                .with_audit(audit.clone()),
+        );
         // One verified-token cache per process: auth's own, shared by every transport.
         let authn =
             Authenticator::new(auth.token_verifier(), auth.clone(), Expected::fixed(auth.config().token_audience()));
-        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, mail, auth, checker, local_policy, authn })
+        Ok(Self { config, db, clock, keys, rbac, profiles, outbox, mail, audit, auth, checker, local_policy, authn })
     }
 
     /// The background work of a serving process: event and mail delivery, policy and key
     /// refresh, pruning of ended sessions, spent link tokens and old mail. Keep the returned
     /// handle: dropping it stops the tasks.
     pub fn spawn_background(&self) -> Background {
-        let (auth, mail) = (self.auth.clone(), self.mail.clone());
+        let (auth, mail, audit, retention) =
+            (self.auth.clone(), self.mail.clone(), self.audit.clone(), self.config.audit_retention);
         let tokens = ActionTokens::new(self.db.clone(), self.clock.clone());
         let prune = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -273,6 +281,9 @@ impl Fafnir {
                 }
                 if let Err(e) = mail.prune(MAIL_KEPT).await {
                     tracing::warn!(error = %e, "pruning sent mail failed");
+                }
+                if let Err(e) = audit.prune(retention).await {
+                    tracing::warn!(error = %e, "pruning the audit log failed");
                 }
             }
         });

@@ -41,6 +41,18 @@ enum Command {
     /// Check the mail settings (FAFNIR_SMTP_URL, FAFNIR_MAIL_FROM)
     #[command(subcommand)]
     Mail(MailCommand),
+    /// List security events (newest first)
+    Audit {
+        /// Only events of this type (repeatable), e.g. --type login_failed
+        #[arg(long = "type", value_name = "TYPE")]
+        types: Vec<String>,
+        /// Only events about the account with this e-mail
+        #[arg(long)]
+        email: Option<String>,
+        /// How many (1 to 100)
+        #[arg(long, default_value_t = 50)]
+        first: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +77,38 @@ enum UserCommand {
         /// Also grant this role (repeatable), e.g. --role admin
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+    },
+    /// List accounts by e-mail, with their state and last sign-in
+    List {
+        /// Only accounts whose e-mail starts with this
+        #[arg(long)]
+        query: Option<String>,
+        /// active or disabled
+        #[arg(long)]
+        state: Option<String>,
+        /// How many (1 to 100)
+        #[arg(long, default_value_t = 100)]
+        first: usize,
+    },
+    /// Disable an account: it cannot sign in, and its sessions end now
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Lift an account's failed-login lock
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete an account everywhere (sessions, roles, profile)
+    Delete {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -156,6 +200,108 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("created {} ({})", account.email, account.id);
             Ok(())
         }
+        Command::User(UserCommand::List { query, state, first }) => {
+            let state = match state.as_deref() {
+                None => None,
+                Some(s) => Some(fafnir_auth::AccountState::parse(s).ok_or("--state is active or disabled")?),
+            };
+            if !(1..=fafnir_auth::MAX_USERS_PAGE).contains(&first) {
+                return Err("--first is 1 to 100".into());
+            }
+            let stack = open(config).await?;
+            let page = stack.auth.list_users(query.as_deref(), state, first, None).await.map_err(|e| e.to_string())?;
+            for u in &page.users {
+                let last = u.last_sign_in_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
+                let verified = if u.email_verified { "verified" } else { "unverified" };
+                println!("{}\t{}\t{}\t{verified}\tlast sign-in {last}", u.email, u.id, u.state);
+            }
+            if page.next.is_some() {
+                println!("… more: narrow with --query");
+            }
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let stack = open(config).await?;
+            let email = match &cmd {
+                UserCommand::Disable { email }
+                | UserCommand::Enable { email }
+                | UserCommand::Unlock { email }
+                | UserCommand::Delete { email } => email.clone(),
+                UserCommand::Create { .. } | UserCommand::List { .. } => unreachable!("handled above"),
+            };
+            let account = stack.auth.user_by_email(&email).await.map_err(|e| match e {
+                fafnir_auth::AuthError::UserNotFound => format!("no account with email {email}"),
+                other => other.to_string(),
+            })?;
+            let cli = fafnir_auth::ClientInfo { ip: None, user_agent: Some("fafnir-cli".into()) };
+            let auth = &stack.auth;
+            let said = match cmd {
+                UserCommand::Disable { .. } => {
+                    let changed = auth.disable_user(None, account.id, &cli).await.map_err(|e| e.to_string())?;
+                    if changed {
+                        "disabled; its sessions ended"
+                    } else {
+                        "already disabled"
+                    }
+                }
+                UserCommand::Enable { .. } => {
+                    let changed = auth.enable_user(None, account.id, &cli).await.map_err(|e| e.to_string())?;
+                    if changed {
+                        "enabled"
+                    } else {
+                        "was not disabled"
+                    }
+                }
+                UserCommand::Unlock { .. } => {
+                    let was = auth.unlock_user(None, account.id, &cli).await.map_err(|e| e.to_string())?;
+                    if was {
+                        "unlocked"
+                    } else {
+                        "was not locked (its failures are forgotten)"
+                    }
+                }
+                UserCommand::Delete { .. } => {
+                    auth.admin_delete_user(None, account.id, &cli).await.map_err(|e| e.to_string())?;
+                    // The deletion reaches roles and profiles through the outbox.
+                    stack.outbox.deliver_pending().await.map_err(|e| e.to_string())?;
+                    "deleted"
+                }
+                UserCommand::Create { .. } | UserCommand::List { .. } => unreachable!("handled above"),
+            };
+            stack.audit.flush().await;
+            println!("{} ({}): {said}", account.email, account.id);
+            Ok(())
+        }
+        Command::Audit { types, email, first } => {
+            if !(1..=fafnir_auth::audit::MAX_PAGE).contains(&first) {
+                return Err("--first is 1 to 100".into());
+            }
+            let kinds = types
+                .iter()
+                .map(|t| fafnir_auth::AuditKind::parse(t).ok_or_else(|| format!("unknown event type `{t}`")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stack = open(config).await?;
+            let subject = match &email {
+                Some(e) => {
+                    Some(stack.auth.user_by_email(e).await.map_err(|_| format!("no account with email {e}"))?.id)
+                }
+                None => None,
+            };
+            let q = fafnir_auth::AuditQuery { kinds, subject, first, ..Default::default() };
+            let (events, _) = stack.audit.list(&q).await.map_err(|e| e.to_string())?;
+            for e in events {
+                println!(
+                    "{}\t{}\tactor {}\tsubject {}\tip {}\t{}",
+                    e.at.to_rfc3339(),
+                    e.kind,
+                    e.actor_id.as_deref().unwrap_or("-"),
+                    e.subject_id.as_deref().unwrap_or("-"),
+                    e.ip.as_deref().unwrap_or("-"),
+                    e.details
+                );
+            }
+            Ok(())
+        }
         Command::Role(cmd) => {
             let (email, role_name, grant) = match &cmd {
                 RoleCommand::Grant { email, role } => (email, role, true),
@@ -174,6 +320,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             let verb = if grant { "granted" } else { "revoked" };
             let note = if changed { "" } else { " (no change)" };
+            if changed {
+                let kind =
+                    if grant { fafnir_auth::AuditKind::RoleGranted } else { fafnir_auth::AuditKind::RoleRevoked };
+                let ev = fafnir_auth::AuditEvent::new(kind)
+                    .subject(account.id)
+                    .detail("role", r.as_str())
+                    .detail("by", "cli");
+                stack.audit.store(&ev).await.map_err(|e| e.to_string())?;
+            }
             println!("{verb} {r} {} {}{note}", if grant { "to" } else { "from" }, account.email);
             Ok(())
         }
@@ -195,6 +350,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys(KeysCommand::Rotate) => {
             let stack = open(config).await?;
             let kid = stack.keys.rotate().await.map_err(|e| e.to_string())?;
+            let ev = fafnir_auth::AuditEvent::new(fafnir_auth::AuditKind::KeyRotated)
+                .detail("kid", kid.to_string())
+                .detail("by", "cli");
+            stack.audit.store(&ev).await.map_err(|e| e.to_string())?;
             println!("new signing key {kid}; the previous key stays published until its tokens expire");
             Ok(())
         }

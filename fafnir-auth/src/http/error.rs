@@ -112,7 +112,9 @@ impl From<AuthError> for ApiError {
             AuthError::RateLimited { retry_after } => return ApiError::rate_limited(retry_after.as_secs()),
             AuthError::SessionNotFound | AuthError::UserNotFound => (StatusCode::NOT_FOUND, None),
             AuthError::TokenInvalid => (StatusCode::BAD_REQUEST, None),
-            AuthError::EmailNotVerified => (StatusCode::FORBIDDEN, None),
+            AuthError::EmailNotVerified | AuthError::AccountDisabled | AuthError::Forbidden(_) => {
+                (StatusCode::FORBIDDEN, None)
+            }
             AuthError::Busy => return ApiError::unavailable("the server"),
             AuthError::Store(inner) if inner.is_unavailable() => {
                 tracing::warn!(error = %inner, "database unavailable");

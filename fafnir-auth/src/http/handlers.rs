@@ -186,7 +186,9 @@ fn oauth_from(e: AuthError) -> Response {
         }
         AuthError::Validation { .. } => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
         // The grant is refused (RFC 6749 §5.2); the description says why.
-        AuthError::EmailNotVerified => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string()),
+        AuthError::EmailNotVerified | AuthError::AccountDisabled => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string())
+        }
         // The database or the hashing pool is unavailable: nothing was done; retry shortly.
         AuthError::Busy => unavailable_oauth(e.to_string()),
         AuthError::Store(inner) if inner.is_unavailable() => {

@@ -9,6 +9,7 @@
 //!     .with_state(http);
 //! ```
 
+mod admin;
 mod body;
 mod cookies;
 mod csrf;
@@ -25,6 +26,7 @@ use handlers::SecuritySchemes;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use admin::{Admin, UsersManage};
 pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
 pub use cookies::read as read_cookie;
 pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, REFRESH as REFRESH_COOKIE};
@@ -131,13 +133,15 @@ impl AuthHttp {
     tags(
         (name = "auth", description = "Accounts, login, tokens and sessions"),
         (name = "email", description = "Verification, password reset and change of address, by mailed links"),
+        (name = "account", description = "The caller's own account: deletion, recent sign-ins"),
+        (name = "admin", description = "Administration (permission users:manage): accounts and the audit log"),
         (name = "keys", description = "Public keys")
     )
 )]
 struct ApiDoc;
 
 fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(handlers::routes()).split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(handlers::routes()).merge(admin::routes()).split_for_parts()
 }
 
 /// The `/auth/*` and `/.well-known/jwks.json` routes, ready to merge into any router.

@@ -210,7 +210,7 @@ async fn raw_status(url: &str, path: &str) -> u16 {
 }
 
 /// Grants `admin` the way `fafnir role grant` does: on the database RBAC lives in.
-async fn make_admin(db_url: &str, user: UserId) {
+pub(crate) async fn make_admin(db_url: &str, user: UserId) {
     let db = Db::connect(db_url).await.unwrap();
     let rbac = Rbac::new(Arc::new(SqlRbacStore::new(db.clone(), Arc::new(SystemClock)))).await.unwrap();
     wait_until("the user to reach RBAC", || async {

@@ -5,12 +5,14 @@
 //! - [`http`]: the REST server;
 //! - [`graphql`]: the GraphQL gateway, in `fafnir serve` and across four services;
 //! - [`grpc`]: both gRPC services and their clients;
+//! - [`admin`]: account deletion, administration and the audit log;
 //! - [`email`]: verification, reset and change of address through a real SMTP conversation;
 //! - [`microservices`]: auth-service, security-service and user-service with three databases;
 //! - [`resilience`]: faults the operator does not control.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
+mod admin;
 mod common;
 mod email;
 mod graphql;
