@@ -187,21 +187,24 @@ fn audit_log(h: &AuthHttp) -> Result<&crate::AuditLog, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_IMPLEMENTED, "NOT_IMPLEMENTED", "this server keeps no audit log"))
 }
 
+/// Deletes the caller's account and clears the session cookies.
 async fn delete_own(
     h: &AuthHttp,
     who: &Principal,
     client: &crate::ClientInfo,
     req: DeleteAccountRequest,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, axum::http::HeaderMap), ApiError> {
     h.auth().delete_account(who, &req.current_password, client).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut headers = axum::http::HeaderMap::new();
+    super::cookies::clear_session(&mut headers, h.settings().cookie_secure);
+    Ok((StatusCode::NO_CONTENT, headers))
 }
 
 /// Delete the caller's account, after the current password: every session ends at once, and
 /// roles and profile go with it.
 #[utoipa::path(delete, path = "/auth/account", tag = "account", request_body = DeleteAccountRequest,
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted; the session cookies are cleared"),
         (status = 400, description = "MALFORMED_JSON", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
@@ -218,7 +221,7 @@ async fn delete_account(
     CurrentUser(who): CurrentUser,
     Client(client): Client,
     JsonBody(req): JsonBody<DeleteAccountRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, axum::http::HeaderMap), ApiError> {
     delete_own(&h, &who, &client, req).await
 }
 
@@ -241,7 +244,7 @@ async fn delete_account_original(
     CurrentUser(who): CurrentUser,
     Client(client): Client,
     JsonBody(req): JsonBody<DeleteAccountRequest>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, axum::http::HeaderMap), ApiError> {
     delete_own(&h, &who, &client, req).await
 }
 

@@ -26,7 +26,10 @@ use handlers::SecuritySchemes;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use admin::{Admin, UsersManage};
+pub use admin::{
+    Admin, AdminActionResponse, AdminUserDto, AuditEventDto, AuditResponse, DeleteAccountRequest, UsersManage,
+    UsersResponse,
+};
 pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
 pub use cookies::read as read_cookie;
 pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, REFRESH as REFRESH_COOKIE};

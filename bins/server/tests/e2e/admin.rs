@@ -22,6 +22,8 @@ struct Env {
     users_db: String,
     /// auth's own database.
     auth_db: String,
+    /// Where `/graphql` answers (fafnir serve, or api-gateway).
+    graphql: String,
     services: Vec<Running>,
 }
 
@@ -43,11 +45,18 @@ async fn fafnir_serve(db: &TestDb) -> Env {
     let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
     let url = format!("http://127.0.0.1:{p}");
     ready(&format!("{url}/readyz")).await;
-    Env { url, rbac_db: db.url.clone(), users_db: db.url.clone(), auth_db: db.url.clone(), services: vec![server] }
+    Env {
+        graphql: url.clone(),
+        url,
+        rbac_db: db.url.clone(),
+        users_db: db.url.clone(),
+        auth_db: db.url.clone(),
+        services: vec![server],
+    }
 }
 
 async fn three_services(dbs: [&TestDb; 3]) -> Env {
-    let (auth_p, sec_p, sec_http, usr_p, usr_http) = (port(), port(), port(), port(), port());
+    let (auth_p, sec_p, sec_http, usr_p, usr_http, gw_p) = (port(), port(), port(), port(), port(), port());
     let auth_url = format!("http://127.0.0.1:{auth_p}");
     let base = |db: &TestDb| Config {
         database_url: db.url.clone(),
@@ -66,12 +75,17 @@ async fn three_services(dbs: [&TestDb; 3]) -> Env {
     let auth = spawn(|s| fafnir_server::run_auth_service(auth_cfg, s));
     ready(&format!("{auth_url}/readyz")).await;
     ready(&format!("http://127.0.0.1:{usr_http}/readyz")).await;
+    let gw_cfg = Config { http_addr: addr(gw_p), ..base(dbs[0]) };
+    let gateway = spawn(|s| fafnir_server::run_api_gateway(gw_cfg, s));
+    let graphql = format!("http://127.0.0.1:{gw_p}");
+    ready(&format!("{graphql}/readyz")).await;
     Env {
+        graphql,
         url: auth_url,
         rbac_db: dbs[1].url.clone(),
         users_db: dbs[2].url.clone(),
         auth_db: dbs[0].url.clone(),
-        services: vec![auth, users, security],
+        services: vec![gateway, auth, users, security],
     }
 }
 
@@ -262,6 +276,44 @@ async fn lifecycle(env: &Env) {
     assert_eq!(s, 200);
     assert!(b["events"].as_array().unwrap().iter().all(|e| e["subject_id"] == root.to_string()), "{b}");
 
+    // GraphQL mirrors administration (through the same REST rules).
+    let gql = |token: String, query: &'static str, variables: Value| {
+        let http = api.http.clone();
+        let url = format!("{}/graphql", env.graphql);
+        async move {
+            let res = http.post(url).bearer_auth(token).json(&json!({"query": query, "variables": variables})).send();
+            res.await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let dave = api.register("dave@example.com").await;
+    let (dave_t, _) = tokens(&env.url, "dave@example.com", PW).await;
+    let r =
+        gql(admin.clone(), "{ adminUsers(query: \"da\") { users { id email state roles } next } }", json!({})).await;
+    assert_eq!(r["data"]["adminUsers"]["users"][0]["email"], "dave@example.com", "{r}");
+    let r = gql(dave_t.clone(), "{ adminUsers { users { id } } }", json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+    let r = gql(admin.clone(), "mutation($id: ID!) { disableUser(id: $id) }", json!({"id": dave.to_string()})).await;
+    assert_eq!(r["data"]["disableUser"], true, "{r}");
+    let r = gql(admin.clone(), "mutation($id: ID!) { enableUser(id: $id) }", json!({"id": dave.to_string()})).await;
+    assert_eq!(r["data"]["enableUser"], true, "{r}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = gql(
+        admin.clone(),
+        "query($s: ID) { auditEvents(type: \"account_disabled,account_enabled\", subject: $s) { events { type actorId } } }",
+        json!({"s": dave.to_string()}),
+    )
+    .await;
+    assert_eq!(r["data"]["auditEvents"]["events"].as_array().map(Vec::len), Some(2), "{r}");
+    assert_eq!(r["data"]["auditEvents"]["events"][0]["actorId"], root.to_string());
+    let (dave_t, _) = tokens(&env.url, "dave@example.com", PW).await;
+    let r = gql(dave_t.clone(), "{ myActivity { events { type } } }", json!({})).await;
+    assert!(!r["data"]["myActivity"]["events"].as_array().unwrap().is_empty(), "{r}");
+    let r = gql(dave_t.clone(), "mutation { deleteAccount(currentPassword: \"wrong password!\") }", json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{r}");
+    let r = gql(dave_t.clone(), "mutation($p: String!) { deleteAccount(currentPassword: $p) }", json!({"p": PW})).await;
+    assert_eq!(r["data"]["deleteAccount"], true, "{r}");
+    assert_eq!(api.login("dave@example.com", PW).await.0, 401);
+
     // No secret ever reaches the audit log.
     let db = Db::connect(&env.auth_db).await.unwrap();
     let rows: Vec<(String, Option<String>, String)> =
@@ -269,7 +321,7 @@ async fn lifecycle(env: &Env) {
     db.close().await;
     assert!(rows.len() > 10);
     let all = format!("{rows:?}");
-    for secret in [PW, "wrong password!", admin.as_str(), bob_t.as_str(), carol_t.as_str()] {
+    for secret in [PW, "wrong password!", admin.as_str(), bob_t.as_str(), carol_t.as_str(), dave_t.as_str()] {
         assert!(!all.contains(secret), "the audit log holds a secret");
     }
 }

@@ -127,6 +127,38 @@ pub(super) async fn get_auth(
     send_auth(ctx, Method::GET, path, bearer, None).await
 }
 
+/// A request without a body to auth-service's REST API (`DELETE /admin/users/{id}`, the admin
+/// POSTs), with `query` pairs encoded.
+pub(super) async fn call_auth(
+    ctx: &Context<'_>,
+    method: Method,
+    path: &str,
+    query: &[(&str, Option<String>)],
+    bearer: Option<&str>,
+) -> Result<UpstreamResponse, GqlError> {
+    let pairs: Vec<(&str, &str)> = query.iter().filter_map(|(k, v)| v.as_deref().map(|v| (*k, v))).collect();
+    let path = if pairs.is_empty() {
+        path.to_owned()
+    } else {
+        let mut q = reqwest::Url::parse("http://q/").map_err(|_| GqlError::new(Code::Internal, "internal error"))?;
+        q.query_pairs_mut().extend_pairs(pairs);
+        format!("{path}?{}", q.query().unwrap_or_default())
+    };
+    send_auth(ctx, method, &path, bearer, None).await
+}
+
+/// A request with a JSON body of auth-service's wire types, by any method.
+pub(super) async fn send_auth_json<B: Serialize>(
+    ctx: &Context<'_>,
+    method: Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: &B,
+) -> Result<UpstreamResponse, GqlError> {
+    let body = serde_json::to_vec(body).map_err(|_| GqlError::new(Code::Internal, "internal error"))?;
+    send_auth(ctx, method, path, bearer, Some(body)).await
+}
+
 /// A POST to auth-service's REST API; `body` is one of its wire types
 /// ([`fafnir_auth::http::dto`]), so a renamed field fails to compile.
 pub(super) async fn post_auth<B: Serialize>(

@@ -138,6 +138,61 @@ impl Mutation {
         accepted(post_auth(ctx, "/auth/email/change/confirm", None, Some(&dto::LinkTokenRequest { token })).await?)
     }
 
+    /// Deletes the caller's account after the current password. As `DELETE /auth/account`.
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn delete_account(&self, ctx: &Context<'_>, current_password: String) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let bearer = (!info(ctx).via_cookie).then_some(token);
+        let body = fafnir_auth::http::DeleteAccountRequest { current_password };
+        let res = send_auth_json(ctx, axum::http::Method::DELETE, "/auth/account", bearer, &body).await?;
+        if res.status.is_success() {
+            pass_cookies(ctx, &res);
+            Ok(Some(true))
+        } else {
+            Err(errors::rest(&res))
+        }
+    }
+
+    /// Disables an account (needs `users:manage`): it cannot sign in, its sessions end now.
+    /// `true` if it changed.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn disable_user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        admin_action(ctx, &id, "disable").await
+    }
+
+    /// Enables a disabled account (needs `users:manage`). `true` if it changed.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn enable_user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        admin_action(ctx, &id, "enable").await
+    }
+
+    /// Lifts an account's failed-login lock (needs `users:manage`). `true` if it was locked.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn unlock_user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        admin_action(ctx, &id, "unlock").await
+    }
+
+    /// Ends every session of an account (needs `users:manage`). `true` if there were any.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn revoke_user_sessions(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        admin_action(ctx, &id, "revoke-sessions").await
+    }
+
+    /// Mails an account a password reset link (needs `users:manage`).
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn send_password_reset(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        admin_action(ctx, &id, "send-password-reset").await
+    }
+
+    /// Deletes an account everywhere (needs `users:manage`).
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let id = parse_user("id", &id)?;
+        let res = call_auth(ctx, axum::http::Method::DELETE, &format!("/admin/users/{id}"), &[], Some(token)).await?;
+        accepted(res)
+    }
+
     /// Updates a profile: the caller's (needs `profile:write`) or, with `userId`, anyone's
     /// (needs `users:write`).
     #[graphql(complexity = "COST_SERVICE + child_complexity")]
@@ -181,6 +236,16 @@ impl Mutation {
     ) -> Result<Option<RoleAssignment>, GqlError> {
         role_change(ctx, input, false).await.map(Some)
     }
+}
+
+/// `POST /admin/users/{id}/{action}` as the caller; `changed` of the answer.
+async fn admin_action(ctx: &Context<'_>, id: &ID, action: &str) -> Result<Option<bool>, GqlError> {
+    let (_, token) = mutation_caller(ctx)?;
+    let id = parse_user("id", id)?;
+    let res =
+        call_auth(ctx, axum::http::Method::POST, &format!("/admin/users/{id}/{action}"), &[], Some(token)).await?;
+    let r: fafnir_auth::http::AdminActionResponse = json(&res)?;
+    Ok(Some(r.changed))
 }
 
 /// `true` for a 2xx answer of auth-service, else its error.

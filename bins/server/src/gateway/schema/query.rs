@@ -10,6 +10,11 @@ use super::context::*;
 use super::types::*;
 use super::COST_SERVICE;
 
+fn audit_page(res: &crate::gateway::upstream::UpstreamResponse) -> Result<Option<AuditPage>, GqlError> {
+    let page: fafnir_auth::http::AuditResponse = json(res)?;
+    Ok(Some(AuditPage { events: page.events.into_iter().map(Into::into).collect(), next: page.next }))
+}
+
 // ---- roots ----
 
 #[derive(Debug)]
@@ -49,6 +54,69 @@ impl Query {
         let (account, grants, profile) = tokio::join!(account, grants, profile);
         let account: dto::MeResponse = json(&account?)?;
         Ok(Some(Me { user: account.into(), grants, profile }))
+    }
+
+    /// Accounts for administrators (needs `users:manage`), by e-mail: `query` is an e-mail
+    /// prefix, `state` is `active` or `disabled`. As `GET /admin/users`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn admin_users(
+        &self,
+        ctx: &Context<'_>,
+        query: Option<String>,
+        state: Option<String>,
+        role: Option<String>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> Result<Option<AdminUserPage>, GqlError> {
+        let (_, token) = caller(ctx)?;
+        let res = call_auth(
+            ctx,
+            axum::http::Method::GET,
+            "/admin/users",
+            &[("query", query), ("state", state), ("role", role), ("first", Some(first.to_string())), ("after", after)],
+            Some(token),
+        )
+        .await?;
+        let page: fafnir_auth::http::UsersResponse = json(&res)?;
+        Ok(Some(AdminUserPage { users: page.users.into_iter().map(Into::into).collect(), next: page.next }))
+    }
+
+    /// The audit log for administrators (needs `users:manage`), newest first. As
+    /// `GET /admin/audit`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "type")] kind: Option<String>,
+        actor: Option<ID>,
+        subject: Option<ID>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> Result<Option<AuditPage>, GqlError> {
+        let (_, token) = caller(ctx)?;
+        let res = call_auth(
+            ctx,
+            axum::http::Method::GET,
+            "/admin/audit",
+            &[
+                ("type", kind),
+                ("actor", actor.map(|a| a.0)),
+                ("subject", subject.map(|s| s.0)),
+                ("first", Some(first.to_string())),
+                ("after", after),
+            ],
+            Some(token),
+        )
+        .await?;
+        audit_page(&res)
+    }
+
+    /// The caller's own recent sign-ins. As `GET /auth/activity`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn my_activity(&self, ctx: &Context<'_>) -> Result<Option<AuditPage>, GqlError> {
+        let (_, token) = caller(ctx)?;
+        let res = call_auth(ctx, axum::http::Method::GET, "/auth/activity", &[], Some(token)).await?;
+        audit_page(&res)
     }
 
     /// Whether the caller (or, with `users:read`, another user) holds a permission.

@@ -274,6 +274,77 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// An account as administrators see it.
+#[derive(SimpleObject, Debug)]
+pub struct AdminUser {
+    pub id: ID,
+    pub email: String,
+    pub email_verified: bool,
+    /// `active` or `disabled`.
+    pub state: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+impl From<fafnir_auth::http::AdminUserDto> for AdminUser {
+    fn from(u: fafnir_auth::http::AdminUserDto) -> Self {
+        AdminUser {
+            id: ID(u.id),
+            email: u.email,
+            email_verified: u.email_verified,
+            state: u.state,
+            roles: u.roles,
+            created_at: u.created_at,
+            last_sign_in_at: u.last_sign_in_at,
+        }
+    }
+}
+
+/// A page of accounts; pass `next` as `after` for the following one.
+#[derive(SimpleObject, Debug)]
+pub struct AdminUserPage {
+    pub users: Vec<AdminUser>,
+    pub next: Option<String>,
+}
+
+/// A security event of the audit log.
+#[derive(SimpleObject, Debug)]
+pub struct AuditEvent {
+    pub id: ID,
+    pub at: DateTime<Utc>,
+    /// `login_succeeded`, `login_failed`, `account_disabled`, …
+    #[graphql(name = "type")]
+    pub kind: String,
+    pub actor_id: Option<ID>,
+    pub subject_id: Option<ID>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: async_graphql::Json<serde_json::Value>,
+}
+
+impl From<fafnir_auth::http::AuditEventDto> for AuditEvent {
+    fn from(e: fafnir_auth::http::AuditEventDto) -> Self {
+        AuditEvent {
+            id: ID(e.id.to_string()),
+            at: e.at,
+            kind: e.kind,
+            actor_id: e.actor_id.map(ID),
+            subject_id: e.subject_id.map(ID),
+            ip: e.ip,
+            user_agent: e.user_agent,
+            details: async_graphql::Json(e.details),
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(SimpleObject, Debug)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub next: Option<String>,
+}
+
 #[derive(InputObject)]
 pub struct ResetPasswordInput {
     /// The `token` of the reset link.
