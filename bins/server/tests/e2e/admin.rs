@@ -24,6 +24,8 @@ struct Env {
     auth_db: String,
     /// Where `/graphql` answers (fafnir serve, or api-gateway).
     graphql: String,
+    /// Where SecurityService answers gRPC.
+    grpc: String,
     services: Vec<Running>,
 }
 
@@ -42,11 +44,13 @@ async fn fafnir_serve(db: &TestDb) -> Env {
         log: "warn".into(),
         ..Config::default()
     };
+    let grpc = format!("http://{}", cfg.grpc_addr);
     let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
     let url = format!("http://127.0.0.1:{p}");
     ready(&format!("{url}/readyz")).await;
     Env {
         graphql: url.clone(),
+        grpc,
         url,
         rbac_db: db.url.clone(),
         users_db: db.url.clone(),
@@ -81,6 +85,7 @@ async fn three_services(dbs: [&TestDb; 3]) -> Env {
     ready(&format!("{graphql}/readyz")).await;
     Env {
         graphql,
+        grpc: format!("http://127.0.0.1:{sec_p}"),
         url: auth_url,
         rbac_db: dbs[1].url.clone(),
         users_db: dbs[2].url.clone(),
@@ -200,6 +205,19 @@ async fn lifecycle(env: &Env) {
     let (s, b) = api.post(&format!("/admin/users/{bob}/disable"), &admin).await;
     assert_eq!((s, &b["changed"]), (200, &json!(true)), "{b}");
     wait_until("bob's session to end", || async { api.get("/auth/me", &bob_t).await.0 == 401 }).await;
+    // On gRPC too, within the session-check lag.
+    let ch = tonic::transport::Channel::from_shared(env.grpc.clone()).unwrap().connect_lazy();
+    let mut sec = fafnir_proto::security::v1::security_service_client::SecurityServiceClient::new(ch);
+    wait_until("bob's token to be refused over gRPC", || {
+        let (mut sec, t) = (sec.clone(), bob_t.clone());
+        async move {
+            let mut r = tonic::Request::new(fafnir_proto::security::v1::GetUserRolesRequest::default());
+            r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+            matches!(sec.get_user_roles(r).await, Err(st) if st.code() == tonic::Code::Unauthenticated)
+        }
+    })
+    .await;
+    let _ = &mut sec;
     let (s, b) = api.login("bob@example.com", PW).await;
     assert_eq!((s, b["error"]["code"].as_str()), (403, Some("ACCOUNT_DISABLED")), "{b}");
     assert_eq!(api.login("bob@example.com", "wrong password!").await.0, 401);
@@ -209,6 +227,25 @@ async fn lifecycle(env: &Env) {
     assert_eq!(api.post(&format!("/admin/users/{bob}/enable"), &admin).await.1["changed"], true);
     let (s, _) = api.login("bob@example.com", PW).await;
     assert_eq!(s, 200);
+
+    // A password change, a logout and a refresh-token replay are audited for the account.
+    let (bob_t, _) = tokens(&env.url, "bob@example.com", PW).await;
+    let body = json!({"current_password": PW, "new_password": "another long passphrase"});
+    assert_eq!(api.call(reqwest::Method::POST, "/auth/password", Some(&bob_t), Some(body)).await.0, 204);
+    let body = json!({"current_password": "another long passphrase", "new_password": PW});
+    assert_eq!(api.call(reqwest::Method::POST, "/auth/password", Some(&bob_t), Some(body)).await.0, 204);
+    let api_ref = &api;
+    let refresh = |t: String| async move {
+        let body = Some(json!({"refresh_token": t}));
+        let (s, b) = api_ref.call(reqwest::Method::POST, "/auth/refresh", None, body).await;
+        (s, b["refresh_token"].as_str().unwrap_or_default().to_owned())
+    };
+    let (_, r0) = tokens(&env.url, "bob@example.com", PW).await;
+    let (_, r1) = refresh(r0.clone()).await;
+    let (s, _) = refresh(r1).await;
+    assert_eq!(s, 200);
+    assert_eq!(refresh(r0).await.0, 401, "a replayed refresh token (outside the grace of the newest's parent)");
+    assert_eq!(api.call(reqwest::Method::POST, "/auth/logout", Some(&bob_t), None).await.0, 204);
 
     // Unlock a throttle lock.
     for _ in 0..5 {
@@ -263,6 +300,10 @@ async fn lifecycle(env: &Env) {
     let e = once(&events(&api, &admin, "account_deleted", carol).await, "account_deleted (admin)");
     assert_eq!(e["actor_id"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", bob).await, "account_deleted (own)");
+    assert_eq!(e["actor_id"], bob.to_string());
+    assert_eq!(events(&api, &admin, "password_changed", bob).await.len(), 2);
+    once(&events(&api, &admin, "refresh_reuse_detected", bob).await, "refresh_reuse_detected");
+    let e = once(&events(&api, &admin, "logout", bob).await, "logout");
     assert_eq!(e["actor_id"], bob.to_string());
     let failed = events(&api, &admin, "login_failed", bob).await;
     let reasons: Vec<&str> = failed.iter().filter_map(|e| e["details"]["reason"].as_str()).collect();
