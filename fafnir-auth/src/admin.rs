@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use fafnir_core::UserId;
 use serde::Serialize;
 
-use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::service::{Auth, ClientInfo, Principal};
 use crate::store::{UserQuery, UserRecord};
+use fafnir_core::audit::{AuditEvent, AuditKind};
 
 /// An account as administrators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -20,7 +20,6 @@ use fafnir_core::{Db, Email, UserId};
 use minijinja::Value;
 
 use crate::action_token::{ActionTokens, Purpose};
-use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::mail::Mail;
 use crate::mail_outbox::MailOutbox;
@@ -29,6 +28,7 @@ use crate::service::{Auth, ClientInfo, Principal};
 use crate::store::UserRecord;
 use crate::templates::{human_duration, Message, Templates};
 use crate::throttle::{self, Outcome, ThrottleConfig};
+use fafnir_core::audit::{AuditEvent, AuditKind};
 
 /// Where links point and what the flows require.
 #[derive(Debug, Clone)]

@@ -7,7 +7,6 @@
 
 pub mod action_token;
 mod admin;
-pub mod audit;
 mod email;
 mod error;
 #[cfg(feature = "axum")]
@@ -23,9 +22,9 @@ mod throttle;
 
 pub use action_token::{ActionToken, ActionTokens, Purpose, Redeemed};
 pub use admin::{AccountState, AdminUser, UserPage, MAX_USERS_PAGE};
-pub use audit::{AuditEvent, AuditKind, AuditLog, AuditQuery, AuditRecord};
 pub use email::{AccountMail, EmailSettings};
 pub use error::AuthError;
+pub use fafnir_core::audit::{self, AuditEvent, AuditKind, AuditLog, AuditQuery, AuditRecord};
 pub use mail::{mailer_from_config, LogMailer, Mail, MailError, Mailer};
 pub use mail_outbox::MailOutbox;
 pub use password::{Argon2Config, Password, PasswordHasher, PasswordPolicy, Verified};

@@ -12,12 +12,12 @@ use fafnir_core::token::{AccessClaims, CachingVerifier, Jwks, TokenAudience, Tok
 use fafnir_core::{Config, Email, SessionId, SharedClock, UserId};
 use serde::Serialize;
 
-use crate::audit::{AuditEvent, AuditKind};
 use crate::error::AuthError;
 use crate::password::{Argon2Config, Password, PasswordHasher, PasswordPolicy};
 use crate::secret::{new_refresh_token, plausible_refresh_token, token_hash, SecretString};
 use crate::store::{AuthStore, RotateParams, Rotation, SessionRecord, UserRecord};
 use crate::throttle::{self, Claim, Outcome, ThrottleConfig};
+use fafnir_core::audit::{AuditEvent, AuditKind};
 
 /// Settings of the authentication service.
 #[derive(Debug, Clone)]
@@ -84,12 +84,7 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Who is calling, as far as the transport knows: used for throttling and the session list.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
+pub use fafnir_core::ClientInfo;
 
 /// The public view of an account (the contract's `user`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -167,7 +162,7 @@ pub struct Auth {
     /// operations answer a configuration error and no notice is sent.
     pub(crate) mail: Option<crate::email::AccountMail>,
     /// The audit log ([`Auth::with_audit`]); without it, events are only logged.
-    pub(crate) audit: Option<crate::audit::AuditLog>,
+    pub(crate) audit: Option<fafnir_core::audit::AuditLog>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
     /// The process's one token cache: the other transports verify through it too
@@ -216,18 +211,18 @@ impl Auth {
 
     /// Records security events in `audit` (and as `fafnir::audit` log lines).
     #[must_use]
-    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> Self {
+    pub fn with_audit(mut self, audit: fafnir_core::audit::AuditLog) -> Self {
         self.audit = Some(audit);
         self
     }
 
     /// The audit log, if one is set.
-    pub fn audit_log(&self) -> Option<&crate::audit::AuditLog> {
+    pub fn audit_log(&self) -> Option<&fafnir_core::audit::AuditLog> {
         self.audit.as_ref()
     }
 
     /// Records `event` (in the background; see [`crate::audit`]).
-    pub(crate) fn audit(&self, event: crate::audit::AuditEvent) {
+    pub(crate) fn audit(&self, event: fafnir_core::audit::AuditEvent) {
         match &self.audit {
             Some(a) => a.record(event),
             None => tracing::info!(target: "fafnir::audit", r#type = event.kind.as_str(), "audit (not stored)"),

@@ -114,10 +114,13 @@ pub const MAX_ROLES_BATCH: usize = 100;
 pub trait RoleDirectory: Send + Sync + std::fmt::Debug {
     /// Every role, sorted by name.
     async fn roles(&self, bearer: Option<&str>) -> Result<Vec<RoleInfo>, ServiceError>;
-    /// Grants `role` to `user`; false when the user already had it.
-    async fn assign(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError>;
-    /// Takes `role` from `user`; false when the user did not have it.
-    async fn revoke(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError>;
+    /// Grants `role` to `user` on behalf of `actor` (the caller, for the audit log: the remote
+    /// implementation's service learns it from `bearer`); false when the user already had it.
+    async fn assign(&self, bearer: Option<&str>, actor: UserId, user: UserId, role: &str)
+        -> Result<bool, ServiceError>;
+    /// Takes `role` from `user` on behalf of `actor`; false when the user did not have it.
+    async fn revoke(&self, bearer: Option<&str>, actor: UserId, user: UserId, role: &str)
+        -> Result<bool, ServiceError>;
     /// The directly granted roles of up to [`MAX_ROLES_BATCH`] users in one call; unknown users
     /// are absent from the map.
     async fn roles_of(

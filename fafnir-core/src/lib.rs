@@ -5,6 +5,7 @@
 //! chosen by URL) with its migrations, Ed25519 signing keys and JWKS ([`keys::KeyManager`]),
 //! access-token verification ([`token`]) and the account-event outbox ([`events`]).
 
+pub mod audit;
 pub mod authz;
 pub mod cache;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod token;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
+pub use audit::{AuditEvent, AuditKind, AuditLog, AuditQuery, AuditRecord, ClientInfo};
 pub use authz::{
     CheckCode, Decision, Grants, PermissionChecker, RoleDirectory, RoleInfo, ServiceError, MAX_ROLES_BATCH,
 };

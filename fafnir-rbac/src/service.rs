@@ -29,6 +29,8 @@ pub struct Rbac {
     default_roles: Vec<RoleName>,
     // Serialises local writers so that a patch is applied on top of the version it follows.
     write_lock: Mutex<()>,
+    /// Where [`Rbac::grant_by`] and [`Rbac::revoke_by`] record role changes.
+    audit: std::sync::OnceLock<fafnir_core::AuditLog>,
 }
 
 impl Rbac {
@@ -48,6 +50,7 @@ impl Rbac {
             snapshot: ArcSwap::from_pointee(Snapshot::build(data)),
             default_roles,
             write_lock: Mutex::new(()),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -151,6 +154,43 @@ impl Rbac {
         let (v, changed) = self.store.grant(user, role).await?;
         self.patch_user(v, user).await?;
         Ok(changed)
+    }
+
+    /// Records the role changes made through [`Rbac::grant_by`] and [`Rbac::revoke_by`] in
+    /// `log` (set once; later calls are ignored).
+    pub fn record_to(&self, log: fafnir_core::AuditLog) {
+        let _ = self.audit.set(log);
+    }
+
+    /// [`Rbac::grant`] on behalf of `actor` (none: the system), audited when it changed
+    /// something.
+    pub async fn grant_by(&self, actor: Option<UserId>, user: UserId, role: &RoleName) -> Result<bool, RbacError> {
+        let changed = self.grant(user, role).await?;
+        self.audit_change(fafnir_core::AuditKind::RoleGranted, actor, user, role, changed);
+        Ok(changed)
+    }
+
+    /// [`Rbac::revoke`] on behalf of `actor`, audited when it changed something.
+    pub async fn revoke_by(&self, actor: Option<UserId>, user: UserId, role: &RoleName) -> Result<bool, RbacError> {
+        let changed = self.revoke(user, role).await?;
+        self.audit_change(fafnir_core::AuditKind::RoleRevoked, actor, user, role, changed);
+        Ok(changed)
+    }
+
+    fn audit_change(
+        &self,
+        kind: fafnir_core::AuditKind,
+        actor: Option<UserId>,
+        user: UserId,
+        role: &RoleName,
+        changed: bool,
+    ) {
+        let (Some(log), true) = (self.audit.get(), changed) else { return };
+        let mut ev = fafnir_core::AuditEvent::new(kind).subject(user).detail("role", role.as_str());
+        if let Some(a) = actor {
+            ev = ev.actor(a);
+        }
+        log.record(ev);
     }
 
     /// Revokes a role; `false` if the user did not have it.
@@ -313,14 +353,26 @@ impl fafnir_core::RoleDirectory for Rbac {
             .collect())
     }
 
-    async fn assign(&self, _bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, fafnir_core::ServiceError> {
+    async fn assign(
+        &self,
+        _bearer: Option<&str>,
+        actor: UserId,
+        user: UserId,
+        role: &str,
+    ) -> Result<bool, fafnir_core::ServiceError> {
         let role = RoleName::parse(role).map_err(directory_error)?;
-        self.grant(user, &role).await.map_err(directory_error)
+        self.grant_by(Some(actor), user, &role).await.map_err(directory_error)
     }
 
-    async fn revoke(&self, _bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, fafnir_core::ServiceError> {
+    async fn revoke(
+        &self,
+        _bearer: Option<&str>,
+        actor: UserId,
+        user: UserId,
+        role: &str,
+    ) -> Result<bool, fafnir_core::ServiceError> {
         let role = RoleName::parse(role).map_err(directory_error)?;
-        Rbac::revoke(self, user, &role).await.map_err(directory_error)
+        self.revoke_by(Some(actor), user, &role).await.map_err(directory_error)
     }
 
     async fn roles_of(

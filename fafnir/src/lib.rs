@@ -249,6 +249,7 @@ impl Fafnir {
             EmailSettings::from_config(&config),
         );
         let audit = AuditLog::new(db.clone(), clock.clone());
+        rbac.record_to(audit.clone());
         let auth = Arc::new(
             Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?
                 .with_mail(account_mail)

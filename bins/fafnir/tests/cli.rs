@@ -141,7 +141,44 @@ async fn cli_creates_users_and_grants_roles(t: &fafnir_core::testing::TestDb) {
     assert!(text(&help.stdout).contains("user") && text(&help.stdout).contains("First admin"));
 }
 
-fafnir_core::conformance_tests!(@testdb cli_creates_users_and_grants_roles);
+/// `fafnir user list|disable|enable|unlock|delete` and `fafnir audit`, as the real binary.
+async fn cli_administers_accounts(t: &fafnir_core::testing::TestDb) {
+    let url = t.url.as_str();
+    let pw = Some("correct horse battery staple\n");
+    for e in ["ann@example.com", "ben@example.com"] {
+        assert!(fafnir(url, &["user", "create", "--email", e, "--password-stdin"], pw).status.success());
+    }
+    let ok = |args: &[&str]| {
+        let out = fafnir(url, args, None);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let list = ok(&["user", "list"]);
+    assert!(list.contains("ann@example.com") && list.contains("ben@example.com") && list.contains("active"), "{list}");
+    assert!(!ok(&["user", "list", "--query", "be"]).contains("ann@"));
+    assert!(ok(&["user", "disable", "--email", "ben@example.com"]).contains("disabled"));
+    assert!(ok(&["user", "disable", "--email", "ben@example.com"]).contains("already disabled"));
+    assert!(ok(&["user", "list", "--state", "disabled"]).contains("ben@example.com"));
+    assert!(!ok(&["user", "list", "--state", "disabled"]).contains("ann@example.com"));
+    let stack = Stack::open(Config { database_url: url.into(), ..Config::default() }).await.unwrap();
+    let login = stack.auth.login("ben@example.com", "correct horse battery staple", &Default::default()).await;
+    assert!(matches!(login, Err(fafnir_auth::AuthError::AccountDisabled)), "{login:?}");
+    stack.db.close().await;
+    assert!(ok(&["user", "enable", "--email", "ben@example.com"]).contains("enabled"));
+    assert!(ok(&["user", "unlock", "--email", "ben@example.com"]).contains("was not locked"));
+    assert!(ok(&["user", "delete", "--email", "ann@example.com"]).contains("deleted"));
+    assert!(!ok(&["user", "list"]).contains("ann@example.com"));
+    let audit = ok(&["audit", "--email", "ben@example.com"]);
+    for kind in ["account_disabled", "account_enabled", "account_unlocked", "login_failed"] {
+        assert!(audit.contains(kind), "{kind} in {audit}");
+    }
+    assert!(ok(&["audit", "--type", "account_deleted"]).contains("account_deleted"));
+    assert_one_line_error(&fafnir(url, &["user", "disable", "--email", "nobody@example.com"], None), "no account");
+    assert_one_line_error(&fafnir(url, &["user", "list", "--state", "asleep"], None), "--state");
+    assert_one_line_error(&fafnir(url, &["audit", "--type", "nonsense"], None), "unknown event type");
+}
+
+fafnir_core::conformance_tests!(@testdb cli_creates_users_and_grants_roles, cli_administers_accounts);
 
 /// `fafnir serve` as the real process: REST and GraphQL on one port, the CLI's admin visible
 /// through GraphQL, and a clean exit on SIGTERM.

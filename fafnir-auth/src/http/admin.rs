@@ -17,8 +17,8 @@ use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Authorized, Client, CurrentUser};
 use super::AuthHttp;
-use crate::audit::{AuditKind, AuditQuery, AuditRecord};
 use crate::{AccountState, AdminUser, AuthError, Principal};
+use fafnir_core::audit::{AuditKind, AuditQuery, AuditRecord};
 
 crate::permission!(pub UsersManage = "users:manage");
 

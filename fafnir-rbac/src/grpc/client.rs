@@ -73,7 +73,13 @@ impl RoleDirectory for RemoteSecurity {
         Ok(r.roles.into_iter().map(role_from_pb).collect())
     }
 
-    async fn assign(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError> {
+    async fn assign(
+        &self,
+        bearer: Option<&str>,
+        _actor: UserId,
+        user: UserId,
+        role: &str,
+    ) -> Result<bool, ServiceError> {
         let msg = pb::AssignRoleRequest { user_id: user.to_string(), role: role.to_owned() };
         let r = self
             .client
@@ -83,7 +89,13 @@ impl RoleDirectory for RemoteSecurity {
         Ok(r.changed)
     }
 
-    async fn revoke(&self, bearer: Option<&str>, user: UserId, role: &str) -> Result<bool, ServiceError> {
+    async fn revoke(
+        &self,
+        bearer: Option<&str>,
+        _actor: UserId,
+        user: UserId,
+        role: &str,
+    ) -> Result<bool, ServiceError> {
         let msg = pb::RevokeRoleRequest { user_id: user.to_string(), role: role.to_owned() };
         let r = self
             .client

@@ -162,7 +162,7 @@ impl SecurityService for SecurityGrpc {
             self.require(caller, "roles:manage")?;
             let r = req.get_ref();
             let user = user_id("user_id", &r.user_id)?;
-            let changed = self.rbac.grant(user, &role_name("role", &r.role)?).await.map_err(status)?;
+            let changed = self.rbac.grant_by(Some(caller), user, &role_name("role", &r.role)?).await.map_err(status)?;
             Ok(Response::new(pb::AssignRoleResponse { changed }))
         })
         .await
@@ -177,7 +177,8 @@ impl SecurityService for SecurityGrpc {
             self.require(caller, "roles:manage")?;
             let r = req.get_ref();
             let user = user_id("user_id", &r.user_id)?;
-            let changed = self.rbac.revoke(user, &role_name("role", &r.role)?).await.map_err(status)?;
+            let changed =
+                self.rbac.revoke_by(Some(caller), user, &role_name("role", &r.role)?).await.map_err(status)?;
             Ok(Response::new(pb::RevokeRoleResponse { changed }))
         })
         .await

@@ -318,9 +318,10 @@ async fn lifecycle(env: &Env) {
     assert!(b["events"].as_array().unwrap().iter().all(|e| e["subject_id"] == root.to_string()), "{b}");
 
     // GraphQL mirrors administration (through the same REST rules).
-    let gql = |token: String, query: &'static str, variables: Value| {
+    let gql = |token: String, query: &str, variables: Value| {
         let http = api.http.clone();
         let url = format!("{}/graphql", env.graphql);
+        let query = query.to_owned();
         async move {
             let res = http.post(url).bearer_auth(token).json(&json!({"query": query, "variables": variables})).send();
             res.await.unwrap().json::<Value>().await.unwrap()
@@ -335,6 +336,11 @@ async fn lifecycle(env: &Env) {
     assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
     let r = gql(admin.clone(), "mutation($id: ID!) { disableUser(id: $id) }", json!({"id": dave.to_string()})).await;
     assert_eq!(r["data"]["disableUser"], true, "{r}");
+    wait_until("dave's token to be refused by GraphQL", || async {
+        let r = gql(dave_t.clone(), "{ me { user { id } } }", json!({})).await;
+        r["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    })
+    .await;
     let r = gql(admin.clone(), "mutation($id: ID!) { enableUser(id: $id) }", json!({"id": dave.to_string()})).await;
     assert_eq!(r["data"]["enableUser"], true, "{r}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -346,6 +352,25 @@ async fn lifecycle(env: &Env) {
     .await;
     assert_eq!(r["data"]["auditEvents"]["events"].as_array().map(Vec::len), Some(2), "{r}");
     assert_eq!(r["data"]["auditEvents"]["events"][0]["actorId"], root.to_string());
+    // Role changes are audited where the roles live, with the administrator as the actor.
+    for m in ["revokeRole", "assignRole"] {
+        let q = format!("mutation($i: RoleAssignmentInput!) {{ {m}(input: $i) {{ changed }} }}");
+        let r = gql(admin.clone(), &q, json!({"i": {"userId": dave.to_string(), "role": "member"}})).await;
+        assert_eq!(r["data"][m]["changed"], true, "{r}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = Db::connect(&env.rbac_db).await.unwrap();
+    let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT type, actor_id, details FROM audit_events WHERE subject_id = $1 AND type LIKE 'role_%' ORDER BY id",
+    )
+    .bind(dave.to_string())
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(kinds, ["role_revoked", "role_granted"], "{rows:?}");
+    assert!(rows.iter().all(|r| r.1.as_deref() == Some(root.to_string().as_str()) && r.2.contains("member")));
     let (dave_t, _) = tokens(&env.url, "dave@example.com", PW).await;
     let r = gql(dave_t.clone(), "{ myActivity { events { type } } }", json!({})).await;
     assert!(!r["data"]["myActivity"]["events"].as_array().unwrap().is_empty(), "{r}");

@@ -264,9 +264,9 @@ async fn role_change(ctx: &Context<'_>, input: RoleAssignmentInput, grant: bool)
     require(ctx, me, token, "roles:manage").await?;
     let dir = &services(ctx).roles;
     let r = if grant {
-        dir.assign(Some(token), user, &input.role).await
+        dir.assign(Some(token), me, user, &input.role).await
     } else {
-        dir.revoke(Some(token), user, &input.role).await
+        dir.revoke(Some(token), me, user, &input.role).await
     };
     let changed = r.map_err(|e| errors::service("the security service", e))?;
     Ok(RoleAssignment { user_id: input.user_id, role: input.role, changed })

@@ -11,11 +11,18 @@
 use std::fmt;
 use std::time::Duration;
 
-use fafnir_core::{CoreError, Db, SharedClock, UserId};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::service::ClientInfo;
+use crate::{CoreError, Db, SharedClock, UserId};
+
+/// Who is calling, as far as the transport knows: for throttling, the session list and the
+/// audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -304,7 +311,7 @@ impl AuditLog {
             let details: String = row.try_get("details")?;
             out.push(AuditRecord {
                 id: row.try_get("id")?,
-                at: fafnir_core::clock::from_ms(row.try_get("at")?),
+                at: crate::clock::from_ms(row.try_get("at")?),
                 kind: row.try_get("type")?,
                 actor_id: row.try_get("actor_id")?,
                 subject_id: row.try_get("subject_id")?,
