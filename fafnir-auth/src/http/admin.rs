@@ -2,7 +2,7 @@
 //! system's `DELETE /auth/delete`), `GET /auth/activity`, and `/admin/*` (permission
 //! `users:manage`, held by `admin`; others get 403 `FORBIDDEN`).
 
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
@@ -173,6 +173,12 @@ pub struct AuditParams {
     pub after: Option<String>,
 }
 
+/// The query string as `T`; a malformed one is 422 `VALIDATION_FAILED` (JSON, like every
+/// other error of this API), not axum's plain-text 400.
+fn query<T: serde::de::DeserializeOwned>(raw: Option<String>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).map_err(|e| bad("query", format!("the query string: {e}")))
+}
+
 fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::from(AuthError::Validation { field, message: message.into() })
 }
@@ -273,15 +279,16 @@ async fn activity(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> R
         (status = 200, description = "A page of accounts", body = UsersResponse),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN: needs users:manage", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED: a bad state or page size", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: a bad state or page size, or a malformed query string", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn list_users(
     State(h): State<AuthHttp>,
     Admin(who): Admin,
-    Query(q): Query<UsersQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<UsersResponse>, ApiError> {
+    let q: UsersQuery = query(raw)?;
     let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(AccountState::parse(s).ok_or_else(|| bad("state", "state is active or disabled"))?),
@@ -469,15 +476,16 @@ async fn delete_user(
         (status = 200, description = "A page of events", body = AuditResponse),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 403, description = "FORBIDDEN: needs users:manage", body = ErrorBody),
-        (status = 422, description = "VALIDATION_FAILED: an unknown type, a bad id or page size", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: an unknown type, a bad id or page size, or a malformed query string", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn audit(
     State(h): State<AuthHttp>,
     Admin(_admin): Admin,
-    Query(p): Query<AuditParams>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<AuditResponse>, ApiError> {
+    let p: AuditParams = query(raw)?;
     let mut q = AuditQuery { first: p.first.unwrap_or(50), ..AuditQuery::default() };
     if !(1..=crate::audit::MAX_PAGE).contains(&q.first) {
         return Err(bad("first", "first is 1 to 100"));

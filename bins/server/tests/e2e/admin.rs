@@ -255,6 +255,10 @@ async fn lifecycle(env: &Env) {
     assert_eq!(api.post(&format!("/admin/users/{carol}/unlock"), &admin).await.1["changed"], true);
     assert_eq!(api.login("carol@example.com", PW).await.0, 200);
 
+    // A reset link sent by an administrator (the owner chooses the password).
+    let (s, b) = api.post(&format!("/admin/users/{carol}/send-password-reset"), &admin).await;
+    assert_eq!(s, 202, "{b}");
+
     // Revoke sessions, then delete: gone from every store.
     let (carol_t, _) = tokens(&env.url, "carol@example.com", PW).await;
     assert_eq!(api.post(&format!("/admin/users/{carol}/revoke-sessions"), &admin).await.0, 200);
@@ -297,6 +301,8 @@ async fn lifecycle(env: &Env) {
     assert_eq!(e["details"]["was_locked"], true);
     once(&events(&api, &admin, "account_locked", carol).await, "account_locked");
     once(&events(&api, &admin, "sessions_revoked", carol).await, "sessions_revoked");
+    let e = once(&events(&api, &admin, "password_reset", carol).await, "password_reset (link sent)");
+    assert_eq!(e["details"]["link_sent_by"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", carol).await, "account_deleted (admin)");
     assert_eq!(e["actor_id"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", bob).await, "account_deleted (own)");
