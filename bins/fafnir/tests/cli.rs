@@ -163,6 +163,7 @@ async fn cli_administers_accounts(t: &fafnir_core::testing::TestDb) {
     let stack = Stack::open(Config { database_url: url.into(), ..Config::default() }).await.unwrap();
     let login = stack.auth.login("ben@example.com", "correct horse battery staple", &Default::default()).await;
     assert!(matches!(login, Err(fafnir_auth::AuthError::AccountDisabled)), "{login:?}");
+    stack.audit.flush().await;
     stack.db.close().await;
     assert!(ok(&["user", "enable", "--email", "ben@example.com"]).contains("enabled"));
     assert!(ok(&["user", "unlock", "--email", "ben@example.com"]).contains("was not locked"));

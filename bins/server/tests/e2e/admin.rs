@@ -148,11 +148,20 @@ async fn count(db_url: &str, sql: &str, id: UserId) -> i64 {
     n
 }
 
-/// Events of `kind` about `subject` in the audit log, as the admin API lists them.
+/// Events of `kind` about `subject` in the audit log, as the admin API lists them, once there
+/// are at least `n` (events are stored in the background, just after the request).
+async fn events_n(api: &Api, admin: &str, kind: &str, subject: UserId, n: usize) -> Vec<Value> {
+    let list = || async {
+        let (s, b) = api.get(&format!("/admin/audit?type={kind}&subject={subject}&first=100"), admin).await;
+        assert_eq!(s, 200, "{b}");
+        b["events"].as_array().unwrap().clone()
+    };
+    wait_until(&format!("{n} {kind} events"), || async { list().await.len() >= n }).await;
+    list().await
+}
+
 async fn events(api: &Api, admin: &str, kind: &str, subject: UserId) -> Vec<Value> {
-    let (s, b) = api.get(&format!("/admin/audit?type={kind}&subject={subject}&first=100"), admin).await;
-    assert_eq!(s, 200, "{b}");
-    b["events"].as_array().unwrap().clone()
+    events_n(api, admin, kind, subject, 1).await
 }
 
 async fn lifecycle(env: &Env) {
@@ -307,14 +316,18 @@ async fn lifecycle(env: &Env) {
     assert_eq!(e["actor_id"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", bob).await, "account_deleted (own)");
     assert_eq!(e["actor_id"], bob.to_string());
-    assert_eq!(events(&api, &admin, "password_changed", bob).await.len(), 2);
+    assert_eq!(events_n(&api, &admin, "password_changed", bob, 2).await.len(), 2);
     once(&events(&api, &admin, "refresh_reuse_detected", bob).await, "refresh_reuse_detected");
     let e = once(&events(&api, &admin, "logout", bob).await, "logout");
     assert_eq!(e["actor_id"], bob.to_string());
     let failed = events(&api, &admin, "login_failed", bob).await;
     let reasons: Vec<&str> = failed.iter().filter_map(|e| e["details"]["reason"].as_str()).collect();
     assert!(reasons.contains(&"account_disabled") && reasons.contains(&"invalid_credentials"), "{reasons:?}");
-    assert_eq!(events(&api, &admin, "login_failed", carol).await.len(), 5, "five wrong passwords, not the refusals");
+    assert_eq!(
+        events_n(&api, &admin, "login_failed", carol, 5).await.len(),
+        5,
+        "five wrong passwords, not the refusals"
+    );
     assert!(!events(&api, &admin, "login_succeeded", root).await.is_empty());
     assert_eq!(api.get("/admin/audit?type=nonsense", &admin).await.0, 422);
 
@@ -349,7 +362,7 @@ async fn lifecycle(env: &Env) {
     .await;
     let r = gql(admin.clone(), "mutation($id: ID!) { enableUser(id: $id) }", json!({"id": dave.to_string()})).await;
     assert_eq!(r["data"]["enableUser"], true, "{r}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    events(&api, &admin, "account_enabled", dave).await;
     let r = gql(
         admin.clone(),
         "query($s: ID) { auditEvents(type: \"account_disabled,account_enabled\", subject: $s) { events { type actorId } } }",
@@ -364,16 +377,20 @@ async fn lifecycle(env: &Env) {
         let r = gql(admin.clone(), &q, json!({"i": {"userId": dave.to_string(), "role": "member"}})).await;
         assert_eq!(r["data"][m]["changed"], true, "{r}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let db = Db::connect(&env.rbac_db).await.unwrap();
-    let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT type, actor_id, details FROM audit_events WHERE subject_id = $1 AND type LIKE 'role_%' ORDER BY id",
-    )
-    .bind(dave.to_string())
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
-    db.close().await;
+    let role_rows = || async {
+        let db = Db::connect(&env.rbac_db).await.unwrap();
+        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT type, actor_id, details FROM audit_events WHERE subject_id = $1 AND type LIKE 'role_%' ORDER BY id",
+        )
+        .bind(dave.to_string())
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        rows
+    };
+    wait_until("the role events", || async { role_rows().await.len() >= 2 }).await;
+    let rows = role_rows().await;
     let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(kinds, ["role_revoked", "role_granted"], "{rows:?}");
     assert!(rows.iter().all(|r| r.1.as_deref() == Some(root.to_string().as_str()) && r.2.contains("member")));
