@@ -286,7 +286,23 @@ async fn requests_for_one_address_are_throttled(db: Db) {
     ));
 }
 
+/// Deleting one's account mails a confirmation to the address it had.
+async fn a_deleted_account_gets_a_confirmation(db: Db) {
+    let f = fixture(&db).await;
+    f.auth.register("ada@example.com", PW, None).await.unwrap();
+    let login = f.auth.login("ada@example.com", PW, &client()).await.unwrap();
+    let who = f.auth.authenticate(login.access_token.expose()).await.unwrap();
+    assert!(matches!(
+        f.auth.delete_account(&who, "wrong password", &client()).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    f.auth.delete_account(&who, PW, &client()).await.unwrap();
+    assert_eq!(f.nth("ada@example.com", 2).await.subject, "Your Acme account was deleted");
+    assert!(f.auth.user(who.user_id).await.is_err());
+}
+
 fafnir_core::conformance_tests!(
+    a_deleted_account_gets_a_confirmation,
     registration_mails_a_link_that_verifies_the_address_once,
     an_expired_reset_link_is_refused_and_changes_nothing,
     a_reset_ends_every_session_and_voids_the_other_links,

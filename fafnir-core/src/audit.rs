@@ -46,10 +46,16 @@ pub enum AuditKind {
     RoleGranted,
     RoleRevoked,
     KeyRotated,
+    /// Reserved for second factors (TOTP, passkeys) when they exist.
+    SecondFactorAdded,
+    SecondFactorRemoved,
+    /// Reserved for social login's linked identities when they exist.
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 22] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::AccountLocked,
@@ -68,6 +74,10 @@ impl AuditKind {
         AuditKind::RoleGranted,
         AuditKind::RoleRevoked,
         AuditKind::KeyRotated,
+        AuditKind::SecondFactorAdded,
+        AuditKind::SecondFactorRemoved,
+        AuditKind::IdentityLinked,
+        AuditKind::IdentityUnlinked,
     ];
 
     /// The stored, snake_case name (`login_succeeded`).
@@ -91,6 +101,10 @@ impl AuditKind {
             AuditKind::RoleGranted => "role_granted",
             AuditKind::RoleRevoked => "role_revoked",
             AuditKind::KeyRotated => "key_rotated",
+            AuditKind::SecondFactorAdded => "second_factor_added",
+            AuditKind::SecondFactorRemoved => "second_factor_removed",
+            AuditKind::IdentityLinked => "identity_linked",
+            AuditKind::IdentityUnlinked => "identity_unlinked",
         }
     }
 
