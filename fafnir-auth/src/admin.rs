@@ -77,8 +77,10 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
         self.check_current_password(&user, current_password, client).await?;
-        self.account_deleted_notice(&user).await;
         self.remove_user(user.id).await?;
+        // After the deletion (the record is still in hand): never "deleted" for an account that
+        // is not.
+        self.account_deleted_notice(&user).await;
         self.audit(AuditEvent::new(AuditKind::AccountDeleted).own(user.id).client(client).detail("by", "owner"));
         Ok(())
     }
@@ -92,17 +94,30 @@ impl Auth {
         first: usize,
         after: Option<&str>,
     ) -> Result<UserPage, AuthError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
         let first = first.clamp(1, MAX_USERS_PAGE);
+        // The cursor is opaque (it keeps addresses out of URLs and access logs).
+        let after_email = match after.filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => Some(
+                URL_SAFE_NO_PAD
+                    .decode(a)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| AuthError::validation("after", "not a cursor of this list"))?,
+            ),
+        };
         let q = UserQuery {
             email_prefix: email_prefix.map(str::to_owned),
             disabled: state.map(|s| s == AccountState::Disabled),
             limit: first + 1,
-            after_email: after.map(str::to_owned),
+            after_email,
         };
         let rows = self.store.list_users(&q).await?;
         let more = rows.len() > first;
         let users: Vec<AdminUser> = rows.iter().take(first).map(AdminUser::from).collect();
-        let next = if more { users.last().map(|u| u.email.clone()) } else { None };
+        let next = if more { users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.email)) } else { None };
         Ok(UserPage { users, next })
     }
 
@@ -172,12 +187,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let u = self.store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
         self.send_reset(&u.email).await?;
-        self.audit(
-            AuditEvent::new(AuditKind::PasswordReset)
-                .subject(id)
-                .client(client)
-                .detail("link_sent_by", actor.map(|a| a.to_string()).unwrap_or_else(|| "administrator".into())),
-        );
+        self.audit(admin_event(AuditKind::PasswordResetLinkSent, actor, id, client));
         Ok(())
     }
 
@@ -189,8 +199,8 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let u = self.store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
-        self.account_deleted_notice(&u).await;
         self.remove_user(id).await?;
+        self.account_deleted_notice(&u).await;
         self.audit(admin_event(AuditKind::AccountDeleted, actor, id, client).detail("by", "administrator"));
         Ok(())
     }

@@ -475,8 +475,8 @@ impl Auth {
         }
     }
 
-    /// Tells the owner of an account about to be deleted that it is (queued before the
-    /// deletion: the address goes with the account).
+    /// Tells the owner of a deleted account that it is (from the record read before the
+    /// deletion: the address went with the account).
     pub(crate) async fn account_deleted_notice(&self, user: &UserRecord) {
         let Some(m) = &self.mail else { return };
         let r = async { m.send(&m.render(Message::AccountDeleted, &user.email, &[])?).await };

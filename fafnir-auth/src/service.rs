@@ -560,6 +560,12 @@ impl Auth {
         match outcome {
             Rotation::Rotated { session, user } => {
                 let user = self.store.user_by_id(user).await?.ok_or(AuthError::InvalidRefreshToken)?;
+                if user.disabled_at.is_some() {
+                    // A session that outlived the disabling (it raced it): end it now.
+                    self.store.revoke_session(user.id, session, "account_disabled", now).await?;
+                    self.sessions.forget(&session);
+                    return Err(AuthError::InvalidRefreshToken);
+                }
                 self.issue(Account::from(&user), session, fresh, now)
             }
             Rotation::Invalid => Err(AuthError::InvalidRefreshToken),

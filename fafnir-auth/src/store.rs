@@ -503,11 +503,16 @@ impl AuthStore for SqlAuthStore {
     }
 
     async fn active_session(&self, id: SessionId, now_ms: i64) -> Result<Option<UserId>, AuthError> {
-        let row = sqlx::query("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2")
-            .bind(id.to_string())
-            .bind(now_ms)
-            .fetch_optional(self.db.pool())
-            .await?;
+        // A disabled account's sessions are not active, whatever raced its disabling (a login
+        // that was hashing when the account was disabled may still have opened one).
+        let row = sqlx::query(
+            "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.disabled_at IS NULL",
+        )
+        .bind(id.to_string())
+        .bind(now_ms)
+        .fetch_optional(self.db.pool())
+        .await?;
         match row {
             Some(r) => Ok(Some(UserId::parse(&r.try_get::<String, _>("user_id")?).map_err(|_| corrupt("user id"))?)),
             None => Ok(None),
@@ -825,14 +830,15 @@ impl AuthStore for SqlAuthStore {
         let mut sql = format!("SELECT {USER_COLS} FROM users WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         if let Some(p) = q.email_prefix.as_deref().filter(|p| !p.is_empty()) {
-            // The prefix's own `%`, `_` and `\` match themselves only.
+            // The prefix's own `%`, `_` and `!` match themselves only (`!` escapes: a backslash
+            // would depend on Postgres's standard_conforming_strings).
             let escaped: String = p
                 .to_lowercase()
                 .chars()
-                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+                .flat_map(|c| if matches!(c, '%' | '_' | '!') { vec!['!', c] } else { vec![c] })
                 .collect();
             binds.push(format!("{escaped}%"));
-            sql.push_str(&format!(" AND email LIKE ${} ESCAPE '\\'", binds.len()));
+            sql.push_str(&format!(" AND email LIKE ${} ESCAPE '!'", binds.len()));
         }
         if let Some(after) = &q.after_email {
             binds.push(after.clone());

@@ -537,7 +537,29 @@ async fn registrations_are_throttled_per_email_and_per_address(db: Db) {
     assert!(s.auth.register_from("later@example.com", PW, None, &c).await.is_ok());
 }
 
+/// A session that outlived its account's disabling (a login that was hashing when the account
+/// was disabled opens one after the revocation) is refused by the session check and by refresh.
+async fn a_disabled_accounts_raced_session_is_never_active(db: Db) {
+    let s = stack(&db).await;
+    let acct = s.auth.register("ada@example.com", PW, None).await.unwrap();
+    let login = s.auth.login("ada@example.com", PW, &client("192.0.2.1")).await.unwrap();
+    // The state the race leaves: disabled, yet a session not revoked.
+    sqlx::query("UPDATE users SET disabled_at = 1 WHERE id = $1")
+        .bind(acct.id.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    s.clock.advance(Duration::from_secs(3)); // past the session cache
+    assert!(matches!(s.auth.authenticate(login.access_token.expose()).await, Err(AuthError::Unauthorized)));
+    assert!(matches!(
+        s.auth.refresh(login.refresh_token.expose(), &client("192.0.2.1")).await,
+        Err(AuthError::InvalidRefreshToken)
+    ));
+    assert!(matches!(s.auth.login("ada@example.com", PW, &client("192.0.2.1")).await, Err(AuthError::AccountDisabled)));
+}
+
 fafnir_core::conformance_tests!(
+    a_disabled_accounts_raced_session_is_never_active,
     batched_claims_are_all_or_nothing,
     parallel_guesses_cannot_outrun_the_throttle,
     concurrent_first_logins_from_one_address_are_not_refused,

@@ -1,9 +1,9 @@
 //! The audit log: an append-only record of security events (`audit_events`, both backends),
 //! also written as structured log lines (target `fafnir::audit`) for a log pipeline.
 //!
-//! - Recording never holds up the request that causes it: the row is written by a task of its
-//!   own, after the log line. (An instance that dies in that millisecond loses the row, not the
-//!   log line.)
+//! - Recording never holds up the request that causes it: the row is written by the log's
+//!   writer task, after the log line, in the order the events were recorded. (An instance that
+//!   dies in that millisecond loses the row, not the log line.)
 //! - No secret is ever recorded: events carry types, ids, the client's address and user agent,
 //!   and small details (a reason, a role name) chosen by the code, never by the caller.
 //! - Rows are never updated; [`AuditLog::prune`] deletes those older than the retention.
@@ -36,6 +36,8 @@ pub enum AuditKind {
     RefreshReuseDetected,
     PasswordChanged,
     PasswordReset,
+    /// An administrator had a reset link mailed (the reset itself is `PasswordReset`).
+    PasswordResetLinkSent,
     EmailVerified,
     EmailChanged,
     AccountDisabled,
@@ -55,7 +57,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 23] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::AccountLocked,
@@ -64,6 +66,7 @@ impl AuditKind {
         AuditKind::RefreshReuseDetected,
         AuditKind::PasswordChanged,
         AuditKind::PasswordReset,
+        AuditKind::PasswordResetLinkSent,
         AuditKind::EmailVerified,
         AuditKind::EmailChanged,
         AuditKind::AccountDisabled,
@@ -91,6 +94,7 @@ impl AuditKind {
             AuditKind::RefreshReuseDetected => "refresh_reuse_detected",
             AuditKind::PasswordChanged => "password_changed",
             AuditKind::PasswordReset => "password_reset",
+            AuditKind::PasswordResetLinkSent => "password_reset_link_sent",
             AuditKind::EmailVerified => "email_verified",
             AuditKind::EmailChanged => "email_changed",
             AuditKind::AccountDisabled => "account_disabled",
@@ -131,11 +135,13 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     /// Small, code-chosen details (`{"reason": "invalid_credentials"}`, `{"role": "admin"}`).
     pub details: serde_json::Value,
+    /// When it happened (ms); set by [`AuditLog::record`], else the time it is stored.
+    pub at: Option<i64>,
 }
 
 impl AuditEvent {
     pub fn new(kind: AuditKind) -> Self {
-        Self { kind, actor: None, subject: None, ip: None, user_agent: None, details: serde_json::json!({}) }
+        Self { kind, actor: None, subject: None, ip: None, user_agent: None, details: serde_json::json!({}), at: None }
     }
 
     #[must_use]
@@ -200,6 +206,17 @@ pub struct AuditQuery {
 /// Largest page.
 pub const MAX_PAGE: usize = 100;
 
+/// A background task that stops when this is dropped.
+#[derive(Debug)]
+#[must_use = "dropping it stops the task"]
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Writes in flight, for [`AuditLog::flush`].
 #[derive(Debug, Default)]
 struct InFlight {
@@ -213,11 +230,36 @@ pub struct AuditLog {
     db: Db,
     clock: SharedClock,
     in_flight: std::sync::Arc<InFlight>,
+    /// The writer task's queue, started on the first event.
+    writer: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<AuditEvent>>>,
 }
 
 impl AuditLog {
     pub fn new(db: Db, clock: SharedClock) -> Self {
-        Self { db, clock, in_flight: Default::default() }
+        Self { db, clock, in_flight: Default::default(), writer: Default::default() }
+    }
+
+    /// The writer: one task storing the events one after another, in the order recorded.
+    fn writer(&self) -> &tokio::sync::mpsc::UnboundedSender<AuditEvent> {
+        self.writer.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AuditEvent>();
+            let this = AuditLog {
+                db: self.db.clone(),
+                clock: self.clock.clone(),
+                in_flight: self.in_flight.clone(),
+                writer: Default::default(),
+            };
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if let Err(e) = this.store(&event).await {
+                        tracing::warn!(error = %e, r#type = event.kind.as_str(), "an audit event was not stored");
+                    }
+                    this.in_flight.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    this.in_flight.done.notify_waiters();
+                }
+            });
+            tx
+        })
     }
 
     /// Waits until every event recorded so far is stored (a command-line tool calls it before
@@ -234,7 +276,8 @@ impl AuditLog {
     }
 
     /// Logs `event` at once and stores it in the background.
-    pub fn record(&self, event: AuditEvent) {
+    pub fn record(&self, mut event: AuditEvent) {
+        event.at.get_or_insert_with(|| self.clock.now_ms());
         tracing::info!(
             target: "fafnir::audit",
             r#type = event.kind.as_str(),
@@ -246,20 +289,21 @@ impl AuditLog {
             "audit"
         );
         metrics::counter!("fafnir_audit_events_total", "type" => event.kind.as_str()).increment(1);
-        let this = self.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                use std::sync::atomic::Ordering;
-                self.in_flight.count.fetch_add(1, Ordering::SeqCst);
-                rt.spawn(async move {
-                    if let Err(e) = this.store(&event).await {
-                        tracing::warn!(error = %e, r#type = event.kind.as_str(), "an audit event was not stored");
-                    }
-                    this.in_flight.count.fetch_sub(1, Ordering::SeqCst);
-                    this.in_flight.done.notify_waiters();
-                });
-            }
-            Err(_) => tracing::warn!("an audit event outside a runtime was not stored"),
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::warn!("an audit event outside a runtime was not stored");
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        self.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = self.writer().send(event) {
+            // The writer is gone (its runtime ended): store this one directly.
+            self.in_flight.count.fetch_sub(1, Ordering::SeqCst);
+            let (this, event) = (self.clone(), e.0);
+            tokio::spawn(async move {
+                if let Err(e) = this.store(&event).await {
+                    tracing::warn!(error = %e, "an audit event was not stored");
+                }
+            });
         }
     }
 
@@ -269,7 +313,7 @@ impl AuditLog {
             "INSERT INTO audit_events (at, type, actor_id, subject_id, ip, user_agent, details) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(self.clock.now_ms())
+        .bind(event.at.unwrap_or_else(|| self.clock.now_ms()))
         .bind(event.kind.as_str())
         .bind(event.actor.map(|u| u.to_string()))
         .bind(event.subject.map(|u| u.to_string()))
@@ -336,6 +380,21 @@ impl AuditLog {
         }
         let next = (rows.len() > first).then(|| out.last().map(|r| r.id)).flatten();
         Ok((out, next))
+    }
+
+    /// Prunes every hour, for a process that has no other background pass (security-service),
+    /// until the returned handle is dropped.
+    pub fn spawn_prune(&self, retention: Duration) -> AbortOnDrop {
+        let this = self.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.prune(retention).await {
+                    tracing::warn!(error = %e, "pruning the audit log failed");
+                }
+            }
+        }))
     }
 
     /// Deletes events older than `retention`; returns how many.

@@ -195,8 +195,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             let account = stack.auth.register(&email, &password, None).await.map_err(|e| e.to_string())?;
             for r in &roles {
-                stack.rbac.grant(account.id, r).await.map_err(|e| e.to_string())?;
+                if stack.rbac.grant(account.id, r).await.map_err(|e| e.to_string())? {
+                    let ev = fafnir_auth::AuditEvent::new(fafnir_auth::AuditKind::RoleGranted)
+                        .subject(account.id)
+                        .detail("role", r.as_str())
+                        .detail("by", "cli");
+                    stack.audit.store(&ev).await.map_err(|e| e.to_string())?;
+                }
             }
+            stack.audit.flush().await;
             println!("created {} ({})", account.email, account.id);
             Ok(())
         }

@@ -238,8 +238,10 @@ pub async fn run_security_service(config: fafnir_core::Config, shutdown: Shutdow
     let rbac =
         Arc::new(fafnir_rbac::Rbac::new(Arc::new(fafnir_rbac::SqlRbacStore::new(db.clone(), clock.clone()))).await?);
     let _watch = rbac.spawn_watcher(fafnir_rbac::DEFAULT_WATCH_INTERVAL);
-    // Role changes made here are audited in this service's database.
-    rbac.record_to(fafnir_core::AuditLog::new(db.clone(), clock.clone()));
+    // Role changes made here are audited in this service's database, pruned like auth-service's.
+    let audit = fafnir_core::AuditLog::new(db.clone(), clock.clone());
+    rbac.record_to(audit.clone());
+    let _prune = audit.spawn_prune(config.audit_retention);
     let (authn, tokens_ready) = verifying(&config, clock, false).await?;
     let svc = fafnir_rbac::grpc::SecurityGrpc::new(rbac, authn);
     let side = grpc::side_app(vec![remote::Check::database(db.clone()), tokens_ready]);

@@ -303,6 +303,11 @@ async fn list_users(
         let roles = match h.checker().grants(Some(who.token.expose()), u.id).await {
             Ok(Some(g)) => g.roles,
             Ok(None) => Vec::new(),
+            // Filtering by role without the roles would silently leave accounts out.
+            Err(e) if q.role.is_some() => {
+                tracing::warn!(error = %e, "roles of a listed user unavailable");
+                return Err(ApiError::unavailable("the permission service"));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "roles of a listed user unavailable");
                 Vec::new()
@@ -491,7 +496,10 @@ async fn audit(
         return Err(bad("first", "first is 1 to 100"));
     }
     for t in p.kind.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        q.kinds.push(AuditKind::parse(t).ok_or_else(|| bad("type", format!("unknown event type {t:?}")))?);
+        let k = AuditKind::parse(t).ok_or_else(|| bad("type", format!("unknown event type {t:?}")))?;
+        if !q.kinds.contains(&k) {
+            q.kinds.push(k);
+        }
     }
     let id = |field: &'static str, v: &Option<String>| -> Result<Option<UserId>, ApiError> {
         v.as_deref()

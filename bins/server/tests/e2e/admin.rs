@@ -310,8 +310,8 @@ async fn lifecycle(env: &Env) {
     assert_eq!(e["details"]["was_locked"], true);
     once(&events(&api, &admin, "account_locked", carol).await, "account_locked");
     once(&events(&api, &admin, "sessions_revoked", carol).await, "sessions_revoked");
-    let e = once(&events(&api, &admin, "password_reset", carol).await, "password_reset (link sent)");
-    assert_eq!(e["details"]["link_sent_by"], root.to_string());
+    let e = once(&events(&api, &admin, "password_reset_link_sent", carol).await, "password_reset_link_sent");
+    assert_eq!(e["actor_id"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", carol).await, "account_deleted (admin)");
     assert_eq!(e["actor_id"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", bob).await, "account_deleted (own)");
