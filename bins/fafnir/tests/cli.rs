@@ -174,6 +174,8 @@ async fn cli_administers_accounts(t: &fafnir_core::testing::TestDb) {
         assert!(audit.contains(kind), "{kind} in {audit}");
     }
     assert!(ok(&["audit", "--type", "account_deleted"]).contains("account_deleted"));
+    assert!(ok(&["keys", "rotate"]).contains("new signing key"));
+    assert!(ok(&["audit", "--type", "key_rotated"]).contains("key_rotated"));
     assert_one_line_error(&fafnir(url, &["user", "disable", "--email", "nobody@example.com"], None), "no account");
     assert_one_line_error(&fafnir(url, &["user", "list", "--state", "asleep"], None), "--state");
     assert_one_line_error(&fafnir(url, &["audit", "--type", "nonsense"], None), "unknown event type");

@@ -25,6 +25,8 @@ struct Env {
     services: Vec<Running>,
     /// notification-service and auth-service's configuration (five services only).
     notification: Option<(String, Config)>,
+    /// auth's database (its audit log).
+    auth_db: String,
 }
 
 impl Env {
@@ -61,7 +63,7 @@ async fn fafnir_serve(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Env {
     let server = spawn(|s| fafnir_server::run_all_in_one(cfg, Router::new(), s));
     let url = format!("http://127.0.0.1:{p}");
     wait_ready(&format!("{url}/readyz")).await;
-    Env { url, smtp, services: vec![server], notification: None }
+    Env { url, smtp, services: vec![server], notification: None, auth_db: db.url.clone() }
 }
 
 async fn five_services(dbs: [&TestDb; 3]) -> Env {
@@ -104,6 +106,7 @@ async fn five_services(dbs: [&TestDb; 3]) -> Env {
         url,
         smtp,
         services: vec![gateway, notification, auth, users, security],
+        auth_db: auth_cfg.database_url.clone(),
         notification: Some((format!("http://127.0.0.1:{mail_p}"), auth_cfg)),
     }
 }
@@ -236,6 +239,26 @@ async fn flows(env: &mut Env) {
     assert_eq!(anon.post("/auth/login", json!({"email": "ada@new.example", "password": PW2})).await.0, 200);
     wait_until("me to show the new address", || async { ada.get("/auth/me").await.1["email"] == "ada@new.example" })
         .await;
+
+    // Each step is in the audit log once, as ada's own.
+    let db = fafnir_core::Db::connect(&env.auth_db).await.unwrap();
+    let ada_id: String =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'ada@new.example'").fetch_one(db.pool()).await.unwrap();
+    for (kind, n) in [("email_verified", 1), ("password_reset", 1), ("email_changed", 1)] {
+        wait_until(&format!("{kind} in the audit log"), || async {
+            let c: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_events WHERE type = $1 AND subject_id = $2 AND actor_id = $2",
+            )
+            .bind(kind)
+            .bind(&ada_id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+            c == n
+        })
+        .await;
+    }
+    db.close().await;
 
     // GraphQL mirrors the flows (through the same REST rules).
     let r = anon.graphql("mutation($e: String!) { forgotPassword(email: $e) }", json!({"e": "ada@new.example"})).await;
