@@ -212,6 +212,11 @@ impl Auth {
     /// Redeems a verification token: the address it was sent to is verified, if it is still
     /// the account's (`POST /auth/email/verify`).
     pub async fn confirm_email(&self, token: &str) -> Result<(), AuthError> {
+        self.confirm_email_from(token, &ClientInfo::default()).await
+    }
+
+    /// [`Auth::confirm_email`] for a request from `client` (audited with its address).
+    pub async fn confirm_email_from(&self, token: &str, client: &ClientInfo) -> Result<(), AuthError> {
         let m = self.account_mail()?;
         let mut tx = m.db.pool().begin().await?;
         let Some(r) = m.tokens.redeem(&mut tx, Purpose::VerifyEmail, token).await? else {
@@ -232,7 +237,7 @@ impl Auth {
         tx.commit().await?;
         self.accounts.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, "e-mail address verified");
-        self.audit(AuditEvent::new(AuditKind::EmailVerified).own(r.user_id));
+        self.audit(AuditEvent::new(AuditKind::EmailVerified).own(r.user_id).client(client));
         Ok(())
     }
 
@@ -267,6 +272,16 @@ impl Auth {
     /// revoked and the notice queued. No session is opened: sign in with the new password.
     /// The address the link reached is verified by the same proof.
     pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), AuthError> {
+        self.reset_password_from(token, new_password, &ClientInfo::default()).await
+    }
+
+    /// [`Auth::reset_password`] for a request from `client` (audited with its address).
+    pub async fn reset_password_from(
+        &self,
+        token: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         let m = self.account_mail()?;
         // Look first (without redeeming), to check and hash the password outside the
         // transaction; the redemption below decides.
@@ -313,7 +328,9 @@ impl Auth {
         self.sessions.retain(|_, u| u != &r.user_id);
         self.accounts.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, revoked_sessions = ended, "password reset");
-        self.audit(AuditEvent::new(AuditKind::PasswordReset).own(r.user_id).detail("sessions_revoked", ended));
+        self.audit(
+            AuditEvent::new(AuditKind::PasswordReset).own(r.user_id).client(client).detail("sessions_revoked", ended),
+        );
         Ok(())
     }
 
@@ -358,6 +375,11 @@ impl Auth {
     /// (`POST /auth/email/change/confirm`): the account moves to it (verified), every link
     /// token of the account is revoked, and the old address gets a notice.
     pub async fn confirm_email_change(&self, token: &str) -> Result<(), AuthError> {
+        self.confirm_email_change_from(token, &ClientInfo::default()).await
+    }
+
+    /// [`Auth::confirm_email_change`] for a request from `client` (audited with its address).
+    pub async fn confirm_email_change_from(&self, token: &str, client: &ClientInfo) -> Result<(), AuthError> {
         let m = self.account_mail()?;
         let mut tx = m.db.pool().begin().await?;
         let Some(r) = m.tokens.redeem(&mut tx, Purpose::ChangeEmail, token).await? else {
@@ -387,7 +409,7 @@ impl Auth {
         m.outbox.notify();
         self.accounts.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, "e-mail address changed");
-        self.audit(AuditEvent::new(AuditKind::EmailChanged).own(r.user_id));
+        self.audit(AuditEvent::new(AuditKind::EmailChanged).own(r.user_id).client(client));
         Ok(())
     }
 

@@ -48,6 +48,9 @@ pub enum AuditKind {
     RoleGranted,
     RoleRevoked,
     KeyRotated,
+    /// A signed-in caller was refused an administration operation (at most once a minute per
+    /// caller).
+    AccessDenied,
     /// Reserved for second factors (TOTP, passkeys) when they exist.
     SecondFactorAdded,
     SecondFactorRemoved,
@@ -57,7 +60,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 23] = [
+    pub const ALL: [AuditKind; 24] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::AccountLocked,
@@ -77,6 +80,7 @@ impl AuditKind {
         AuditKind::RoleGranted,
         AuditKind::RoleRevoked,
         AuditKind::KeyRotated,
+        AuditKind::AccessDenied,
         AuditKind::SecondFactorAdded,
         AuditKind::SecondFactorRemoved,
         AuditKind::IdentityLinked,
@@ -105,6 +109,7 @@ impl AuditKind {
             AuditKind::RoleGranted => "role_granted",
             AuditKind::RoleRevoked => "role_revoked",
             AuditKind::KeyRotated => "key_rotated",
+            AuditKind::AccessDenied => "access_denied",
             AuditKind::SecondFactorAdded => "second_factor_added",
             AuditKind::SecondFactorRemoved => "second_factor_removed",
             AuditKind::IdentityLinked => "identity_linked",

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Authorized, Client, CurrentUser};
+use super::extract::{Client, CurrentUser};
 use super::AuthHttp;
 use crate::{AccountState, AdminUser, AuthError, Principal};
 use fafnir_core::audit::{AuditKind, AuditQuery, AuditRecord};
@@ -34,14 +34,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Authorized::<UsersManage>::from_request_parts(parts, state).await {
-            Ok(a) => Ok(Admin(a.0)),
-            Err(mut e) if e.code == "PERMISSION_DENIED" => {
-                e.code = "FORBIDDEN";
-                Err(e)
-            }
-            Err(e) => Err(e),
+        let http = AuthHttp::from_ref(state);
+        let who = http.authenticate_parts(parts).await?;
+        let decision = http
+            .checker()
+            .check(Some(who.token.expose()), who.user_id, <UsersManage as super::RequiredPermission>::PERMISSION)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "permission checker unavailable");
+                ApiError::unavailable("the permission service")
+            })?;
+        if decision.allowed {
+            return Ok(Admin(who));
         }
+        // Probing by a non-administrator is audited, at most once a minute per caller.
+        if http.note_denied(who.user_id) {
+            let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+            http.auth().audit(
+                fafnir_core::AuditEvent::new(AuditKind::AccessDenied)
+                    .own(who.user_id)
+                    .client(&client)
+                    .detail("permission", "users:manage")
+                    .detail("path", parts.uri.path().chars().take(200).collect::<String>()),
+            );
+        }
+        Err(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", "this needs the permission users:manage"))
     }
 }
 

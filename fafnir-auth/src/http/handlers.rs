@@ -598,9 +598,10 @@ async fn request_verification(
     ))]
 async fn confirm_email(
     State(h): State<AuthHttp>,
+    Client(client): Client,
     JsonBody(req): JsonBody<LinkTokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    h.auth().confirm_email(&req.token).await?;
+    h.auth().confirm_email_from(&req.token, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -639,9 +640,10 @@ async fn forgot_password(
     ))]
 async fn reset_password(
     State(h): State<AuthHttp>,
+    Client(client): Client,
     JsonBody(req): JsonBody<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    h.auth().reset_password(&req.token, &req.new_password).await?;
+    h.auth().reset_password_from(&req.token, &req.new_password, &client).await?;
     metrics::counter!("fafnir_password_resets_total").increment(1);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -685,9 +687,10 @@ async fn request_email_change(
     ))]
 async fn confirm_email_change(
     State(h): State<AuthHttp>,
+    Client(client): Client,
     JsonBody(req): JsonBody<LinkTokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    h.auth().confirm_email_change(&req.token).await?;
+    h.auth().confirm_email_change_from(&req.token, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

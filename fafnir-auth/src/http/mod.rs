@@ -70,6 +70,8 @@ struct Inner {
     checker: Arc<dyn PermissionChecker>,
     settings: HttpSettings,
     csrf: CsrfKey,
+    /// Callers refused administration recently (their refusals are audited once a minute).
+    denied: fafnir_core::cache::TtlCache<fafnir_core::UserId, ()>,
 }
 
 /// The state the router and the extractors need. Cheap to clone. Make it reachable from your
@@ -105,7 +107,13 @@ impl AuthHttp {
         settings: HttpSettings,
         secret: &[u8],
     ) -> Self {
-        AuthHttp(Arc::new(Inner { auth, checker, settings, csrf: CsrfKey::new(secret) }))
+        AuthHttp(Arc::new(Inner {
+            auth,
+            checker,
+            settings,
+            csrf: CsrfKey::new(secret),
+            denied: fafnir_core::cache::TtlCache::new(10_000),
+        }))
     }
 
     pub fn auth(&self) -> &Arc<Auth> {
@@ -122,6 +130,16 @@ impl AuthHttp {
 
     pub fn csrf_key(&self) -> &CsrfKey {
         &self.0.csrf
+    }
+
+    /// Whether a refusal of `user` should be audited now (the first in a minute).
+    fn note_denied(&self, user: fafnir_core::UserId) -> bool {
+        let now = chrono::Utc::now().timestamp_millis();
+        if self.0.denied.get(&user, now, 60_000).is_some() {
+            return false;
+        }
+        self.0.denied.put(user, (), now);
+        true
     }
 }
 

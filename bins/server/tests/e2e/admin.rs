@@ -310,6 +310,11 @@ async fn lifecycle(env: &Env) {
     assert_eq!(e["details"]["was_locked"], true);
     once(&events(&api, &admin, "account_locked", carol).await, "account_locked");
     once(&events(&api, &admin, "sessions_revoked", carol).await, "sessions_revoked");
+    let e = once(&events(&api, &admin, "access_denied", bob).await, "access_denied (once a minute for eight refusals)");
+    assert_eq!(
+        (e["actor_id"].as_str(), e["details"]["permission"].as_str()),
+        (Some(bob.to_string().as_str()), Some("users:manage"))
+    );
     let e = once(&events(&api, &admin, "password_reset_link_sent", carol).await, "password_reset_link_sent");
     assert_eq!(e["actor_id"], root.to_string());
     let e = once(&events(&api, &admin, "account_deleted", carol).await, "account_deleted (admin)");
