@@ -7,8 +7,23 @@ use fafnir_server::Shutdown;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// A free port for a server, below the kernel's ephemeral range (32768 and up on Linux), so
+/// that no outgoing connection of this or another test can be holding it when the server binds
+/// it (`bind(":0")` hands out ports of that range, which clients take too), and never the same
+/// twice in this process.
 pub fn port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Ports 20000–31999; the start differs between runs, so that a run does not meet the last
+    // one's sockets in TIME_WAIT.
+    static NEXT: AtomicU16 = AtomicU16::new(u16::MAX);
+    let start = (std::process::id() % 12_000) as u16;
+    let _ = NEXT.compare_exchange(u16::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let p = 20_000 + NEXT.fetch_add(1, Ordering::SeqCst) % 12_000;
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
 }
 
 pub fn addr(p: u16) -> SocketAddr {
