@@ -648,6 +648,31 @@ impl Auth {
         Ok(())
     }
 
+    /// The current password of `user`, checked under the login throttle.
+    pub(crate) async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        current: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        let claim =
+            self.claim(throttle::keys("", Some(&user.email), client), self.cfg.throttle, Outcome::Abandoned).await?;
+        let verified = match self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = claim.finish(Outcome::Released).await;
+                return Err(e);
+            }
+        };
+        if !verified.ok {
+            claim.finish(Outcome::Failed).await?;
+            self.notice_if_locked(&user.email, Some(user), client).await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        // A right current password does not clear the account's failures: it is not a login.
+        claim.finish(Outcome::Released).await
+    }
+
     /// Changes the password after checking the current one; every other session is revoked.
     /// A wrong current password counts as a failed login for throttling.
     pub async fn change_password(

@@ -130,12 +130,7 @@ pub async fn run_all_in_one(config: fafnir_core::Config, extra: Router, shutdown
 /// Once at start: where mail goes, with a warning when it goes to the log (its links are live).
 fn say_where_mail_goes(stack: &Stack) {
     let remote = stack.config.notification_url.as_deref().is_some_and(|u| !u.is_empty());
-    if !remote && stack.config.smtp_url.as_deref().is_none_or(str::is_empty) {
-        tracing::warn!(
-            "FAFNIR_SMTP_URL is not set: mail is written to this log instead of being sent, links included (fine on a developer's machine, never in production); see docs/email.md"
-        );
-    } else {
-        tracing::info!("mail goes through {}", stack.mail.mailer().describe());
+    if say_mail_destination(&stack.config, remote, stack.mail.mailer().as_ref()) {
         // Mail really leaves: its links must reach people, over HTTPS.
         match stack.config.public_url.as_deref() {
             None => tracing::warn!(
@@ -147,6 +142,20 @@ fn say_where_mail_goes(stack: &Stack) {
             }
             Some(_) => {}
         }
+    }
+}
+
+/// Says once where mail goes: a warning when it goes to the log (its links are live), else the
+/// mailer. Whether mail really leaves (`handed_on`: to notification-service).
+fn say_mail_destination(config: &fafnir_core::Config, handed_on: bool, mailer: &dyn fafnir_auth::Mailer) -> bool {
+    if !handed_on && config.smtp_url.as_deref().is_none_or(str::is_empty) {
+        tracing::warn!(
+            "FAFNIR_SMTP_URL is not set: mail is written to this log instead of being sent, links included (fine on a developer's machine, never in production); see docs/email.md"
+        );
+        false
+    } else {
+        tracing::info!("mail goes through {}", mailer.describe());
+        true
     }
 }
 
@@ -296,13 +305,7 @@ pub async fn run_notification_service(config: fafnir_core::Config, shutdown: Shu
     telemetry::init_logging(&config.log);
     Limits::install(&config);
     let mailer = fafnir_auth::mailer_from_config(&config).map_err(|e| StartError::Io(e.to_string()))?;
-    if config.smtp_url.as_deref().is_none_or(str::is_empty) {
-        tracing::warn!(
-            "FAFNIR_SMTP_URL is not set: mail is written to this log instead of being sent, links included (fine on a developer's machine, never in production); see docs/email.md"
-        );
-    } else {
-        tracing::info!("mail goes through {}", mailer.describe());
-    }
+    say_mail_destination(&config, false, mailer.as_ref());
     let clock: fafnir_core::SharedClock = Arc::new(fafnir_core::SystemClock);
     let (authn, tokens_ready) = verifying(&config, clock, false).await?;
     let app = grpc::side_app(vec![tokens_ready]).merge(notify::routes(authn, mailer));

@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -140,15 +140,11 @@ struct NotifyState {
 /// `POST /internal/mail`: authenticated by auth-service's internal token for this service (checked
 /// before the body is read); sends at once.
 async fn receive(State(s): State<NotifyState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
+    // A bearer token only: an internal call carries no cookie.
+    let fafnir_auth::http::Presented::Bearer(token) = fafnir_auth::http::presented(&headers) else {
         return ApiError::unauthorized().into_response();
     };
-    match s.authn.internal_for(token, SERVICE).await {
+    match s.authn.internal_for(&token, SERVICE).await {
         Ok(_) => {}
         Err(fafnir_core::token::TokenError::Unavailable) => {
             return ApiError::unavailable("auth-service's keys").into_response()

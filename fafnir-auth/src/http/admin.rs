@@ -36,15 +36,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let http = AuthHttp::from_ref(state);
         let who = http.authenticate_parts(parts).await?;
-        let decision = http
-            .checker()
-            .check(Some(who.token.expose()), who.user_id, <UsersManage as super::RequiredPermission>::PERMISSION)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "permission checker unavailable");
-                ApiError::unavailable("the permission service")
-            })?;
-        if decision.allowed {
+        if http.holds(&who, <UsersManage as super::RequiredPermission>::PERMISSION).await? {
             return Ok(Admin(who));
         }
         // Probing by a non-administrator is audited, at most once a minute per caller.

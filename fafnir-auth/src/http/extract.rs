@@ -33,6 +33,15 @@ pub fn presented(headers: &HeaderMap) -> Presented {
 }
 
 impl AuthHttp {
+    /// Whether the authenticated caller holds `permission`; 503 when the checker cannot say.
+    pub(crate) async fn holds(&self, who: &Principal, permission: &str) -> Result<bool, ApiError> {
+        let decision = self.checker().check(Some(who.token.expose()), who.user_id, permission).await.map_err(|e| {
+            tracing::warn!(error = %e, "permission checker unavailable");
+            ApiError::unavailable("the permission service")
+        })?;
+        Ok(decision.allowed)
+    }
+
     /// Authenticates a request: a Bearer token needs nothing more; the access cookie needs the
     /// CSRF checks on unsafe methods. 401 without valid credentials, 403 on a CSRF failure.
     pub async fn authenticate_parts(&self, parts: &Parts) -> Result<Principal, ApiError> {
@@ -152,12 +161,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let http = AuthHttp::from_ref(state);
         let who = http.authenticate_parts(parts).await?;
-        let decision =
-            http.checker().check(Some(who.token.expose()), who.user_id, P::PERMISSION).await.map_err(|e| {
-                tracing::warn!(error = %e, "permission checker unavailable");
-                ApiError::unavailable("the permission service")
-            })?;
-        if decision.allowed {
+        if http.holds(&who, P::PERMISSION).await? {
             Ok(Authorized(who, PhantomData))
         } else {
             Err(ApiError::permission_denied(P::PERMISSION))
