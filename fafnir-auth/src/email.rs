@@ -327,6 +327,7 @@ impl Auth {
         m.outbox.notify();
         self.sessions.retain(|_, u| u != &r.user_id);
         self.accounts.forget(&r.user_id);
+        self.methods.forget(&r.user_id);
         tracing::info!(user_id = %r.user_id, revoked_sessions = ended, "password reset");
         self.audit(
             AuditEvent::new(AuditKind::PasswordReset).own(r.user_id).client(client).detail("sessions_revoked", ended),

@@ -36,6 +36,22 @@ pub enum AuthError {
     /// The caller lacks the permission an operation needs.
     #[error("this needs the permission {0}")]
     Forbidden(&'static str),
+    /// Sign-up is off (`FAFNIR_ALLOW_SIGNUP=false`): only an administrator creates accounts.
+    #[error("sign-up is disabled; ask an administrator for an account")]
+    SignupDisabled,
+    /// A social login that did not sign anyone in (its code is the refusal's).
+    #[error("social login failed: {}", .0.code())]
+    OAuth(crate::oauth::Refusal),
+    #[error("no such sign-in provider")]
+    ProviderNotFound,
+    #[error("identity not found")]
+    IdentityNotFound,
+    /// Unlinking would leave the account with no way to sign in.
+    #[error("this is the account's last way to sign in: set a password or link another provider first")]
+    LastSignInMethod,
+    /// The operation needs a recent sign-in (setting a first password without a current one).
+    #[error("sign in again first: this needs a sign-in within the last 10 minutes")]
+    ReauthenticationRequired,
     #[error("the server is busy; try again")]
     Busy,
     #[error("configuration error: {0}")]
@@ -61,6 +77,11 @@ impl AuthError {
             AuthError::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             AuthError::AccountDisabled => "ACCOUNT_DISABLED",
             AuthError::Forbidden(_) => "FORBIDDEN",
+            AuthError::SignupDisabled => "SIGNUP_DISABLED",
+            AuthError::OAuth(r) => r.code(),
+            AuthError::ProviderNotFound | AuthError::IdentityNotFound => "NOT_FOUND",
+            AuthError::LastSignInMethod => "LAST_SIGN_IN_METHOD",
+            AuthError::ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
             AuthError::Busy => "SERVICE_UNAVAILABLE",
             AuthError::Store(e) if e.is_unavailable() => "SERVICE_UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",

@@ -42,6 +42,11 @@ pub struct AuthConfig {
     pub throttle: ThrottleConfig,
     /// Registration attempts, successful or not (see [`Auth::register_from`]).
     pub register_throttle: ThrottleConfig,
+    /// Registration and first provider sign-ins may create accounts (`FAFNIR_ALLOW_SIGNUP`).
+    pub allow_signup: bool,
+    /// Social login may link to an existing account by verified e-mail
+    /// (`FAFNIR_OAUTH_LINK_VERIFIED_EMAIL`).
+    pub oauth_link_verified_email: bool,
 }
 
 impl AuthConfig {
@@ -51,6 +56,8 @@ impl AuthConfig {
             audience: c.audience.clone(),
             access_ttl: c.access_ttl,
             refresh_ttl: c.refresh_ttl,
+            allow_signup: c.allow_signup,
+            oauth_link_verified_email: c.oauth_link_verified_email,
             ..Self::default()
         }
     }
@@ -75,6 +82,8 @@ impl Default for AuthConfig {
             password_policy: PasswordPolicy::default(),
             throttle: ThrottleConfig::default(),
             register_throttle: ThrottleConfig::registrations(),
+            allow_signup: true,
+            oauth_link_verified_email: false,
         }
     }
 }
@@ -158,11 +167,15 @@ pub struct Auth {
     pub(crate) sessions: TtlCache<SessionId, UserId>,
     /// Accounts as `me` shows them, for `session_check_ttl`.
     pub(crate) accounts: TtlCache<UserId, Account>,
+    /// Sign-in methods as `me` shows them, for `session_check_ttl`.
+    pub(crate) methods: TtlCache<UserId, Vec<String>>,
     /// Link mails and security notices ([`Auth::with_mail`]); without it the e-mail
     /// operations answer a configuration error and no notice is sent.
     pub(crate) mail: Option<crate::email::AccountMail>,
     /// The audit log ([`Auth::with_audit`]); without it, events are only logged.
     pub(crate) audit: Option<fafnir_core::audit::AuditLog>,
+    /// Social login ([`Auth::with_oauth`]).
+    pub(crate) oauth: Option<Arc<crate::oauth::Providers>>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
     /// The process's one token cache: the other transports verify through it too
@@ -203,9 +216,11 @@ impl Auth {
             outbox,
             sessions: TtlCache::new(CACHE_MAX),
             accounts: TtlCache::new(CACHE_MAX),
+            methods: TtlCache::new(CACHE_MAX),
             tokens,
             mail: None,
             audit: None,
+            oauth: None,
         })
     }
 
@@ -289,7 +304,7 @@ impl Auth {
         let user = UserRecord {
             id: UserId::new(),
             email,
-            password_hash: hash,
+            password_hash: Some(hash),
             email_verified: false,
             created_at: from_ms(self.now_ms()),
             disabled_at: None,
@@ -318,6 +333,9 @@ impl Auth {
         display_name: Option<&str>,
         client: &ClientInfo,
     ) -> Result<Account, AuthError> {
+        if !self.cfg.allow_signup {
+            return Err(AuthError::SignupDisabled);
+        }
         let parsed = Email::parse(email).ok();
         let keys = throttle::keys("reg:", parsed.as_ref(), client);
         // Every registration attempt counts, whatever its outcome.
@@ -339,7 +357,7 @@ impl Auth {
         Claim::begin(self.store.clone(), self.clock.clone(), keys, rules, if_abandoned).await
     }
 
-    async fn deliver_events(&self) {
+    pub(crate) async fn deliver_events(&self) {
         match tokio::time::timeout(INLINE_DELIVERY_BUDGET, self.outbox.deliver_pending()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -368,7 +386,7 @@ impl Auth {
                 Some(e) => self.store.user_by_email(e).await?,
                 None => None,
             };
-            let verified = self.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+            let verified = self.hasher.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
             Ok::<_, AuthError>((user, verified))
         }
         .await;
@@ -424,7 +442,8 @@ impl Auth {
             // Parameters changed since this hash was made: upgrade it now that we know the password.
             let hash = self.hasher.hash(&password).await?;
             // Only over the hash we verified: a password changed meanwhile must not be undone.
-            if self.store.replace_password_hash(user.id, &user.password_hash, &hash, self.now_ms()).await? {
+            let old = user.password_hash.as_deref().unwrap_or_default();
+            if self.store.replace_password_hash(user.id, old, &hash, self.now_ms()).await? {
                 tracing::info!(user_id = %user.id, "password rehashed with current parameters");
             }
         }
@@ -440,7 +459,7 @@ impl Auth {
         Ok(login)
     }
 
-    async fn open_session(&self, user: &UserRecord, client: &ClientInfo) -> Result<Login, AuthError> {
+    pub(crate) async fn open_session(&self, user: &UserRecord, client: &ClientInfo) -> Result<Login, AuthError> {
         let now = self.now_ms();
         let session = SessionRecord {
             id: SessionId::new(),
@@ -657,7 +676,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let claim =
             self.claim(throttle::keys("", Some(&user.email), client), self.cfg.throttle, Outcome::Abandoned).await?;
-        let verified = match self.hasher.verify(&Password::new(current), Some(&user.password_hash)).await {
+        let verified = match self.hasher.verify(&Password::new(current), user.password_hash.as_deref()).await {
             Ok(v) => v,
             Err(e) => {
                 let _ = claim.finish(Outcome::Released).await;
@@ -673,7 +692,20 @@ impl Auth {
         claim.finish(Outcome::Released).await
     }
 
-    /// Changes the password after checking the current one; every other session is revoked.
+    /// `ReauthenticationRequired` unless the caller's session began within
+    /// [`crate::oauth::RECENT_SIGN_IN`].
+    pub(crate) async fn check_recent_sign_in(&self, who: &Principal) -> Result<(), AuthError> {
+        let now = self.now_ms();
+        let sessions = self.store.sessions_of(who.user_id, now).await?;
+        let started = sessions.iter().find(|s| s.id == who.session_id).map(|s| s.created_at.timestamp_millis());
+        match started {
+            Some(t) if now.saturating_sub(t) <= dur_ms(crate::oauth::RECENT_SIGN_IN) => Ok(()),
+            _ => Err(AuthError::ReauthenticationRequired),
+        }
+    }
+
+    /// Changes the password after checking the current one (or, for an account that has none
+    /// yet, that the session is a recent sign-in); every other session is revoked.
     /// A wrong current password counts as a failed login for throttling.
     pub async fn change_password(
         &self,
@@ -683,7 +715,13 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        self.check_current_password(&user, current, client).await?;
+        if user.password_hash.is_some() {
+            self.check_current_password(&user, current, client).await?;
+        } else {
+            // A first password (the account was made by a provider sign-in): there is no current
+            // one to prove, so the session must be fresh instead.
+            self.check_recent_sign_in(who).await?;
+        }
         let new = Password::new(new);
         self.cfg
             .password_policy
@@ -692,6 +730,7 @@ impl Auth {
         let hash = self.hasher.hash(&new).await?;
         self.void_links_for_password_change(user.id).await?;
         self.store.set_password_hash(user.id, &hash, self.now_ms()).await?;
+        self.methods.forget(&user.id);
         let n = self.store.revoke_sessions(user.id, Some(who.session_id), "password_changed", self.now_ms()).await?;
         self.sessions.retain(|_, u| u != &user.id);
         tracing::info!(user_id = %user.id, revoked_sessions = n, "password changed");
@@ -711,6 +750,7 @@ impl Auth {
         let hash = self.hasher.hash(&new).await?;
         self.void_links_for_password_change(user).await?;
         self.store.set_password_hash(user, &hash, self.now_ms()).await?;
+        self.methods.forget(&user);
         self.store.revoke_sessions(user, None, "password_set", self.now_ms()).await?;
         self.sessions.retain(|_, u| u != &user);
         self.audit(AuditEvent::new(AuditKind::PasswordChanged).subject(user).detail("by", "administrator"));

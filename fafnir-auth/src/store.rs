@@ -18,7 +18,8 @@ use crate::error::AuthError;
 pub struct UserRecord {
     pub id: UserId,
     pub email: Email,
-    pub password_hash: String,
+    /// `None` for an account made by a provider sign-in that has not set a password.
+    pub password_hash: Option<String>,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     /// Set while an administrator has disabled the account.
@@ -78,7 +79,7 @@ pub struct ThrottleRule {
 }
 
 #[async_trait]
-pub trait AuthStore: Send + Sync + std::fmt::Debug {
+pub trait AuthStore: crate::oauth::IdentityStore + Send + Sync + std::fmt::Debug {
     /// Inserts the account and records `event` in the outbox, atomically.
     async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, AuthError>;
@@ -177,6 +178,38 @@ pub struct SqlAuthStore {
 impl SqlAuthStore {
     pub fn new(db: Db, outbox: Arc<Outbox>) -> Self {
         Self { db, outbox }
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Inserts the account row (`EmailTaken` on a duplicate address).
+    pub(crate) async fn insert_user(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user: &UserRecord,
+    ) -> Result<(), AuthError> {
+        let now = user.created_at.timestamp_millis();
+        let res = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, email_verified, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.email.as_str())
+        .bind(user.password_hash.as_deref().unwrap_or(""))
+        .bind(i64::from(user.email_verified))
+        .bind(now)
+        .execute(&mut **tx)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => Err(AuthError::EmailTaken),
+            other => other.map(drop).map_err(AuthError::from),
+        }
     }
 
     /// Selects the throttle rows of `keys` (placeholders) in a statement that changes several.
@@ -287,7 +320,8 @@ fn user_row(row: &AnyRow) -> Result<UserRecord, AuthError> {
     Ok(UserRecord {
         id: UserId::parse(&id).map_err(|_| corrupt("user id"))?,
         email: Email::parse(&email).map_err(|_| corrupt("email"))?,
-        password_hash: row.try_get("password_hash")?,
+        // An account without a password stores '' (the column is NOT NULL on both dialects).
+        password_hash: Some(row.try_get::<String, _>("password_hash")?).filter(|h| !h.is_empty()),
         email_verified: row.try_get::<i64, _>("email_verified")? != 0,
         created_at: from_ms(row.try_get("created_at")?),
         disabled_at: row.try_get::<Option<i64>, _>("disabled_at")?.map(from_ms),
@@ -316,22 +350,7 @@ const SESSION_COLS: &str = "id, user_id, created_at, last_used_at, expires_at, u
 impl AuthStore for SqlAuthStore {
     async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError> {
         let mut tx = self.db.pool().begin().await?;
-        let now = user.created_at.timestamp_millis();
-        let res = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, email_verified, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(user.id.to_string())
-        .bind(user.email.as_str())
-        .bind(&user.password_hash)
-        .bind(i64::from(user.email_verified))
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Err(e) if is_unique_violation(&e) => return Err(AuthError::EmailTaken),
-            other => other?,
-        };
+        self.insert_user(&mut tx, user).await?;
         self.outbox.enqueue(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -874,6 +893,7 @@ impl AuthStore for SqlAuthStore {
             .bind(before_ms)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM oauth_pending WHERE expires_at < $1").bind(before_ms).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(n)
     }

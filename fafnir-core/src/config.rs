@@ -2,6 +2,7 @@
 //! `FAFNIR_*` environment overlay. (Flags and the TOML file are layered on by the binaries:
 //! flag > environment > file > default.)
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -81,7 +82,54 @@ pub struct Config {
     /// How long audit events are kept (`FAFNIR_AUDIT_RETENTION`, default 90 days).
     #[serde(with = "duration_str")]
     pub audit_retention: Duration,
+    /// New accounts may be created by registration and by a first provider sign-in
+    /// (`FAFNIR_ALLOW_SIGNUP`, default true). Off, only an administrator creates accounts.
+    pub allow_signup: bool,
+    /// Social login providers by the name the operator picks (`[oauth.<name>]`, or
+    /// `FAFNIR_OAUTH_<NAME>_*`; see [`OAuthProviderConfig`]).
+    pub oauth: BTreeMap<String, OAuthProviderConfig>,
+    /// A provider sign-in whose e-mail belongs to an existing account links to it when the
+    /// provider asserts the address verified and the account's address is verified too
+    /// (`FAFNIR_OAUTH_LINK_VERIFIED_EMAIL`, default false: such a sign-in answers
+    /// `ACCOUNT_NOT_LINKED`).
+    pub oauth_link_verified_email: bool,
 }
+
+/// One social login provider. Either `issuer` (OpenID Connect discovery) or the three endpoint
+/// URLs (plain OAuth 2.0); the presets `google`, `github`, `microsoft` and `gitlab` fill them in.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthProviderConfig {
+    pub client_id: String,
+    /// Never printed.
+    pub client_secret: Option<String>,
+    pub issuer: Option<String>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    /// Space- or comma-separated; default `openid email profile` (OIDC) or the preset's.
+    pub scopes: Option<String>,
+    pub display_name: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthProviderConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("issuer", &self.issuer)
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("userinfo_url", &self.userinfo_url)
+            .field("scopes", &self.scopes)
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// The settings of one provider, as the suffixes of `FAFNIR_OAUTH_<NAME>_…`.
+const OAUTH_ENV_SUFFIXES: [&str; 8] =
+    ["_CLIENT_ID", "_CLIENT_SECRET", "_ISSUER", "_AUTH_URL", "_TOKEN_URL", "_USERINFO_URL", "_SCOPES", "_DISPLAY_NAME"];
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +142,7 @@ impl std::fmt::Debug for Config {
             .field("audience", &self.audience)
             .field("allowed_origins", &self.allowed_origins)
             .field("cookie_secure", &self.cookie_secure)
+            .field("oauth", &self.oauth.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +180,9 @@ impl Default for Config {
             confirm_email_path: "/confirm-email".into(),
             notification_url: None,
             audit_retention: Duration::from_secs(90 * 86_400),
+            allow_signup: true,
+            oauth: BTreeMap::new(),
+            oauth_link_verified_email: false,
         }
     }
 }
@@ -217,6 +269,14 @@ impl Config {
                 *slot = v;
             }
         }
+        for (k, slot) in [
+            ("FAFNIR_ALLOW_SIGNUP", &mut self.allow_signup),
+            ("FAFNIR_OAUTH_LINK_VERIFIED_EMAIL", &mut self.oauth_link_verified_email),
+        ] {
+            if let Some(v) = var(k) {
+                *slot = parse_bool(&v).ok_or_else(|| CoreError::Config(format!("{k} must be true or false")))?;
+            }
+        }
         if let Some(v) = var("FAFNIR_GRAPHQL_INTROSPECTION") {
             self.graphql_introspection = parse_bool(&v)
                 .ok_or_else(|| CoreError::Config("FAFNIR_GRAPHQL_INTROSPECTION must be true or false".into()))?;
@@ -237,8 +297,56 @@ impl Config {
         self.validate()
     }
 
+    /// Overlays the social login providers named in `FAFNIR_OAUTH_<NAME>_<SETTING>` variables
+    /// (`<NAME>` is lowercased: `FAFNIR_OAUTH_MY_IDP_CLIENT_ID` configures `my_idp`). Takes every
+    /// variable, since the names are the operator's; others are ignored.
+    pub fn apply_oauth_env<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(), CoreError> {
+        for (k, v) in vars {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            let Some(rest) = k.strip_prefix("FAFNIR_OAUTH_") else { continue };
+            let Some(suffix) = OAUTH_ENV_SUFFIXES.iter().find(|s| rest.ends_with(*s) && rest.len() > s.len()) else {
+                continue;
+            };
+            let name = rest[..rest.len() - suffix.len()].to_ascii_lowercase();
+            let p = self.oauth.entry(name).or_default();
+            let v = v.to_owned();
+            match *suffix {
+                "_CLIENT_ID" => p.client_id = v,
+                "_CLIENT_SECRET" => p.client_secret = Some(v),
+                "_ISSUER" => p.issuer = Some(v),
+                "_AUTH_URL" => p.auth_url = Some(v),
+                "_TOKEN_URL" => p.token_url = Some(v),
+                "_USERINFO_URL" => p.userinfo_url = Some(v),
+                "_SCOPES" => p.scopes = Some(v),
+                _ => p.display_name = Some(v),
+            }
+        }
+        self.validate()
+    }
+
     /// Refuses combinations that would make Fafnir unsafe or unusable.
     pub fn validate(&self) -> Result<(), CoreError> {
+        for (name, p) in &self.oauth {
+            let ok_name = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                && name != "password";
+            if !ok_name {
+                return Err(CoreError::Config(format!(
+                    "oauth provider name {:?}: use 1-32 lowercase letters, digits, `_` or `-` (and not `password`)",
+                    name.chars().take(40).collect::<String>()
+                )));
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(CoreError::Config(format!(
+                    "oauth provider `{name}` has no client id (FAFNIR_OAUTH_{}_CLIENT_ID)",
+                    name.to_ascii_uppercase()
+                )));
+            }
+        }
         if self.access_ttl < Duration::from_secs(10) || self.access_ttl > Duration::from_secs(24 * 3600) {
             return Err(CoreError::Config("access TTL must be between 10s and 24h".into()));
         }
@@ -368,5 +476,27 @@ mod tests {
         assert!(err.to_string().contains("FAFNIR_HTTP_ADDR"));
         let mut c = Config::default();
         assert!(c.apply_env(|k| (k == "FAFNIR_ACCESS_TTL").then(|| "1s".into())).is_err());
+    }
+
+    #[test]
+    fn oauth_providers_from_env() {
+        let mut c = Config::default();
+        c.apply_oauth_env([
+            ("FAFNIR_OAUTH_GOOGLE_CLIENT_ID", "g-id"),
+            ("FAFNIR_OAUTH_GOOGLE_CLIENT_SECRET", "g-secret"),
+            ("FAFNIR_OAUTH_MY_IDP_CLIENT_ID", "m-id"),
+            ("FAFNIR_OAUTH_MY_IDP_ISSUER", "https://idp.example"),
+            ("FAFNIR_OAUTH_LINK_VERIFIED_EMAIL", "true"),
+            ("FAFNIR_OAUTH__CLIENT_ID", "ignored: no name"),
+            ("PATH", "/bin"),
+        ])
+        .unwrap();
+        assert_eq!(c.oauth.keys().collect::<Vec<_>>(), ["google", "my_idp"]);
+        assert_eq!(c.oauth["google"].client_secret.as_deref(), Some("g-secret"));
+        assert_eq!(c.oauth["my_idp"].issuer.as_deref(), Some("https://idp.example"));
+        assert!(!format!("{:?}", c.oauth["google"]).contains("g-secret"));
+        // A setting without a client id is refused, naming the variable.
+        let err = Config::default().apply_oauth_env([("FAFNIR_OAUTH_CORP_ISSUER", "https://x")]).unwrap_err();
+        assert!(err.to_string().contains("FAFNIR_OAUTH_CORP_CLIENT_ID"), "{err}");
     }
 }

@@ -32,7 +32,7 @@ pub use authz::{
     CheckCode, Decision, Grants, PermissionChecker, RoleDirectory, RoleInfo, ServiceError, MAX_ROLES_BATCH,
 };
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use config::Config;
+pub use config::{Config, OAuthProviderConfig};
 pub use db::{Backend, Db, DbOptions};
 pub use email::{Email, EmailError};
 pub use error::{is_unavailable, CoreError};

@@ -171,7 +171,7 @@ fn read_password() -> Result<String, String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = cli.config.load(Config::default(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    let config = cli.config.load(Config::default(), fafnir_server::config::process_env()).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             fafnir_server::run_all_in_one(config, axum::Router::new(), fafnir_server::Shutdown::on_signal())

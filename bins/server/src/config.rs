@@ -48,7 +48,12 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Builds the configuration; `defaults` holds the binary's own defaults (e.g. its port).
-    pub fn load(&self, defaults: Config, env: impl Fn(&str) -> Option<String>) -> Result<Config, CoreError> {
+    ///
+    /// `env` is the whole environment (the names of social login providers are the operator's,
+    /// so every `FAFNIR_OAUTH_<NAME>_…` variable is looked at).
+    pub fn load(&self, defaults: Config, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, CoreError> {
+        let vars: std::collections::BTreeMap<String, String> = env.into_iter().collect();
+        let env = |k: &str| vars.get(k).cloned();
         let mut config = defaults;
         let file = self.config.clone().or_else(|| env("FAFNIR_CONFIG").map(PathBuf::from));
         if let Some(path) = file {
@@ -57,7 +62,8 @@ impl ConfigArgs {
             config = overlay_toml(config, &text)
                 .map_err(|e| CoreError::Config(format!("config file {}: {e}", path.display())))?;
         }
-        config.apply_env(&env)?;
+        config.apply_env(env)?;
+        config.apply_oauth_env(&vars)?;
         if let Some(v) = &self.database_url {
             config.database_url = v.clone();
         }
@@ -93,6 +99,12 @@ impl ConfigArgs {
     }
 }
 
+/// The process's environment, leaving out variables that are not valid Unicode (none of Fafnir's
+/// are; `std::env::vars` would panic on them).
+pub fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
 /// Applies the keys present in a TOML document over `base` (absent keys keep `base`'s values).
 fn overlay_toml(base: Config, text: &str) -> Result<Config, String> {
     let overlay: toml::Table = toml::from_str(text).map_err(|e| e.message().to_owned())?;
@@ -125,7 +137,7 @@ mod tests {
             database_url: Some("sqlite://from-flag.db".into()),
             ..Default::default()
         };
-        let c = args.load(Config::default(), |k| env.get(k).map(|v| v.to_string())).unwrap();
+        let c = args.load(Config::default(), env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
         assert_eq!(c.database_url, "sqlite://from-flag.db");
         assert_eq!(c.access_ttl, Duration::from_secs(600));
         assert_eq!(c.log, "debug");
@@ -138,11 +150,11 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         writeln!(file, "databse_url = 1").unwrap();
         let args = ConfigArgs { config: Some(file.path().to_owned()), ..Default::default() };
-        let e = args.load(Config::default(), |_| None).unwrap_err().to_string();
+        let e = args.load(Config::default(), []).unwrap_err().to_string();
         assert!(e.contains("databse_url"), "{e}");
         let args = ConfigArgs { config: Some("/nonexistent.toml".into()), ..Default::default() };
-        assert!(args.load(Config::default(), |_| None).unwrap_err().to_string().contains("cannot read"));
+        assert!(args.load(Config::default(), []).unwrap_err().to_string().contains("cannot read"));
         let args = ConfigArgs { access_ttl: Some("forever".into()), ..Default::default() };
-        assert!(args.load(Config::default(), |_| None).is_err());
+        assert!(args.load(Config::default(), []).is_err());
     }
 }

@@ -387,7 +387,7 @@ where
     F: FnOnce(fafnir_core::Config, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), StartError>>,
 {
-    let result = match args.load(defaults, |k| std::env::var(k).ok()) {
+    let result = match args.load(defaults, crate::config::process_env()) {
         Ok(config) => run(config, Shutdown::on_signal()).await,
         Err(e) => Err(StartError::Core(e)),
     };

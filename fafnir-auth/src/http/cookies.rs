@@ -8,6 +8,9 @@ use cookie::{Cookie, SameSite};
 pub const ACCESS: &str = "fafnir_access";
 pub const REFRESH: &str = "fafnir_refresh";
 pub const CSRF: &str = "fafnir_csrf";
+/// Binds a social login to the browser that started it (a random value; the server keeps its
+/// hash with the pending login).
+pub const OAUTH_BINDING: &str = "fafnir_oauth";
 
 /// The value of cookie `name` in the request, if present (the first one wins).
 pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -92,4 +95,20 @@ pub fn clear_session(headers: &mut HeaderMap, secure: bool) {
                 .build(),
         );
     }
+}
+
+/// Sets `fafnir_oauth` (HttpOnly, path `/auth/oauth`, ten minutes). `SameSite=None` when the
+/// cookies are `Secure`, so that a provider's cross-site `form_post` callback carries it too;
+/// `Lax` otherwise (browsers refuse `None` without `Secure`), which covers the usual GET callback.
+pub fn set_oauth_binding(headers: &mut HeaderMap, value: &str, secure: bool) {
+    add(
+        headers,
+        Cookie::build((OAUTH_BINDING, value.to_owned()))
+            .http_only(true)
+            .same_site(if secure { SameSite::None } else { SameSite::Lax })
+            .path("/auth/oauth")
+            .max_age(secs(crate::oauth::PENDING_TTL))
+            .secure(secure)
+            .build(),
+    );
 }

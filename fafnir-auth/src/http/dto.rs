@@ -131,6 +131,9 @@ pub struct MeResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
+    /// How the account can sign in: `password` if it has one, then each linked provider.
+    #[serde(default)]
+    pub sign_in_methods: Vec<String>,
 }
 
 /// Query of `GET /auth/me`.
@@ -164,8 +167,10 @@ pub struct SessionsResponse {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
+    /// Required, except for an account without a password setting its first one.
     #[schema(format = Password)]
-    pub current_password: String,
+    #[serde(default)]
+    pub current_password: Option<String>,
     /// 8 to 128 characters (counted after NFKC normalisation), no NUL; a guessable password
     /// is refused with 422 `VALIDATION_FAILED`.
     #[schema(format = Password, min_length = 8, max_length = 128)]
@@ -299,5 +304,42 @@ pub struct AcceptedResponse {
 impl AcceptedResponse {
     pub fn new(message: &str) -> Self {
         Self { status: "accepted".into(), message: message.into() }
+    }
+}
+
+/// A sign-in provider.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProviderDto {
+    pub name: String,
+    pub display_name: String,
+}
+
+impl From<crate::oauth::ProviderInfo> for ProviderDto {
+    fn from(p: crate::oauth::ProviderInfo) -> Self {
+        ProviderDto { name: p.name, display_name: p.display_name }
+    }
+}
+
+/// An identity at a provider, linked to the caller's account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IdentityDto {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub provider: String,
+    /// The address the provider gave at the last sign-in.
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+}
+
+impl From<crate::oauth::Identity> for IdentityDto {
+    fn from(i: crate::oauth::Identity) -> Self {
+        IdentityDto {
+            id: i.id.to_string(),
+            provider: i.provider,
+            email: i.email,
+            created_at: i.created_at,
+            last_used_at: i.last_used_at,
+        }
     }
 }

@@ -115,6 +115,22 @@ impl From<AuthError> for ApiError {
             AuthError::EmailNotVerified | AuthError::AccountDisabled | AuthError::Forbidden(_) => {
                 (StatusCode::FORBIDDEN, None)
             }
+            AuthError::SignupDisabled => (StatusCode::FORBIDDEN, None),
+            AuthError::ProviderNotFound | AuthError::IdentityNotFound => (StatusCode::NOT_FOUND, None),
+            AuthError::LastSignInMethod => (StatusCode::CONFLICT, None),
+            AuthError::ReauthenticationRequired => (StatusCode::UNAUTHORIZED, None),
+            AuthError::OAuth(r) => (
+                match r {
+                    crate::oauth::Refusal::ProviderError => StatusCode::BAD_GATEWAY,
+                    crate::oauth::Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                    crate::oauth::Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+                    crate::oauth::Refusal::AccountNotLinked | crate::oauth::Refusal::IdentityLinkedElsewhere => {
+                        StatusCode::CONFLICT
+                    }
+                    _ => StatusCode::FORBIDDEN,
+                },
+                None,
+            ),
             AuthError::Busy => return ApiError::unavailable("the server"),
             AuthError::Store(inner) if inner.is_unavailable() => {
                 tracing::warn!(error = %inner, "database unavailable");

@@ -55,12 +55,12 @@ impl Modify for SecuritySchemes {
 
 // ---- helpers ----
 
-fn no_store(headers: &mut HeaderMap) {
+pub(super) fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: &Login, current_csrf: Option<&str>) {
+pub(super) fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: &Login, current_csrf: Option<&str>) {
     // A CSRF token still valid for this session is kept: requests in flight, and pages that
     // read the cookie earlier, keep working across a refresh.
     let csrf = match current_csrf {
@@ -458,6 +458,7 @@ async fn me(
         Some(g) => (Some(g.roles), Some(g.permissions)),
         None => (None, None),
     };
+    let sign_in_methods = h.auth().sign_in_methods(who.user_id).await?;
     Ok(Json(MeResponse {
         id: acct.id.to_string(),
         email: acct.email.to_string(),
@@ -465,6 +466,7 @@ async fn me(
         roles,
         permissions,
         created_at: acct.created_at,
+        sign_in_methods,
     }))
 }
 
@@ -518,12 +520,14 @@ async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Change the password. Every other session is revoked; this one stays.
+/// Change the password. Every other session is revoked; this one stays. An account made by a
+/// provider sign-in sets its first password without `current_password`, within 10 minutes of
+/// signing in.
 #[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChangeRequest,
     responses(
         (status = 204, description = "Changed"),
         (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED; INVALID_CREDENTIALS for a wrong current password; REAUTHENTICATION_REQUIRED when an account without a password sets its first one more than 10 minutes after signing in", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
@@ -539,7 +543,7 @@ async fn change_password(
     Client(client): Client,
     JsonBody(req): JsonBody<PasswordChangeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    h.auth().change_password(&who, &req.current_password, &req.new_password, &client).await?;
+    h.auth().change_password(&who, req.current_password.as_deref().unwrap_or(""), &req.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -17,6 +17,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod oauth;
 
 use std::sync::Arc;
 
@@ -32,7 +33,7 @@ pub use admin::{
 };
 pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
 pub use cookies::read as read_cookie;
-pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, REFRESH as REFRESH_COOKIE};
+pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, OAUTH_BINDING as OAUTH_BINDING_COOKIE, REFRESH as REFRESH_COOKIE};
 pub use csrf::{double_submit_matches, is_unsafe};
 pub use csrf::{origin_allowed, CsrfKey, HEADER as CSRF_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
@@ -154,6 +155,7 @@ impl AuthHttp {
     tags(
         (name = "auth", description = "Accounts, login, tokens and sessions"),
         (name = "email", description = "Verification, password reset and change of address, by mailed links"),
+        (name = "oauth", description = "Social login: sign in with OAuth 2.0 / OpenID Connect providers, link and unlink identities"),
         (name = "account", description = "The caller's own account: deletion, recent sign-ins"),
         (name = "admin", description = "Administration (permission users:manage): accounts and the audit log"),
         (name = "keys", description = "Public keys")
@@ -162,7 +164,7 @@ impl AuthHttp {
 struct ApiDoc;
 
 fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(handlers::routes()).merge(admin::routes()).split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(handlers::routes()).merge(oauth::routes()).merge(admin::routes()).split_for_parts()
 }
 
 /// The `/auth/*` and `/.well-known/jwks.json` routes, ready to merge into any router.
