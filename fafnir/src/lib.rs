@@ -204,6 +204,8 @@ impl Fafnir {
             audience: config.audience.clone(),
             access_ttl: config.access_ttl,
             refresh_ttl: config.refresh_ttl,
+            allow_signup: config.allow_signup,
+            oauth_link_verified_email: config.oauth_link_verified_email,
             ..base()
         };
         // Retired keys stay published for one access-token lifetime, plus two key-reload
@@ -253,7 +255,8 @@ impl Fafnir {
         let auth = Arc::new(
             Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?
                 .with_mail(account_mail)
-                .with_audit(audit.clone()),
+                .with_audit(audit.clone())
+                .with_oauth(Arc::new(fafnir_auth::oauth::Providers::from_config(&config)?)),
         );
         // One verified-token cache per process: auth's own, shared by every transport.
         let authn =

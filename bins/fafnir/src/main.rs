@@ -41,6 +41,9 @@ enum Command {
     /// Check the mail settings (FAFNIR_SMTP_URL, FAFNIR_MAIL_FROM)
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Social login providers (FAFNIR_OAUTH_<NAME>_*)
+    #[command(subcommand)]
+    Oauth(OauthCommand),
     /// List security events (newest first)
     Audit {
         /// Only events of this type (repeatable), e.g. --type login_failed
@@ -53,6 +56,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         first: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthCommand {
+    /// List the configured providers with the callback URL to register at each, and check that
+    /// each OpenID Connect provider's discovery and keys can be fetched now (exit status 1 if
+    /// one cannot)
+    Providers,
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,6 +363,30 @@ async fn run(cli: Cli) -> Result<(), String> {
             let mail = templates.render(fafnir_auth::Message::Test, &to, &[]).map_err(|e| e.to_string())?;
             mailer.send(&mail).await.map_err(|e| format!("not sent through {}: {e}", mailer.describe()))?;
             println!("sent a test message to {} through {}", mail.to.as_str(), mailer.describe());
+            Ok(())
+        }
+        Command::Oauth(OauthCommand::Providers) => {
+            // Configuration only: no database is opened.
+            let providers = fafnir_auth::oauth::Providers::from_config(&config).map_err(|e| e.to_string())?;
+            if providers.is_empty() {
+                println!("no social login provider is configured (set FAFNIR_OAUTH_<NAME>_CLIENT_ID and _ISSUER, or a preset: google, github, microsoft, gitlab)");
+                return Ok(());
+            }
+            let mut failed = 0;
+            for p in providers.check().await {
+                let status = match &p.problem {
+                    None if p.kind == "oidc" => "discovery ok".to_owned(),
+                    None => "endpoints configured (plain OAuth 2.0: nothing to discover)".to_owned(),
+                    Some(why) => {
+                        failed += 1;
+                        format!("UNREACHABLE: {why}")
+                    }
+                };
+                println!("{} ({}, {})\n  endpoint:     {}\n  callback URL: {}\n  status:       {status}", p.name, p.display_name, p.kind, p.endpoint, p.redirect_uri);
+            }
+            if failed > 0 {
+                return Err(format!("{failed} provider(s) cannot be reached"));
+            }
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {

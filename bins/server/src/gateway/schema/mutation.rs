@@ -153,6 +153,17 @@ impl Mutation {
         }
     }
 
+    /// Unlinks one of the caller's identities. Refused with `LAST_SIGN_IN_METHOD` when the
+    /// account would be left with no way to sign in.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn unlink_identity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let id = uuid::Uuid::parse_str(&id)
+            .map_err(|_| GqlError::new(errors::Code::NotFound, "identity not found"))?;
+        let res = call_auth(ctx, axum::http::Method::DELETE, &format!("/auth/identities/{id}"), &[], Some(token)).await?;
+        accepted(res)
+    }
+
     /// Disables an account (needs `users:manage`): it cannot sign in, its sessions end now.
     /// `true` if it changed.
     #[graphql(complexity = "COST_SERVICE")]

@@ -27,6 +27,15 @@ impl Query {
         Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 
+    /// The configured sign-in providers (public): start a sign-in by sending the browser to
+    /// `/auth/oauth/{name}/authorize?return_to=/path`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn auth_providers(&self, ctx: &Context<'_>) -> Result<Vec<AuthProvider>, GqlError> {
+        let res = get_auth(ctx, "/auth/oauth/providers", None).await?;
+        let list: Vec<dto::ProviderDto> = json(&res)?;
+        Ok(list.into_iter().map(AuthProvider::from).collect())
+    }
+
     /// The caller. Checks the session (a logged-out token is refused).
     #[graphql(complexity = "COST_SERVICE + child_complexity")]
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<Me>, GqlError> {
@@ -53,7 +62,8 @@ impl Query {
         };
         let (account, grants, profile) = tokio::join!(account, grants, profile);
         let account: dto::MeResponse = json(&account?)?;
-        Ok(Some(Me { user: account.into(), grants, profile }))
+        let sign_in_methods = account.sign_in_methods.clone();
+        Ok(Some(Me { user: account.into(), sign_in_methods, grants, profile }))
     }
 
     /// Accounts for administrators (needs `users:manage`), by e-mail: `query` is an e-mail

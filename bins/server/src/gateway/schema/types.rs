@@ -34,6 +34,37 @@ impl From<dto::MeResponse> for User {
     }
 }
 
+/// A sign-in provider (social login).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuthProvider {
+    /// The name in `/auth/oauth/{name}/authorize`.
+    pub name: String,
+    pub display_name: String,
+}
+
+impl From<dto::ProviderDto> for AuthProvider {
+    fn from(p: dto::ProviderDto) -> Self {
+        AuthProvider { name: p.name, display_name: p.display_name }
+    }
+}
+
+/// An identity at a sign-in provider, linked to the caller's account.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Identity {
+    pub id: ID,
+    pub provider: String,
+    /// The address the provider gave at the last sign-in.
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+}
+
+impl From<dto::IdentityDto> for Identity {
+    fn from(i: dto::IdentityDto) -> Self {
+        Identity { id: ID(i.id), provider: i.provider, email: i.email, created_at: i.created_at, last_used_at: i.last_used_at }
+    }
+}
+
 /// A user's profile.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Profile {
@@ -74,6 +105,7 @@ impl From<fafnir_users::Profile> for Profile {
 #[derive(Debug)]
 pub struct Me {
     pub(super) user: User,
+    pub(super) sign_in_methods: Vec<String>,
     pub(super) grants: Option<Result<fafnir_core::Grants, GqlError>>,
     pub(super) profile: Option<Result<fafnir_users::Profile, GqlError>>,
 }
@@ -100,6 +132,19 @@ impl Me {
             Some(Err(e)) => Err(e.clone()),
             None => Ok(None),
         }
+    }
+
+    /// How the account can sign in: `password` if it has one, then each linked provider.
+    async fn sign_in_methods(&self) -> &[String] {
+        &self.sign_in_methods
+    }
+
+    /// The identities at sign-in providers linked to the account.
+    async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<Identity>, GqlError> {
+        let (_, token) = super::context::caller(ctx)?;
+        let res = super::context::get_auth(ctx, "/auth/identities", Some(token)).await?;
+        let list: Vec<dto::IdentityDto> = super::context::json(&res)?;
+        Ok(list.into_iter().map(Identity::from).collect())
     }
 
     async fn profile(&self) -> Result<Option<Profile>, GqlError> {
@@ -360,7 +405,9 @@ pub struct ChangeEmailInput {
 
 #[derive(InputObject)]
 pub struct ChangePasswordInput {
-    pub current_password: String,
+    /// Required, except for an account without a password setting its first one (within 10
+    /// minutes of signing in).
+    pub current_password: Option<String>,
     pub new_password: String,
 }
 
