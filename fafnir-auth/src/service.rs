@@ -386,7 +386,8 @@ impl Auth {
                 Some(e) => self.store.user_by_email(e).await?,
                 None => None,
             };
-            let verified = self.hasher.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+            let verified =
+                self.hasher.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
             Ok::<_, AuthError>((user, verified))
         }
         .await;

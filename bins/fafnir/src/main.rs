@@ -382,7 +382,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                         format!("UNREACHABLE: {why}")
                     }
                 };
-                println!("{} ({}, {})\n  endpoint:     {}\n  callback URL: {}\n  status:       {status}", p.name, p.display_name, p.kind, p.endpoint, p.redirect_uri);
+                println!(
+                    "{} ({}, {})\n  endpoint:     {}\n  callback URL: {}\n  status:       {status}",
+                    p.name, p.display_name, p.kind, p.endpoint, p.redirect_uri
+                );
             }
             if failed > 0 {
                 return Err(format!("{failed} provider(s) cannot be reached"));

@@ -33,7 +33,9 @@ pub use admin::{
 };
 pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
 pub use cookies::read as read_cookie;
-pub use cookies::{ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, OAUTH_BINDING as OAUTH_BINDING_COOKIE, REFRESH as REFRESH_COOKIE};
+pub use cookies::{
+    ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, OAUTH_BINDING as OAUTH_BINDING_COOKIE, REFRESH as REFRESH_COOKIE,
+};
 pub use csrf::{double_submit_matches, is_unsafe};
 pub use csrf::{origin_allowed, CsrfKey, HEADER as CSRF_HEADER};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
@@ -164,7 +166,11 @@ impl AuthHttp {
 struct ApiDoc;
 
 fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(handlers::routes()).merge(oauth::routes()).merge(admin::routes()).split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(handlers::routes())
+        .merge(oauth::routes())
+        .merge(admin::routes())
+        .split_for_parts()
 }
 
 /// The `/auth/*` and `/.well-known/jwks.json` routes, ready to merge into any router.

@@ -69,8 +69,7 @@ async fn begin(
     let s = h.settings();
     let mut allowed = s.allowed_origins.clone();
     allowed.extend(s.public_origin.clone());
-    let started =
-        h.auth().oauth_begin(provider, q.return_to.as_deref(), link_user, binding.as_deref(), &allowed).await;
+    let started = h.auth().oauth_begin(provider, q.return_to.as_deref(), link_user, binding.as_deref(), &allowed).await;
     match started {
         Ok((begin, _)) => {
             let mut res = redirect(&begin.url);
@@ -174,7 +173,8 @@ async fn finish(h: &AuthHttp, provider: &str, headers: &HeaderMap, client: &crat
         Ok(None) => "linked",
         Err(r) => r.code(),
     };
-    metrics::counter!("fafnir_oauth_logins_total", "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+    metrics::counter!("fafnir_oauth_logins_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
     match done.result {
         Ok(Some(login)) => {
             let mut res = redirect(&done.return_to);
@@ -233,7 +233,10 @@ async fn callback_post(
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
-async fn identities(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Json<Vec<IdentityDto>>, ApiError> {
+async fn identities(
+    State(h): State<AuthHttp>,
+    CurrentUser(who): CurrentUser,
+) -> Result<Json<Vec<IdentityDto>>, ApiError> {
     Ok(Json(h.auth().identities(who.user_id).await?.into_iter().map(IdentityDto::from).collect()))
 }
 

@@ -148,8 +148,8 @@ impl Auth {
         let pending = self.store.take_pending(&sha256_hex(state), self.now_ms()).await?;
         let pending = pending.ok_or(Refused(Refusal::StateInvalid))?;
         *return_to = pending.return_to.clone();
-        let same_browser = binding
-            .is_some_and(|b| bool::from(sha256_hex(b).as_bytes().ct_eq(pending.binding_hash.as_bytes())));
+        let same_browser =
+            binding.is_some_and(|b| bool::from(sha256_hex(b).as_bytes().ct_eq(pending.binding_hash.as_bytes())));
         if pending.provider != provider || !same_browser {
             return Err(Refused(Refusal::StateInvalid));
         }
@@ -195,7 +195,8 @@ impl Auth {
             provider_email_verified: email.is_some() && remote.email_verified,
             provider_email: email.is_some(),
         };
-        let rules = Rules { link_verified_email: self.cfg.oauth_link_verified_email, allow_signup: self.cfg.allow_signup };
+        let rules =
+            Rules { link_verified_email: self.cfg.oauth_link_verified_email, allow_signup: self.cfg.allow_signup };
         let now = self.now_ms();
         let new_identity = |user_id: UserId| IdentityRecord {
             id: Uuid::now_v7(),
@@ -300,9 +301,16 @@ impl Auth {
     /// Opens a session for `user` after a provider sign-in: under the login throttle of the
     /// account's address and the client's (a locked account stays locked), with the same
     /// account checks, audit and session as a password login.
-    async fn provider_sign_in(&self, user: UserId, provider: &str, client: &ClientInfo) -> Result<Login, CallbackError> {
+    async fn provider_sign_in(
+        &self,
+        user: UserId,
+        provider: &str,
+        client: &ClientInfo,
+    ) -> Result<Login, CallbackError> {
         let record = self.store.user_by_id(user).await?.ok_or(CallbackError::Refused(Refusal::ProviderError))?;
-        let claim = match self.claim(throttle::keys("", Some(&record.email), client), self.cfg.throttle, Outcome::Released).await
+        let claim = match self
+            .claim(throttle::keys("", Some(&record.email), client), self.cfg.throttle, Outcome::Released)
+            .await
         {
             Ok(c) => c,
             Err(AuthError::RateLimited { .. }) => return Err(CallbackError::Refused(Refusal::RateLimited)),

@@ -27,8 +27,8 @@ use fafnir_core::UserId;
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use provider::{Provider, ProviderCheck, Providers, RemoteIdentity};
 pub use flow::Callback;
+pub use provider::{Provider, ProviderCheck, Providers, RemoteIdentity};
 pub use store::{IdentityRecord, IdentityStore, PendingLogin, Unlink};
 
 /// How long a started sign-in may take at the provider.
@@ -208,10 +208,7 @@ pub fn check_return_to(return_to: Option<&str>, allowed: &[String]) -> Option<St
         return None;
     }
     let origin = url.origin().ascii_serialization();
-    allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin))
-        .then(|| url.to_string())
+    allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(&origin)).then(|| url.to_string())
 }
 
 /// `return_to` with `error=CODE` added to its query.
@@ -243,7 +240,10 @@ mod tests {
         let verified = Facts { provider_email: true, provider_email_verified: true, ..Facts::default() };
         let open = rules(false, true);
         // Known identity: signs in its account, whatever the e-mail says.
-        assert_eq!(decide(Facts { owner: Some(a), email_account: Some((b, true)), ..verified }, open), Decision::SignIn(a));
+        assert_eq!(
+            decide(Facts { owner: Some(a), email_account: Some((b, true)), ..verified }, open),
+            Decision::SignIn(a)
+        );
         assert_eq!(decide(Facts { owner: Some(a), ..Facts::default() }, rules(false, false)), Decision::SignIn(a));
         // Link requests.
         assert_eq!(decide(Facts { link_for: Some(a), ..verified }, open), Decision::Link(a));

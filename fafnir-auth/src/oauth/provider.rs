@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use fafnir_core::{Config, OAuthProviderConfig};
 use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType, CoreUserInfoClaims,
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType, CoreUserInfoClaims,
 };
 use openidconnect::{
     AdditionalProviderMetadata, AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError, ClientId,
@@ -222,11 +222,13 @@ impl Provider {
                 }
             }
         };
-        let scopes = c
-            .scopes
-            .clone()
-            .or(p.as_ref().map(|p| p.scopes.to_owned()))
-            .unwrap_or_else(|| if matches!(kind, Kind::Oidc { .. }) { "openid email profile".into() } else { String::new() });
+        let scopes = c.scopes.clone().or(p.as_ref().map(|p| p.scopes.to_owned())).unwrap_or_else(|| {
+            if matches!(kind, Kind::Oidc { .. }) {
+                "openid email profile".into()
+            } else {
+                String::new()
+            }
+        });
         let display_name = c.display_name.clone().or(p.as_ref().map(|p| p.display.to_owned())).unwrap_or_else(|| {
             let mut n = name.to_owned();
             if let Some(f) = n.get_mut(0..1) {
@@ -274,7 +276,8 @@ impl Provider {
             }
             if fresh && force_keys {
                 // The keys may have rotated: fetch them again, keep the metadata.
-                let jwks: JsonWebKeySet<CoreJsonWebKey> = get_json(http, d.meta.jwks_uri().url().as_str(), None).await?;
+                let jwks: JsonWebKeySet<CoreJsonWebKey> =
+                    get_json(http, d.meta.jwks_uri().url().as_str(), None).await?;
                 let d = Arc::new(Discovered {
                     meta: d.meta.clone().set_jwks(jwks),
                     fetched_at: d.fetched_at,
@@ -299,7 +302,8 @@ impl Provider {
         };
         let jwks: JsonWebKeySet<CoreJsonWebKey> = get_json(http, meta.jwks_uri().url().as_str(), None).await?;
         let now = Instant::now();
-        let d = Arc::new(Discovered { meta: meta.set_jwks(jwks), fetched_at: now, keys_fetched_at: now, tenant_template });
+        let d =
+            Arc::new(Discovered { meta: meta.set_jwks(jwks), fetched_at: now, keys_fetched_at: now, tenant_template });
         *slot = Some(d.clone());
         Ok(d)
     }
@@ -312,7 +316,9 @@ impl Provider {
             ClientId::new(self.client_id.clone()),
             self.client_secret.clone().map(ClientSecret::new),
         )
-        .set_redirect_uri(RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| ProviderFailure::failed("redirect URI", e))?)
+        .set_redirect_uri(
+            RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| ProviderFailure::failed("redirect URI", e))?,
+        )
         .set_auth_type(if basic { AuthType::BasicAuth } else { AuthType::RequestBody });
         Ok(client)
     }
@@ -361,8 +367,12 @@ impl Provider {
         };
         let mut client = oauth2::basic::BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_auth_uri(oauth2::AuthUrl::new(auth_url.clone()).map_err(|e| ProviderFailure::failed("auth URL", e))?)
-            .set_token_uri(oauth2::TokenUrl::new(token_url.clone()).map_err(|e| ProviderFailure::failed("token URL", e))?)
-            .set_redirect_uri(RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| ProviderFailure::failed("redirect URI", e))?)
+            .set_token_uri(
+                oauth2::TokenUrl::new(token_url.clone()).map_err(|e| ProviderFailure::failed("token URL", e))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| ProviderFailure::failed("redirect URI", e))?,
+            )
             .set_auth_type(AuthType::BasicAuth);
         if let Some(s) = &self.client_secret {
             client = client.set_client_secret(ClientSecret::new(s.clone()));
@@ -391,7 +401,9 @@ impl Provider {
                         }
                     }
                     None if d.meta.additional_metadata().authorization_response_iss_parameter_supported => {
-                        return Err(ProviderFailure::MixUp("the response names no issuer, though the provider sends one".into()));
+                        return Err(ProviderFailure::MixUp(
+                            "the response names no issuer, though the provider sends one".into(),
+                        ));
                     }
                     None => {}
                 }
@@ -455,7 +467,9 @@ impl Provider {
                 let issuer = claims.issuer().as_str().trim_end_matches('/').to_owned();
                 if let Some(t) = &d.tenant_template {
                     if !matches_tenant(t, &issuer) {
-                        return Err(ProviderFailure::Failed(format!("the ID token's issuer {issuer:?} does not match {t:?}")));
+                        return Err(ProviderFailure::Failed(format!(
+                            "the ID token's issuer {issuer:?} does not match {t:?}"
+                        )));
                     }
                 }
                 let mut id = RemoteIdentity {
@@ -635,10 +649,7 @@ impl Providers {
     }
 
     pub fn list(&self) -> Vec<ProviderInfo> {
-        self.list
-            .iter()
-            .map(|p| ProviderInfo { name: p.name.clone(), display_name: p.display_name.clone() })
-            .collect()
+        self.list.iter().map(|p| ProviderInfo { name: p.name.clone(), display_name: p.display_name.clone() }).collect()
     }
 
     /// Each provider with its callback URL and whether Fafnir can reach it (OpenID Connect:
@@ -692,7 +703,9 @@ mod tests {
         assert_eq!(google.redirect_uri(), "https://auth.example/auth/oauth/google/callback");
         let github = p.get("github").unwrap();
         assert!(!github.is_oidc());
-        assert!(matches!(&github.kind, Kind::Plain { issuer, emails_url: Some(_), .. } if issuer == "https://github.com"));
+        assert!(
+            matches!(&github.kind, Kind::Plain { issuer, emails_url: Some(_), .. } if issuer == "https://github.com")
+        );
         assert_eq!(p.get("corp").unwrap().endpoint(), "https://sso.corp.example");
         assert_eq!(
             p.list().iter().map(|i| i.display_name.as_str()).collect::<Vec<_>>(),

@@ -113,17 +113,18 @@ async fn insert_identity<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     exec: E,
     i: &IdentityRecord,
 ) -> Result<bool, AuthError> {
-    let res = sqlx::query(&format!("INSERT INTO oauth_identities ({IDENTITY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
-        .bind(i.id.to_string())
-        .bind(i.user_id.to_string())
-        .bind(&i.provider)
-        .bind(&i.issuer)
-        .bind(&i.subject)
-        .bind(i.email.as_deref())
-        .bind(i.created_at.timestamp_millis())
-        .bind(i.last_used_at.timestamp_millis())
-        .execute(exec)
-        .await;
+    let res =
+        sqlx::query(&format!("INSERT INTO oauth_identities ({IDENTITY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+            .bind(i.id.to_string())
+            .bind(i.user_id.to_string())
+            .bind(&i.provider)
+            .bind(&i.issuer)
+            .bind(&i.subject)
+            .bind(i.email.as_deref())
+            .bind(i.created_at.timestamp_millis())
+            .bind(i.last_used_at.timestamp_millis())
+            .execute(exec)
+            .await;
     match res {
         Ok(_) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
@@ -177,11 +178,12 @@ impl IdentityStore for SqlAuthStore {
     }
 
     async fn identity_by_subject(&self, issuer: &str, subject: &str) -> Result<Option<IdentityRecord>, AuthError> {
-        let row = sqlx::query(&format!("SELECT {IDENTITY_COLS} FROM oauth_identities WHERE issuer = $1 AND subject = $2"))
-            .bind(issuer)
-            .bind(subject)
-            .fetch_optional(self.db().pool())
-            .await?;
+        let row =
+            sqlx::query(&format!("SELECT {IDENTITY_COLS} FROM oauth_identities WHERE issuer = $1 AND subject = $2"))
+                .bind(issuer)
+                .bind(subject)
+                .fetch_optional(self.db().pool())
+                .await?;
         row.as_ref().map(identity_row).transpose()
     }
 

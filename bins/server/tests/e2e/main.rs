@@ -7,6 +7,7 @@
 //! - [`grpc`]: both gRPC services and their clients;
 //! - [`admin`]: account deletion, administration and the audit log;
 //! - [`email`]: verification, reset and change of address through a real SMTP conversation;
+//! - [`oauth`]: social login against a real OpenID Provider (`oidc-provider` on Node.js);
 //! - [`microservices`]: auth-service, security-service and user-service with three databases;
 //! - [`resilience`]: faults the operator does not control.
 
@@ -19,4 +20,5 @@ mod graphql;
 mod grpc;
 mod http;
 mod microservices;
+mod oauth;
 mod resilience;

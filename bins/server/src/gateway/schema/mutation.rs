@@ -158,9 +158,9 @@ impl Mutation {
     #[graphql(complexity = "COST_SERVICE")]
     async fn unlink_identity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
         let (_, token) = mutation_caller(ctx)?;
-        let id = uuid::Uuid::parse_str(&id)
-            .map_err(|_| GqlError::new(errors::Code::NotFound, "identity not found"))?;
-        let res = call_auth(ctx, axum::http::Method::DELETE, &format!("/auth/identities/{id}"), &[], Some(token)).await?;
+        let id = uuid::Uuid::parse_str(&id).map_err(|_| GqlError::new(errors::Code::NotFound, "identity not found"))?;
+        let res =
+            call_auth(ctx, axum::http::Method::DELETE, &format!("/auth/identities/{id}"), &[], Some(token)).await?;
         accepted(res)
     }
 

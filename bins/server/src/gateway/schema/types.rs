@@ -61,7 +61,13 @@ pub struct Identity {
 
 impl From<dto::IdentityDto> for Identity {
     fn from(i: dto::IdentityDto) -> Self {
-        Identity { id: ID(i.id), provider: i.provider, email: i.email, created_at: i.created_at, last_used_at: i.last_used_at }
+        Identity {
+            id: ID(i.id),
+            provider: i.provider,
+            email: i.email,
+            created_at: i.created_at,
+            last_used_at: i.last_used_at,
+        }
     }
 }
 
