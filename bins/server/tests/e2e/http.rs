@@ -552,6 +552,13 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/auth/account"),
     ("delete", "/auth/delete"),
     ("get", "/auth/activity"),
+    ("get", "/auth/oauth/providers"),
+    ("get", "/auth/oauth/{provider}/authorize"),
+    ("get", "/auth/oauth/{provider}/link"),
+    ("get", "/auth/oauth/{provider}/callback"),
+    ("post", "/auth/oauth/{provider}/callback"),
+    ("get", "/auth/identities"),
+    ("delete", "/auth/identities/{id}"),
     ("get", "/admin/users"),
     ("post", "/admin/users/{id}/disable"),
     ("post", "/admin/users/{id}/enable"),
@@ -592,7 +599,7 @@ async fn the_openapi_document_lists_every_route(t: &TestDb) {
             _ => unreachable!(),
         };
         let status = req.send().await.unwrap().status();
-        assert!(status != StatusCode::NOT_FOUND || path.contains("{id}"), "{method} {path}: {status}");
+        assert!(status != StatusCode::NOT_FOUND || path.contains('{'), "{method} {path}: {status}");
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         assert!(!status.is_server_error(), "{method} {path}: {status}");
     }

@@ -436,6 +436,17 @@ async fn journeys(env: &Env, idp: &Idp, auth_db: &TestDb) {
         pw.post("/auth/login", json!({"email": "grace@example.com", "password": "grace's own new passphrase"})).await;
     assert_eq!(s, 200);
 
+    // ...but only within 10 minutes of signing in (hopper's session is made older here).
+    let hopper_id = hopper.get("/auth/me").await.1["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE sessions SET created_at = created_at - 660000 WHERE user_id = $1")
+        .bind(&hopper_id)
+        .execute(auth_db.db.pool())
+        .await
+        .unwrap();
+    let (s, b) = hopper.post("/auth/password", json!({"new_password": "hopper's own new passphrase"})).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("REAUTHENTICATION_REQUIRED")));
+    assert_eq!(hopper.get("/auth/me").await.1["sign_in_methods"], json!(["plain"]));
+
     // GraphQL: providers, identities and sign-in methods, unlinking.
     let v =
         grace.graphql("{ authProviders { name displayName } me { signInMethods identities { id provider } } }").await;
