@@ -76,7 +76,12 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        self.check_current_password(&user, current_password, client).await?;
+        if user.password_hash.is_some() {
+            self.check_current_password(&user, current_password, client).await?;
+        } else {
+            // An account made by a provider sign-in: a fresh sign-in stands in for the password.
+            self.check_recent_sign_in(who).await?;
+        }
         self.remove_user(user.id).await?;
         // After the deletion (the record is still in hand): never "deleted" for an account that
         // is not.

@@ -73,8 +73,11 @@ pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccountRequest {
+    /// Required, except for an account without a password (made by a provider sign-in), which
+    /// must have signed in within the last 10 minutes instead.
     #[schema(format = Password)]
-    pub current_password: String,
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 impl std::fmt::Debug for DeleteAccountRequest {
@@ -209,7 +212,7 @@ async fn delete_own(
     client: &crate::ClientInfo,
     req: DeleteAccountRequest,
 ) -> Result<(StatusCode, axum::http::HeaderMap), ApiError> {
-    h.auth().delete_account(who, &req.current_password, client).await?;
+    h.auth().delete_account(who, req.current_password.as_deref().unwrap_or(""), client).await?;
     let mut headers = axum::http::HeaderMap::new();
     super::cookies::clear_session(&mut headers, h.settings().cookie_secure);
     Ok((StatusCode::NO_CONTENT, headers))
@@ -221,7 +224,7 @@ async fn delete_own(
     responses(
         (status = 204, description = "Deleted; the session cookies are cleared"),
         (status = 400, description = "MALFORMED_JSON", body = ErrorBody),
-        (status = 401, description = "UNAUTHORIZED, or INVALID_CREDENTIALS for a wrong current password", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED; INVALID_CREDENTIALS for a wrong current password; REAUTHENTICATION_REQUIRED for an account without a password whose sign-in is over 10 minutes old", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = ErrorBody),

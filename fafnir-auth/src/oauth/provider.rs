@@ -727,6 +727,23 @@ mod tests {
     }
 
     #[test]
+    fn microsofts_common_metadata_keeps_its_tenant_template() {
+        // The shape of https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration.
+        let doc = serde_json::json!({
+            "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
+            "authorization_endpoint": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+            "token_endpoint": "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+            "jwks_uri": "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        });
+        let meta: Metadata = serde_json::from_value(doc).unwrap();
+        assert_eq!(meta.issuer().as_str(), "https://login.microsoftonline.com/{tenantid}/v2.0");
+        assert!(!meta.additional_metadata().authorization_response_iss_parameter_supported);
+    }
+
+    #[test]
     fn tenant_templates() {
         let t = "https://login.microsoftonline.com/{tenantid}/v2.0";
         assert!(matches_tenant(t, "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"));

@@ -280,10 +280,8 @@ impl Browser {
 
     async fn delete(&self, path: &str) -> (u16, Value) {
         let csrf = self.cookie("fafnir_csrf").unwrap_or_default();
-        self.send(
-            self.http.delete(format!("{}{path}", self.url)).header("origin", &self.url).header("x-csrf-token", csrf),
-        )
-        .await
+        let req = self.http.delete(format!("{}{path}", self.url)).header("origin", &self.url);
+        self.send(req.header("x-csrf-token", csrf).json(&json!({}))).await
     }
 
     async fn graphql(&self, query: &str) -> Value {
@@ -455,6 +453,14 @@ async fn journeys(env: &Env, idp: &Idp, auth_db: &TestDb) {
     assert_eq!(v["data"]["me"]["identities"][0]["provider"], "idp");
     let v = grace.graphql(&format!("mutation {{ unlinkIdentity(id: \"{grace_identity}\") }}")).await;
     assert_eq!(v["data"]["unlinkIdentity"], true, "{v}");
+
+    // An account without a password is deleted after a fresh sign-in, not a password.
+    let (s, b) = hopper.delete("/auth/account").await;
+    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("REAUTHENTICATION_REQUIRED")), "hopper's sign-in is old");
+    let fresh = Browser::new(&url);
+    assert_eq!(fresh.sign_in("/auth/oauth/plain/authorize", "hopper@example.com").await.location, "/");
+    assert_eq!(fresh.delete("/auth/account").await.0, 204);
+    assert_eq!(count(auth_db, "SELECT COUNT(*) FROM oauth_identities WHERE email = $1", "hopper@example.com").await, 0);
 
     // ---- attacks ----
 

@@ -138,9 +138,14 @@ impl Mutation {
         accepted(post_auth(ctx, "/auth/email/change/confirm", None, Some(&dto::LinkTokenRequest { token })).await?)
     }
 
-    /// Deletes the caller's account after the current password. As `DELETE /auth/account`.
+    /// Deletes the caller's account after the current password (an account without a password:
+    /// within 10 minutes of signing in). As `DELETE /auth/account`.
     #[graphql(complexity = "COST_PASSWORD")]
-    async fn delete_account(&self, ctx: &Context<'_>, current_password: String) -> Result<Option<bool>, GqlError> {
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        current_password: Option<String>,
+    ) -> Result<Option<bool>, GqlError> {
         let (_, token) = mutation_caller(ctx)?;
         let bearer = (!info(ctx).via_cookie).then_some(token);
         let body = fafnir_auth::http::DeleteAccountRequest { current_password };
