@@ -169,13 +169,16 @@ impl Auth {
             let detail = params.error_description.as_deref().unwrap_or_default();
             return Err(provider_failed(ProviderFailure::Failed(format!("the provider answered {err}: {detail}"))));
         }
+        let waited = std::time::Instant::now();
         p.check_response_issuer(&providers.http, params.iss.as_deref()).await.map_err(provider_failed)?;
         let code = params.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 2048);
         let code = code.ok_or_else(|| provider_failed(ProviderFailure::Failed("no code in the response".into())))?;
-        let remote = p
-            .identify(&providers.http, code, &pending.pkce_verifier, pending.nonce.as_deref())
-            .await
-            .map_err(provider_failed)?;
+        let remote = p.identify(&providers.http, code, &pending.pkce_verifier, pending.nonce.as_deref()).await;
+        // The time spent waiting for the provider (code exchange, keys, user info), apart from
+        // Fafnir's own: together with the request duration, the server's share of a sign-in.
+        metrics::histogram!("fafnir_oauth_provider_seconds", "provider" => provider.to_owned())
+            .record(waited.elapsed().as_secs_f64());
+        let remote = remote.map_err(provider_failed)?;
 
         if let Some(asked) = pending.link_user {
             if current != Some(asked) {

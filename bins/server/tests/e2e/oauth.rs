@@ -602,3 +602,59 @@ mod postgres {
         }
     }
 }
+
+/// The server's share of a provider sign-in, for docs/performance.md (prints figures, asserts
+/// none): `cargo test --release -p fafnir-server --test e2e oauth_timing -- --ignored --nocapture`.
+/// Client-observed durations of `authorize` (no provider call: discovery is cached) and of the
+/// callback, minus the time the callback waited for the provider (Fafnir's own histogram).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn oauth_timing() {
+    use std::time::Instant;
+    let db = TestDb::sqlite().await;
+    let p = port();
+    let Some(idp) = Idp::start(&clients(&format!("http://127.0.0.1:{p}"))).await else { return };
+    let env = fafnir_serve(&db, p, &idp, |_| {}).await;
+    let provider_wait = || async {
+        let text = reqwest::get(format!("{}/metrics", env.url)).await.unwrap().text().await.unwrap();
+        let get = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name) && l.contains("provider=\"idp\""))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (get("fafnir_oauth_provider_seconds_sum"), get("fafnir_oauth_provider_seconds_count"))
+    };
+    for (label, fresh) in [("first sign-in (creates the account)", true), ("known identity", false)] {
+        let n = 40;
+        let (mut authorize, mut callback) = (Vec::new(), Vec::new());
+        let (sum0, count0) = provider_wait().await;
+        for i in 0..n {
+            let login = if fresh { format!("t{i}@example.com") } else { "known@example.com".to_owned() };
+            let b = Browser::new(&env.url);
+            let t = Instant::now();
+            let res = b.http.get(format!("{}/auth/oauth/idp/authorize", env.url)).send().await.unwrap();
+            authorize.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(res.status().as_u16(), 302);
+            let cb = b.at_provider("/auth/oauth/idp/authorize", &login).await;
+            let t = Instant::now();
+            let landing = b.land(&cb).await;
+            callback.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(landing.error(), None);
+        }
+        let (sum1, count1) = provider_wait().await;
+        let wait_ms = (sum1 - sum0) / (count1 - count0).max(1.0) * 1000.0;
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (a, c) = (median(&mut authorize), median(&mut callback));
+        let mean_cb = callback.iter().sum::<f64>() / callback.len() as f64;
+        println!(
+            "{label}: authorize median {a:.2} ms; callback median {c:.2} ms (mean {mean_cb:.2}), of which the provider {wait_ms:.2} ms on average: Fafnir's own ≈ {:.2} ms",
+            mean_cb - wait_ms
+        );
+    }
+    env.shutdown().await;
+}
