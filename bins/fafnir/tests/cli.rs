@@ -257,3 +257,70 @@ async fn the_binary_serves_rest_and_graphql() {
     let log = text(&out.stdout);
     assert_eq!(log.matches("FAFNIR_SMTP_URL is not set").count(), 1, "{log}");
 }
+
+/// `fafnir oauth providers`: the callback URL to register for each provider, and whether each
+/// OpenID Connect provider's discovery works now (a real discovery document served on loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lists_oauth_providers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let doc = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", axum::routing::get(move || async move { axum::Json(doc) }))
+        .route("/jwks", axum::routing::get(|| async { axum::Json(serde_json::json!({"keys": []})) }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fafnir"));
+        c.args(["oauth", "providers"]).env("FAFNIR_LOG", "warn").env_remove("FAFNIR_PUBLIC_URL");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let none = run(&[]);
+    assert!(none.status.success());
+    assert!(text(&none.stdout).contains("no social login provider is configured"));
+
+    let out = tokio::task::spawn_blocking({
+        let issuer = issuer.clone();
+        move || {
+            run(&[
+                ("FAFNIR_PUBLIC_URL", "https://auth.example.com"),
+                ("FAFNIR_OAUTH_CORP_CLIENT_ID", "fafnir"),
+                ("FAFNIR_OAUTH_CORP_ISSUER", &issuer),
+                ("FAFNIR_OAUTH_GITHUB_CLIENT_ID", "gh"),
+                ("FAFNIR_OAUTH_GITHUB_CLIENT_SECRET", "never printed"),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("callback URL: https://auth.example.com/auth/oauth/corp/callback"), "{stdout}");
+    assert!(stdout.contains("discovery ok"), "{stdout}");
+    assert!(stdout.contains("https://auth.example.com/auth/oauth/github/callback"), "{stdout}");
+    assert!(!stdout.contains("never printed"));
+
+    // A provider that cannot be reached: listed, and exit 1 with one line on stderr.
+    let out = run(&[
+        ("FAFNIR_PUBLIC_URL", "https://auth.example.com"),
+        ("FAFNIR_OAUTH_CORP_CLIENT_ID", "fafnir"),
+        ("FAFNIR_OAUTH_CORP_ISSUER", "http://127.0.0.1:1"),
+    ]);
+    assert!(text(&out.stdout).contains("UNREACHABLE"), "{}", text(&out.stdout));
+    assert_one_line_error(&out, "1 provider(s) cannot be reached");
+    // Without the public URL, the callback URLs cannot be made: one line naming the setting.
+    let out = run(&[("FAFNIR_OAUTH_GOOGLE_CLIENT_ID", "g")]);
+    assert_one_line_error(&out, "FAFNIR_PUBLIC_URL");
+    server.abort();
+}
