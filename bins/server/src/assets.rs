@@ -35,7 +35,57 @@ const LANDING_HTML: &str = r#"<!doctype html>
 <li><a href="/graphql">GraphQL</a> (GraphiQL in the browser; POST for operations)</li>
 <li><a href="/.well-known/jwks.json">JWKS</a> and <a href="/.well-known/oauth-authorization-server">metadata</a></li>
 <li><a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a></li>
+<li><a href="/sign-in">Sign in with a provider</a> (social login, when providers are configured)</li>
 </ul></body></html>"#;
+
+// ---- a minimal sign-in page for social login (the web app in examples/web is the real UI) ----
+
+const SIGN_IN_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta name="referrer" content="no-referrer"><title>Sign in</title><link rel="stylesheet" href="/pages/link.css"></head>
+<body><main><h1>Sign in</h1>
+<p id="result" role="status" aria-live="polite"></p>
+<ul id="providers"></ul></main>
+<script src="/pages/sign-in.js"></script></body></html>"#;
+
+/// Lists the providers as links to their `authorize` (returning here), says who is signed in,
+/// and turns `?error=CODE` into words. Text only: nothing from the query becomes markup.
+const SIGN_IN_JS: &str = r#"(function () {
+  var out = document.getElementById("result"), list = document.getElementById("providers");
+  var messages = {
+    OAUTH_STATE_INVALID: "That sign-in expired or was not started here. Please try again.",
+    OAUTH_PROVIDER_ERROR: "The provider could not sign you in. Please try again later.",
+    ACCOUNT_NOT_LINKED: "An account with this e-mail already exists. Sign in to it with your password, then link the provider from your account.",
+    SIGNUP_DISABLED: "New accounts cannot be created here. Ask an administrator.",
+    OAUTH_EMAIL_UNVERIFIED: "The provider did not confirm your e-mail address, so no account was created.",
+    IDENTITY_ALREADY_LINKED: "That provider account is already linked to another account.",
+    ACCOUNT_DISABLED: "This account is disabled.",
+    EMAIL_NOT_VERIFIED: "Confirm your e-mail address first: open the link we sent you.",
+    RATE_LIMITED: "Too many attempts. Please wait a few minutes.",
+    UNAUTHORIZED: "Sign in first, then link the provider."
+  };
+  var error = new URLSearchParams(location.search).get("error");
+  if (error) {
+    out.textContent = messages[error] || "The sign-in did not succeed.";
+    history.replaceState(null, "", location.pathname);
+  }
+  fetch("/auth/me?grants=false", { credentials: "same-origin" }).then(function (r) {
+    return r.ok ? r.json() : null;
+  }).then(function (me) {
+    if (me && !error) { out.textContent = "You are signed in as " + me.email + "."; }
+  }).catch(function () {});
+  fetch("/auth/oauth/providers").then(function (r) { return r.json(); }).then(function (providers) {
+    if (!providers.length) { out.textContent = out.textContent || "No sign-in provider is configured."; return; }
+    providers.forEach(function (p) {
+      var a = document.createElement("a"), li = document.createElement("li");
+      a.href = "/auth/oauth/" + encodeURIComponent(p.name) + "/authorize?return_to=" + encodeURIComponent("/sign-in");
+      a.textContent = "Sign in with " + p.display_name;
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+  }).catch(function () { out.textContent = "The providers could not be loaded."; });
+})();
+"#;
 
 // ---- the pages behind mailed links (until a web app serves them: FAFNIR_PUBLIC_URL) ----
 //
@@ -135,10 +185,12 @@ fn link_routes() -> Router {
         .route("/verify-email", get(|| async { Html(verify_page()) }))
         .route("/reset-password", get(|| async { Html(reset_page()) }))
         .route("/confirm-email", get(|| async { Html(confirm_change_page()) }))
+        .route("/sign-in", get(|| async { Html(SIGN_IN_HTML) }))
         .layer(no_store);
     pages
         .route("/pages/link.js", get(|| async { asset("text/javascript", LINK_JS.as_bytes()) }))
         .route("/pages/link.css", get(|| async { asset("text/css", LINK_CSS.as_bytes()) }))
+        .route("/pages/sign-in.js", get(|| async { asset("text/javascript", SIGN_IN_JS.as_bytes()) }))
 }
 
 pub(crate) fn docs_routes() -> Router {

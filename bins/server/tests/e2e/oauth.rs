@@ -358,6 +358,12 @@ async fn journeys(env: &Env, idp: &Idp, auth_db: &TestDb) {
     let names: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["down", "idp", "plain"]);
     assert_eq!(list[1]["display_name"], "Test IdP");
+    // The built-in sign-in page lists them (by script, from the same endpoint).
+    let page = anon.http.get(format!("{url}/sign-in")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/pages/sign-in.js"));
+    let js = anon.http.get(format!("{url}/pages/sign-in.js")).send().await.unwrap().text().await.unwrap();
+    assert!(js.contains("/auth/oauth/providers") && js.contains("/authorize?return_to="));
 
     // First sign-in creates the account (no password, address verified by the provider) and
     // sets the three cookies; the browser lands on return_to.
