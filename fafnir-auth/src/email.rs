@@ -352,7 +352,12 @@ impl Auth {
         if new_email == user.email {
             return Err(AuthError::validation("new_email", "this is already the account's address"));
         }
-        self.check_current_password(&user, current_password, client).await?;
+        if user.password_hash.is_some() {
+            self.check_current_password(&user, current_password, client).await?;
+        } else {
+            // An account made by a provider sign-in: a fresh sign-in stands in for the password.
+            self.check_recent_sign_in(who).await?;
+        }
         self.mail_claim("mail:change:", &new_email, client).await?;
         let taken = self.store.user_by_email(&new_email).await?.is_some();
         let mut tx = m.db.pool().begin().await?;
@@ -480,6 +485,17 @@ impl Auth {
         let r = async { m.send(&m.render(Message::AccountDeleted, &user.email, &[])?).await };
         if let Err(e) = r.await {
             tracing::warn!(user_id = %user.id, error = %e, "the account-deleted notice could not be queued");
+        }
+    }
+
+    /// Tells `user` that sign-in with `provider` (its display name) was added to the account.
+    pub(crate) async fn notice_identity_linked(&self, user: &UserRecord, provider: &str) {
+        let Ok(m) = self.account_mail() else { return };
+        let r = async {
+            m.send(&m.render(Message::IdentityLinked, &user.email, &[("provider", Value::from(provider))])?).await
+        };
+        if let Err(e) = r.await {
+            tracing::warn!(user_id = %user.id, error = %e, "the identity-linked notice could not be queued");
         }
     }
 

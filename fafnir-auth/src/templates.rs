@@ -33,6 +33,8 @@ pub enum Message {
     AccountLocked,
     /// When a second factor is added: `method`.
     SecondFactorAdded,
+    /// When a sign-in provider is linked to the account: `provider` (its display name).
+    IdentityLinked,
     /// When the account is deleted (by its owner or an administrator).
     AccountDeleted,
     /// `fafnir mail test`.
@@ -40,7 +42,7 @@ pub enum Message {
 }
 
 impl Message {
-    pub const ALL: [Message; 10] = [
+    pub const ALL: [Message; 11] = [
         Message::VerifyEmail,
         Message::ResetPassword,
         Message::ChangeEmail,
@@ -49,6 +51,7 @@ impl Message {
         Message::PasswordChanged,
         Message::AccountLocked,
         Message::SecondFactorAdded,
+        Message::IdentityLinked,
         Message::AccountDeleted,
         Message::Test,
     ];
@@ -64,6 +67,7 @@ impl Message {
             Message::PasswordChanged => "password_changed",
             Message::AccountLocked => "account_locked",
             Message::SecondFactorAdded => "second_factor_added",
+            Message::IdentityLinked => "identity_linked",
             Message::AccountDeleted => "account_deleted",
             Message::Test => "test",
         }
@@ -87,6 +91,7 @@ impl Message {
             Message::PasswordChanged => pair!("password_changed"),
             Message::AccountLocked => pair!("account_locked"),
             Message::SecondFactorAdded => pair!("second_factor_added"),
+            Message::IdentityLinked => pair!("identity_linked"),
             Message::AccountDeleted => pair!("account_deleted"),
             Message::Test => pair!("test"),
         }
@@ -102,6 +107,7 @@ impl Message {
             Message::PasswordChanged => vec![("reset", Value::from(true))],
             Message::AccountLocked => vec![("wait", Value::from("30 seconds"))],
             Message::SecondFactorAdded => vec![("method", Value::from("An authenticator app"))],
+            Message::IdentityLinked => vec![("provider", Value::from("Google"))],
             Message::AccountDeleted | Message::Test => vec![],
         }
     }

@@ -62,11 +62,13 @@ const SIGN_IN_JS: &str = r#"(function () {
     ACCOUNT_DISABLED: "This account is disabled.",
     EMAIL_NOT_VERIFIED: "Confirm your e-mail address first: open the link we sent you.",
     RATE_LIMITED: "Too many attempts. Please wait a few minutes.",
-    UNAUTHORIZED: "Sign in first, then link the provider."
+    UNAUTHORIZED: "Sign in first, then link the provider.",
+    REAUTHENTICATION_REQUIRED: "For your security, sign in again, then link the provider within 10 minutes."
   };
   var error = new URLSearchParams(location.search).get("error");
   if (error) {
-    out.textContent = messages[error] || "The sign-in did not succeed.";
+    var known = Object.prototype.hasOwnProperty.call(messages, error);
+    out.textContent = known ? messages[error] : "The sign-in did not succeed.";
     history.replaceState(null, "", location.pathname);
   }
   fetch("/auth/me?grants=false", { credentials: "same-origin" }).then(function (r) {

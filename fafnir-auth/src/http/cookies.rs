@@ -9,8 +9,21 @@ pub const ACCESS: &str = "fafnir_access";
 pub const REFRESH: &str = "fafnir_refresh";
 pub const CSRF: &str = "fafnir_csrf";
 /// Binds a social login to the browser that started it (a random value; the server keeps its
-/// hash with the pending login).
+/// hash with the pending login). With `Secure` cookies it is [`OAUTH_BINDING_HOST`] instead.
 pub const OAUTH_BINDING: &str = "fafnir_oauth";
+/// The binding cookie's name with `Secure` cookies: the `__Host-` prefix makes browsers refuse
+/// it unless it was set by this very host, over HTTPS, for `/` and without `Domain`, so a
+/// sibling domain or a plain-HTTP injection cannot plant a binding of its own.
+pub const OAUTH_BINDING_HOST: &str = "__Host-fafnir_oauth";
+
+/// The binding cookie's name for the `Secure` setting.
+pub fn oauth_binding_name(secure: bool) -> &'static str {
+    if secure {
+        OAUTH_BINDING_HOST
+    } else {
+        OAUTH_BINDING
+    }
+}
 
 /// The value of cookie `name` in the request, if present (the first one wins).
 pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -97,16 +110,17 @@ pub fn clear_session(headers: &mut HeaderMap, secure: bool) {
     }
 }
 
-/// Sets `fafnir_oauth` (HttpOnly, path `/auth/oauth`, ten minutes). `SameSite=None` when the
-/// cookies are `Secure`, so that a provider's cross-site `form_post` callback carries it too;
-/// `Lax` otherwise (browsers refuse `None` without `Secure`), which covers the usual GET callback.
+/// Sets the binding cookie (HttpOnly, path `/` as `__Host-` requires, ten minutes).
+/// `SameSite=None` when the cookies are `Secure`, so that a provider's cross-site `form_post`
+/// callback carries it too; `Lax` otherwise (browsers refuse `None` without `Secure`), which
+/// covers the usual GET callback.
 pub fn set_oauth_binding(headers: &mut HeaderMap, value: &str, secure: bool) {
     add(
         headers,
-        Cookie::build((OAUTH_BINDING, value.to_owned()))
+        Cookie::build((oauth_binding_name(secure), value.to_owned()))
             .http_only(true)
             .same_site(if secure { SameSite::None } else { SameSite::Lax })
-            .path("/auth/oauth")
+            .path("/")
             .max_age(secs(crate::oauth::PENDING_TTL))
             .secure(secure)
             .build(),

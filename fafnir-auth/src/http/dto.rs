@@ -282,8 +282,11 @@ impl std::fmt::Debug for ResetPasswordRequest {
 pub struct EmailChangeRequest {
     #[schema(format = Email)]
     pub new_email: String,
+    /// Required, except for an account without a password, which must have signed in within
+    /// the last 10 minutes instead.
     #[schema(format = Password)]
-    pub current_password: String,
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 impl std::fmt::Debug for EmailChangeRequest {

@@ -674,7 +674,8 @@ async fn request_email_change(
     Client(client): Client,
     JsonBody(req): JsonBody<EmailChangeRequest>,
 ) -> Result<(StatusCode, Json<AcceptedResponse>), ApiError> {
-    h.auth().request_email_change(&who, &req.new_email, &req.current_password, &client).await?;
+    let current = req.current_password.as_deref().unwrap_or("");
+    h.auth().request_email_change(&who, &req.new_email, current, &client).await?;
     Ok(accepted("A link to confirm the change is on its way to the new address."))
 }
 

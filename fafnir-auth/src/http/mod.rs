@@ -34,7 +34,8 @@ pub use admin::{
 pub use body::{JsonBody, JsonOrForm, OptionalJson, MAX_BODY};
 pub use cookies::read as read_cookie;
 pub use cookies::{
-    ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, OAUTH_BINDING as OAUTH_BINDING_COOKIE, REFRESH as REFRESH_COOKIE,
+    ACCESS as ACCESS_COOKIE, CSRF as CSRF_COOKIE, OAUTH_BINDING as OAUTH_BINDING_COOKIE,
+    OAUTH_BINDING_HOST as OAUTH_BINDING_HOST_COOKIE, REFRESH as REFRESH_COOKIE,
 };
 pub use csrf::{double_submit_matches, is_unsafe};
 pub use csrf::{origin_allowed, CsrfKey, HEADER as CSRF_HEADER};

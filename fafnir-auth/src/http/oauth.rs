@@ -37,6 +37,15 @@ pub struct ReturnToQuery {
     pub return_to: Option<String>,
 }
 
+/// A provider's name as a metric label: only configured names (a URL could otherwise mint a
+/// new series per request).
+fn label(h: &AuthHttp, provider: &str) -> String {
+    match h.auth().oauth().and_then(|p| p.get(provider)) {
+        Some(p) => p.name.clone(),
+        None => "unknown".to_owned(),
+    }
+}
+
 fn redirect(to: &str) -> Response {
     let mut res = StatusCode::FOUND.into_response();
     match HeaderValue::from_str(to) {
@@ -62,26 +71,26 @@ async fn begin(
     provider: &str,
     headers: &HeaderMap,
     q: Option<&str>,
-    link_user: Option<fafnir_core::UserId>,
+    link: Option<&crate::Principal>,
 ) -> Result<Response, ApiError> {
     let q = return_to_query(q)?;
-    let binding = cookies::read(headers, cookies::OAUTH_BINDING);
     let s = h.settings();
+    let binding = cookies::read(headers, cookies::oauth_binding_name(s.cookie_secure));
     let mut allowed = s.allowed_origins.clone();
     allowed.extend(s.public_origin.clone());
-    let started = h.auth().oauth_begin(provider, q.return_to.as_deref(), link_user, binding.as_deref(), &allowed).await;
+    let started = h.auth().oauth_begin(provider, q.return_to.as_deref(), link, binding.as_deref(), &allowed).await;
     match started {
         Ok((begin, _)) => {
             let mut res = redirect(&begin.url);
             cookies::set_oauth_binding(res.headers_mut(), &begin.binding, s.cookie_secure);
             Ok(res)
         }
-        Err(AuthError::OAuth(r)) => {
-            metrics::counter!("fafnir_oauth_logins_total", "provider" => provider.to_owned(), "outcome" => r.code())
+        Err(e @ (AuthError::OAuth(_) | AuthError::ReauthenticationRequired)) => {
+            metrics::counter!("fafnir_oauth_logins_total", "provider" => label(h, provider), "outcome" => e.code())
                 .increment(1);
-            // Where to: the return path was checked before the provider was asked.
+            // Where to: the return path was checked before anything else.
             let back = crate::oauth::check_return_to(q.return_to.as_deref(), &allowed).unwrap_or_else(|| "/".into());
-            Ok(redirect(&with_error(&back, r.code())))
+            Ok(redirect(&with_error(&back, e.code())))
         }
         Err(e) => Err(e.into()),
     }
@@ -117,12 +126,13 @@ async fn authorize(
 }
 
 /// Link another provider to the signed-in account: like `authorize`, and the callback links the
-/// identity instead of signing in.
+/// identity instead of signing in. Needs a sign-in within the last 10 minutes (else a 302 to
+/// `return_to?error=REAUTHENTICATION_REQUIRED`); the owner is mailed a notice.
 #[utoipa::path(get, path = "/auth/oauth/{provider}/link", tag = "oauth", params(
         ("provider" = String, Path, description = "The provider's name"),
         ReturnToQuery),
     responses(
-        (status = 302, description = "To the provider"),
+        (status = 302, description = "To the provider; or to `return_to?error=REAUTHENTICATION_REQUIRED` (the sign-in is over 10 minutes old) or `?error=OAUTH_PROVIDER_ERROR`"),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such provider", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: return_to is not a local path or on an allowed origin", body = ErrorBody),
@@ -135,7 +145,7 @@ async fn link(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    begin(&h, &provider, &headers, q.as_deref(), Some(who.user_id)).await
+    begin(&h, &provider, &headers, q.as_deref(), Some(&who)).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,7 +167,7 @@ async fn finish(h: &AuthHttp, provider: &str, headers: &HeaderMap, client: &crat
         error: form.error,
         error_description: form.error_description,
     };
-    let binding = cookies::read(headers, cookies::OAUTH_BINDING);
+    let binding = cookies::read(headers, cookies::oauth_binding_name(h.settings().cookie_secure));
     // The browser's current session, for link requests. Read directly, without the CSRF check
     // of unsafe requests: the pending login and the binding cookie already tie this request to
     // the browser that started it.

@@ -63,15 +63,17 @@ impl Auth {
         self.oauth.as_ref()
     }
 
-    /// Starts a sign-in (or, with `link_user`, a link) at `provider`: stores the pending login
-    /// and returns the provider's URL. `binding` is the browser's binding cookie, if it has one
+    /// Starts a sign-in (or, with `link`, a link to that caller's account) at `provider`: stores
+    /// the pending login and returns the provider's URL. A link needs a sign-in within the last
+    /// 10 minutes (`ReauthenticationRequired`): a stolen, older session cannot add a way in that
+    /// would outlive a password change. `binding` is the browser's binding cookie, if it has one
     /// (it is kept, so that sign-ins started in two tabs both complete). `return_to` must be a
     /// local path or on one of `allowed_origins`.
     pub async fn oauth_begin(
         &self,
         provider: &str,
         return_to: Option<&str>,
-        link_user: Option<UserId>,
+        link: Option<&crate::Principal>,
         binding: Option<&str>,
         allowed_origins: &[String],
     ) -> Result<(Begin, String), AuthError> {
@@ -80,6 +82,10 @@ impl Auth {
         let return_to = check_return_to(return_to, allowed_origins).ok_or_else(|| {
             AuthError::validation("return_to", "must be a path on this site or a URL on an allowed origin")
         })?;
+        if let Some(who) = link {
+            self.check_recent_sign_in(who).await?;
+        }
+        let link_user = link.map(|w| w.user_id);
         let binding = binding.filter(|b| plausible_binding(b)).map(String::from).unwrap_or_else(random_token);
         let (state, verifier) = (random_token(), random_token());
         let nonce = p.is_oidc().then(random_token);
@@ -215,31 +221,39 @@ impl Auth {
             Decision::Refuse(r) => Err(Refused(r)),
             Decision::AlreadyLinked(_) => Ok(None),
             Decision::Link(user) => {
+                let record = self.store.user_by_id(user).await?.ok_or(Refused(Refusal::Unauthorized))?;
                 let identity = new_identity(user);
                 if !self.store.link_identity(&identity).await? {
                     return Err(Refused(Refusal::IdentityLinkedElsewhere));
                 }
                 self.identity_linked(&identity, client, "link");
+                self.notice_identity_linked(&record, &p.display_name).await;
                 Ok(None)
             }
             Decision::SignIn(user) => {
                 let identity = known.ok_or(Refused(Refusal::ProviderError))?;
-                let login = self.provider_sign_in(user, provider, client).await?;
+                let record = self.store.user_by_id(user).await?.ok_or(Refused(Refusal::ProviderError))?;
+                self.gate(&record.email, client).await?;
+                self.check_may_sign_in(&record, provider, client)?;
                 self.store.touch_identity(identity.id, identity_email(&email), now).await?;
-                Ok(Some(login))
+                Ok(Some(self.provider_sign_in(&record, provider, client).await?))
             }
             Decision::LinkByEmail(user) => {
                 let record = self.store.user_by_id(user).await?.ok_or(Refused(Refusal::ProviderError))?;
+                // Every gate before anything is written.
+                self.gate(&record.email, client).await?;
                 self.check_may_sign_in(&record, provider, client)?;
                 let identity = new_identity(user);
                 if !self.store.link_identity(&identity).await? {
                     return Err(Refused(Refusal::StateInvalid));
                 }
                 self.identity_linked(&identity, client, "verified_email");
-                Ok(Some(self.provider_sign_in(user, provider, client).await?))
+                self.notice_identity_linked(&record, &p.display_name).await;
+                Ok(Some(self.provider_sign_in(&record, provider, client).await?))
             }
             Decision::Create => {
                 let address = email.clone().ok_or(Refused(Refusal::EmailUnverified))?;
+                self.gate(&address, client).await?;
                 let user = UserRecord {
                     id: UserId::new(),
                     email: address,
@@ -262,9 +276,23 @@ impl Auth {
                 tracing::info!(user_id = %user.id, provider, "account created by a provider sign-in");
                 self.deliver_events().await;
                 self.identity_linked(&identity, client, "sign_up");
-                Ok(Some(self.provider_sign_in(user.id, provider, client).await?))
+                Ok(Some(self.provider_sign_in(&user, provider, client).await?))
             }
         }
+    }
+
+    /// The login throttle of `email` and of the client's address, as a password login passes it
+    /// (a locked account stays locked). A provider sign-in proves nothing about the password: it
+    /// neither counts as a failure nor clears the account's failures.
+    async fn gate(&self, email: &Email, client: &ClientInfo) -> Result<(), CallbackError> {
+        let claim =
+            match self.claim(throttle::keys("", Some(email), client), self.cfg.throttle, Outcome::Released).await {
+                Ok(c) => c,
+                Err(AuthError::RateLimited { .. }) => return Err(CallbackError::Refused(Refusal::RateLimited)),
+                Err(e) => return Err(e.into()),
+            };
+        claim.finish(Outcome::Released).await?;
+        Ok(())
     }
 
     fn identity_linked(&self, identity: &IdentityRecord, client: &ClientInfo, how: &'static str) {
@@ -301,38 +329,24 @@ impl Auth {
         Ok(())
     }
 
-    /// Opens a session for `user` after a provider sign-in: under the login throttle of the
-    /// account's address and the client's (a locked account stays locked), with the same
-    /// account checks, audit and session as a password login.
+    /// Opens a session for `user` after a provider sign-in whose gates have passed: the same
+    /// session, audit and last sign-in as a password login.
     async fn provider_sign_in(
         &self,
-        user: UserId,
+        user: &UserRecord,
         provider: &str,
         client: &ClientInfo,
     ) -> Result<Login, CallbackError> {
-        let record = self.store.user_by_id(user).await?.ok_or(CallbackError::Refused(Refusal::ProviderError))?;
-        let claim = match self
-            .claim(throttle::keys("", Some(&record.email), client), self.cfg.throttle, Outcome::Released)
-            .await
-        {
-            Ok(c) => c,
-            Err(AuthError::RateLimited { .. }) => return Err(CallbackError::Refused(Refusal::RateLimited)),
-            Err(e) => return Err(e.into()),
-        };
-        // A provider sign-in proves nothing about the password: it neither counts as a failure
-        // nor clears the account's failures.
-        claim.finish(Outcome::Released).await?;
-        self.check_may_sign_in(&record, provider, client)?;
-        let login = self.open_session(&record, client).await?;
-        tracing::info!(user_id = %user, session_id = %login.session_id, provider, outcome = "success", "login");
+        let login = self.open_session(user, client).await?;
+        tracing::info!(user_id = %user.id, session_id = %login.session_id, provider, outcome = "success", "login");
         self.audit(
             AuditEvent::new(AuditKind::LoginSucceeded)
-                .own(user)
+                .own(user.id)
                 .client(client)
                 .detail("session_id", login.session_id.to_string())
                 .detail("method", format!("oauth:{provider}")),
         );
-        self.note_sign_in(user);
+        self.note_sign_in(user.id);
         Ok(login)
     }
 

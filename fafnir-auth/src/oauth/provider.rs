@@ -55,8 +55,8 @@ type Metadata = ProviderMetadata<
 /// Who signed in at the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteIdentity {
-    /// The issuer for OpenID Connect; for plain OAuth 2.0, the origin of the authorization
-    /// endpoint (`https://github.com`).
+    /// The issuer for OpenID Connect; for plain OAuth 2.0, the authorization endpoint
+    /// (`https://github.com/login/oauth/authorize`).
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
@@ -100,7 +100,7 @@ enum Kind {
         userinfo_url: String,
         /// GitHub: the verified primary address comes from here, not from the user info.
         emails_url: Option<String>,
-        /// The identity's issuer: the authorization endpoint's origin.
+        /// The identity's issuer: the authorization endpoint (without query).
         issuer: String,
     },
 }
@@ -209,8 +209,15 @@ impl Provider {
                     need(&c.userinfo_url, p.as_ref().and_then(|p| p.userinfo), "the user info URL", "USERINFO_URL")?;
                 let auth_url = valid_url("the authorization URL", name, &auth_url)?;
                 let userinfo_url = valid_url("the user info URL", name, &userinfo_url)?;
+                // The identity's issuer: the authorization endpoint itself (not only its origin:
+                // two providers on one host, such as two realms of one server, are two subject
+                // spaces).
                 let issuer = url::Url::parse(&auth_url)
-                    .map(|u| u.origin().ascii_serialization())
+                    .map(|mut u| {
+                        u.set_query(None);
+                        u.set_fragment(None);
+                        u.to_string().trim_end_matches('/').to_owned()
+                    })
                     .map_err(|e| AuthError::Config(e.to_string()))?;
                 let github = userinfo_url.starts_with("https://api.github.com/");
                 Kind::Plain {
@@ -300,6 +307,14 @@ impl Provider {
                 "discovery at {url} announces issuer {announced:?}, not the configured {issuer:?}"
             )));
         };
+        // The endpoints come from the provider's document, not the operator: held to the same
+        // rule as configured URLs (https, or http on a loopback host).
+        let mut endpoints = vec![meta.authorization_endpoint().url().as_str(), meta.jwks_uri().url().as_str()];
+        endpoints.extend(meta.token_endpoint().map(|u| u.url().as_str()));
+        endpoints.extend(meta.userinfo_endpoint().map(|u| u.url().as_str()));
+        for e in endpoints {
+            valid_url("a discovered endpoint", &self.name, e).map_err(|e| ProviderFailure::Failed(e.to_string()))?;
+        }
         let jwks: JsonWebKeySet<CoreJsonWebKey> = get_json(http, meta.jwks_uri().url().as_str(), None).await?;
         let now = Instant::now();
         let d =
@@ -408,9 +423,12 @@ impl Provider {
                     None => {}
                 }
             }
-            Kind::Plain { issuer, .. } => {
+            Kind::Plain { auth_url, .. } => {
+                // A plain OAuth 2.0 provider announces no issuer: one sent back must at least be
+                // on the authorization endpoint's origin.
                 if let Some(iss) = iss {
-                    if iss.trim_end_matches('/') != issuer {
+                    let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin().ascii_serialization());
+                    if origin(iss).is_none() || origin(iss) != origin(auth_url) {
                         return Err(ProviderFailure::MixUp(format!("the response names issuer {iss:?}")));
                     }
                 }
@@ -430,6 +448,7 @@ impl Provider {
         nonce: Option<&str>,
     ) -> Result<RemoteIdentity, ProviderFailure> {
         let verifier = PkceCodeVerifier::new(pkce_verifier.to_owned());
+        let limited = Limited(http);
         match &self.kind {
             Kind::Oidc { .. } => {
                 let d = self.discovered(http, false).await?;
@@ -438,7 +457,7 @@ impl Provider {
                     .exchange_code(AuthorizationCode::new(code.to_owned()))
                     .map_err(|e| ProviderFailure::failed("token endpoint", e))?
                     .set_pkce_verifier(verifier)
-                    .request_async(http)
+                    .request_async(&limited)
                     .await
                     .map_err(|e| ProviderFailure::failed("code exchange", describe_token_error(&e)))?;
                 let id_token = token
@@ -482,7 +501,7 @@ impl Provider {
                     let info: CoreUserInfoClaims = client
                         .user_info(token.access_token().clone(), Some(claims.subject().clone()))
                         .map_err(|e| ProviderFailure::failed("user info", e))?
-                        .request_async(http)
+                        .request_async(&limited)
                         .await
                         .map_err(|e| ProviderFailure::failed("user info", e))?;
                     id.email = info.email().map(|e| e.as_str().to_owned());
@@ -495,7 +514,7 @@ impl Provider {
                 let token = client
                     .exchange_code(AuthorizationCode::new(code.to_owned()))
                     .set_pkce_verifier(verifier)
-                    .request_async(http)
+                    .request_async(&limited)
                     .await
                     .map_err(|e| ProviderFailure::failed("code exchange", describe_token_error(&e)))?;
                 let bearer = token.access_token().secret();
@@ -574,6 +593,59 @@ fn describe_token_error<RE: std::error::Error + 'static, T: oauth2::ErrorRespons
     }
 }
 
+/// Why a provider request failed (for oauth2 and openidconnect, which take any HTTP client).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HttpFailure {
+    #[error(transparent)]
+    Request(#[from] reqwest::Error),
+    #[error("the response is over {} bytes", MAX_BODY)]
+    TooLarge,
+    #[error(transparent)]
+    Http(#[from] oauth2::http::Error),
+}
+
+/// Reads a response body, refusing one over [`MAX_BODY`] (checked as it arrives, so a provider
+/// cannot make Fafnir buffer an endless body).
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, HttpFailure> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(HttpFailure::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(HttpFailure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// One request of oauth2 / openidconnect (the token endpoint, the user info), through Fafnir's
+/// client: no redirects, the timeout, and the size limit.
+async fn limited_call(http: &reqwest::Client, req: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpFailure> {
+    let resp = http.execute(req.try_into()?).await?;
+    let mut builder = oauth2::http::Response::builder().status(resp.status());
+    for (name, value) in resp.headers() {
+        builder = builder.header(name, value);
+    }
+    let body = read_limited(resp).await?;
+    Ok(builder.body(body)?)
+}
+
+/// Fafnir's client as oauth2 and openidconnect take it (boxed, like their own reqwest client).
+struct Limited<'a>(&'a reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Limited<'_> {
+    type Error = HttpFailure;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpFailure>> + Send + Sync + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(limited_call(self.0, request))
+    }
+}
+
 /// GETs a JSON document from a provider (optionally with a bearer token): 2xx, at most
 /// [`MAX_BODY`], no redirects followed (the client refuses them).
 async fn get_json<T: serde::de::DeserializeOwned>(
@@ -590,13 +662,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     if !status.is_success() {
         return Err(ProviderFailure::Failed(format!("{url}: HTTP {status}")));
     }
-    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ProviderFailure::Failed(format!("{url}: response too large")));
-    }
-    let body = resp.bytes().await.map_err(|e| ProviderFailure::failed(url, e))?;
-    if body.len() > MAX_BODY {
-        return Err(ProviderFailure::Failed(format!("{url}: response too large")));
-    }
+    let body = read_limited(resp).await.map_err(|e| ProviderFailure::failed(url, e))?;
     serde_json::from_slice(&body).map_err(|e| ProviderFailure::failed(url, e))
 }
 
@@ -704,7 +770,7 @@ mod tests {
         let github = p.get("github").unwrap();
         assert!(!github.is_oidc());
         assert!(
-            matches!(&github.kind, Kind::Plain { issuer, emails_url: Some(_), .. } if issuer == "https://github.com")
+            matches!(&github.kind, Kind::Plain { issuer, emails_url: Some(_), .. } if issuer == "https://github.com/login/oauth/authorize")
         );
         assert_eq!(p.get("corp").unwrap().endpoint(), "https://sso.corp.example");
         assert_eq!(

@@ -229,6 +229,14 @@ impl IdentityStore for SqlAuthStore {
 
     async fn unlink_identity(&self, user: UserId, id: Uuid) -> Result<Unlink, AuthError> {
         let user_s = user.to_string();
+        let mut tx = self.db().pool().begin().await?;
+        // Postgres: lock the account's row first, so that two unlinks of its last two identities
+        // run one after the other and the second sees the first's deletion (under READ
+        // COMMITTED each would otherwise see the other's identity still there). SQLite runs one
+        // writer at a time.
+        if self.db().backend() == fafnir_core::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(&user_s).execute(&mut *tx).await?;
+        }
         let deleted = sqlx::query(
             "DELETE FROM oauth_identities WHERE id = $1 AND user_id = $2 AND ( \
                EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash <> '') \
@@ -236,18 +244,25 @@ impl IdentityStore for SqlAuthStore {
         )
         .bind(id.to_string())
         .bind(&user_s)
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        if deleted > 0 {
-            return Ok(Unlink::Unlinked);
-        }
-        let exists = sqlx::query("SELECT 1 AS one FROM oauth_identities WHERE id = $1 AND user_id = $2")
-            .bind(id.to_string())
-            .bind(&user_s)
-            .fetch_optional(self.db().pool())
-            .await?
-            .is_some();
-        Ok(if exists { Unlink::LastMethod } else { Unlink::NotFound })
+        let outcome = if deleted > 0 {
+            Unlink::Unlinked
+        } else {
+            let exists = sqlx::query("SELECT 1 AS one FROM oauth_identities WHERE id = $1 AND user_id = $2")
+                .bind(id.to_string())
+                .bind(&user_s)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if exists {
+                Unlink::LastMethod
+            } else {
+                Unlink::NotFound
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 }

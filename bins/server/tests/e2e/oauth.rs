@@ -413,12 +413,22 @@ async fn journeys(env: &Env, idp: &Idp, auth_db: &TestDb) {
     let ada2 = Browser::new(&url);
     assert_eq!(ada2.sign_in("/auth/oauth/idp/authorize", "ada@example.com").await.location, "/");
     assert_eq!(ada2.get("/auth/me").await.1["id"], ada_id.as_str());
-    // Linking needs a session.
+    // Linking needs a session, and a recent sign-in: an older session (a stolen one, say) cannot
+    // add a way in that would outlive a password change.
     assert_eq!(anon.get("/auth/oauth/idp/link").await.0, 401);
-    // An identity already linked elsewhere is not moved (a browser of ada's that has not signed
-    // in at the provider yet).
+    let old = Browser::new(&url);
+    assert_eq!(old.post("/auth/login", json!({"email": "ada@example.com", "password": PW})).await.0, 200);
+    sqlx::query("UPDATE sessions SET created_at = created_at - 660000 WHERE user_id = $1")
+        .bind(&ada_id)
+        .execute(auth_db.db.pool())
+        .await
+        .unwrap();
+    let res = old.http.get(format!("{url}/auth/oauth/plain/link?return_to=/account")).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), location(&res).as_str()), (302, "/account?error=REAUTHENTICATION_REQUIRED"));
     let ada3 = Browser::new(&url);
     assert_eq!(ada3.post("/auth/login", json!({"email": "ada@example.com", "password": PW})).await.0, 200);
+    // An identity already linked elsewhere is not moved (a browser of ada's that has not signed
+    // in at the provider yet).
     let landing = ada3.sign_in("/auth/oauth/idp/link?return_to=/account", "grace@example.com").await;
     assert_eq!(landing.location, "/account?error=IDENTITY_ALREADY_LINKED");
 

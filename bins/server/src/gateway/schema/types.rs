@@ -406,7 +406,8 @@ pub struct ResetPasswordInput {
 #[derive(InputObject)]
 pub struct ChangeEmailInput {
     pub new_email: String,
-    pub current_password: String,
+    /// Required, except for an account without a password (within 10 minutes of signing in).
+    pub current_password: Option<String>,
 }
 
 #[derive(InputObject)]
