@@ -52,6 +52,20 @@ pub enum AuthError {
     /// The operation needs a recent sign-in (setting a first password without a current one).
     #[error("sign in again first: this needs a sign-in within the last 10 minutes")]
     ReauthenticationRequired,
+    /// The password (or provider) was right, and the account has a second factor: no session
+    /// yet. Answer the challenge `token` with [`crate::Auth::mfa_verify`]. Never shown as an
+    /// error to people: the transports turn it into their "second factor needed" answer.
+    #[error("a second factor is required")]
+    MfaRequired { token: crate::SecretString, methods: Vec<&'static str> },
+    #[error("the code is wrong, expired or already used")]
+    InvalidMfaCode,
+    /// An MFA challenge that is unknown, used, expired, or out of attempts.
+    #[error("the sign-in expired or was already completed; sign in again")]
+    MfaTokenInvalid,
+    #[error("a second factor is already on")]
+    MfaAlreadyEnabled,
+    #[error("no second factor is on")]
+    MfaNotEnabled,
     #[error("the server is busy; try again")]
     Busy,
     #[error("configuration error: {0}")]
@@ -82,6 +96,11 @@ impl AuthError {
             AuthError::ProviderNotFound | AuthError::IdentityNotFound => "NOT_FOUND",
             AuthError::LastSignInMethod => "LAST_SIGN_IN_METHOD",
             AuthError::ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
+            AuthError::MfaRequired { .. } => "MFA_REQUIRED",
+            AuthError::InvalidMfaCode => "INVALID_MFA_CODE",
+            AuthError::MfaTokenInvalid => "MFA_TOKEN_INVALID",
+            AuthError::MfaAlreadyEnabled => "MFA_ALREADY_ENABLED",
+            AuthError::MfaNotEnabled => "MFA_NOT_ENABLED",
             AuthError::Busy => "SERVICE_UNAVAILABLE",
             AuthError::Store(e) if e.is_unavailable() => "SERVICE_UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",

@@ -13,6 +13,7 @@ mod error;
 pub mod http;
 pub mod mail;
 pub mod mail_outbox;
+pub mod mfa;
 pub mod oauth;
 mod password;
 mod secret;

@@ -47,6 +47,8 @@ pub struct AuthConfig {
     /// Social login may link to an existing account by verified e-mail
     /// (`FAFNIR_OAUTH_LINK_VERIFIED_EMAIL`).
     pub oauth_link_verified_email: bool,
+    /// The name authenticator apps show for TOTP (`FAFNIR_PRODUCT_NAME`).
+    pub product_name: String,
 }
 
 impl AuthConfig {
@@ -58,6 +60,7 @@ impl AuthConfig {
             refresh_ttl: c.refresh_ttl,
             allow_signup: c.allow_signup,
             oauth_link_verified_email: c.oauth_link_verified_email,
+            product_name: c.product_name.clone(),
             ..Self::default()
         }
     }
@@ -84,6 +87,7 @@ impl Default for AuthConfig {
             register_throttle: ThrottleConfig::registrations(),
             allow_signup: true,
             oauth_link_verified_email: false,
+            product_name: c.product_name.clone(),
         }
     }
 }
@@ -176,6 +180,8 @@ pub struct Auth {
     pub(crate) audit: Option<fafnir_core::audit::AuditLog>,
     /// Social login ([`Auth::with_oauth`]).
     pub(crate) oauth: Option<Arc<crate::oauth::Providers>>,
+    /// The key of TOTP secrets at rest ([`Auth::with_mfa_key`]).
+    pub(crate) mfa_key: Option<Arc<crate::mfa::MfaKey>>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
     /// The process's one token cache: the other transports verify through it too
@@ -221,6 +227,7 @@ impl Auth {
             mail: None,
             audit: None,
             oauth: None,
+            mfa_key: None,
         })
     }
 
@@ -374,7 +381,22 @@ impl Auth {
     ///
     /// Unknown e-mail, wrong password and malformed e-mail all answer `InvalidCredentials` after
     /// the same Argon2 work. Locked accounts and addresses answer `RateLimited` before any.
+    ///
+    /// An account with a second factor gets no session: `MfaRequired` carries the challenge to
+    /// answer with [`Auth::mfa_verify`] (a browser session when it succeeds).
     pub async fn login(&self, email: &str, password: &str, client: &ClientInfo) -> Result<Login, AuthError> {
+        self.login_via(email, password, client, crate::mfa::Via::Session).await
+    }
+
+    /// [`Auth::login`] saying what a step-up should deliver once passed (the token endpoint's
+    /// answer for [`crate::mfa::Via::Token`]).
+    pub async fn login_via(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+        via: crate::mfa::Via,
+    ) -> Result<Login, AuthError> {
         let email = Email::parse(email).ok();
         // Held until the attempt ends; released in the background if this future is dropped
         // (the client went away mid-hash), so an abandoned request never blocks the account.
@@ -447,6 +469,10 @@ impl Auth {
             if self.store.replace_password_hash(user.id, old, &hash, self.now_ms()).await? {
                 tracing::info!(user_id = %user.id, "password rehashed with current parameters");
             }
+        }
+        if self.has_second_factor(user.id).await? {
+            tracing::info!(user_id = %user.id, outcome = "mfa_required", "login: second factor required");
+            return Err(self.mfa_challenge(user.id, via).await);
         }
         let login = self.open_session(&user, client).await?;
         tracing::info!(user_id = %user.id, session_id = %login.session_id, outcome = "success", "login");

@@ -79,7 +79,7 @@ pub struct ThrottleRule {
 }
 
 #[async_trait]
-pub trait AuthStore: crate::oauth::IdentityStore + Send + Sync + std::fmt::Debug {
+pub trait AuthStore: crate::oauth::IdentityStore + crate::mfa::MfaStore + Send + Sync + std::fmt::Debug {
     /// Inserts the account and records `event` in the outbox, atomically.
     async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, AuthError>;
@@ -894,6 +894,7 @@ impl AuthStore for SqlAuthStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM oauth_pending WHERE expires_at < $1").bind(before_ms).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < $1").bind(before_ms).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(n)
     }

@@ -93,6 +93,9 @@ pub struct Config {
     /// (`FAFNIR_OAUTH_LINK_VERIFIED_EMAIL`, default false: such a sign-in answers
     /// `ACCOUNT_NOT_LINKED`).
     pub oauth_link_verified_email: bool,
+    /// The key of TOTP secrets at rest: 32 bytes in base64 (`FAFNIR_MFA_KEY`). Unset, the
+    /// deployment's instances share one generated in the database. Never printed.
+    pub mfa_key: Option<String>,
 }
 
 /// One social login provider. Either `issuer` (OpenID Connect discovery) or the three endpoint
@@ -183,6 +186,7 @@ impl Default for Config {
             allow_signup: true,
             oauth: BTreeMap::new(),
             oauth_link_verified_email: false,
+            mfa_key: None,
         }
     }
 }
@@ -289,6 +293,7 @@ impl Config {
             ("FAFNIR_SMTP_URL", &mut self.smtp_url),
             ("FAFNIR_MAIL_TEMPLATES", &mut self.mail_templates),
             ("FAFNIR_NOTIFICATION_URL", &mut self.notification_url),
+            ("FAFNIR_MFA_KEY", &mut self.mfa_key),
         ] {
             if let Some(v) = var(k) {
                 *slot = Some(v);

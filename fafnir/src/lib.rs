@@ -251,12 +251,35 @@ impl Fafnir {
             EmailSettings::from_config(&config),
         );
         let audit = AuditLog::new(db.clone(), clock.clone());
+        // TOTP secrets at rest: FAFNIR_MFA_KEY when set (kept apart from the database), else a
+        // key the deployment's instances share through the database.
+        let mfa_key = match &config.mfa_key {
+            Some(k) => {
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(k.trim().trim_end_matches('='))
+                    .or_else(|_| {
+                        base64::engine::general_purpose::STANDARD_NO_PAD.decode(k.trim().trim_end_matches('='))
+                    })
+                    .map_err(|_| Error::Other("FAFNIR_MFA_KEY must be 32 bytes in base64".into()))?;
+                fafnir_auth::mfa::MfaKey::new(&raw)
+                    .filter(|_| raw.len() == 32)
+                    .ok_or_else(|| Error::Other("FAFNIR_MFA_KEY must be 32 bytes in base64".into()))?
+            }
+            None => {
+                let now = clock.now_ms();
+                let secret = fafnir_core::keys::server_secret(&db, "mfa", now).await?;
+                fafnir_auth::mfa::MfaKey::new(&secret)
+                    .ok_or_else(|| Error::Other("the shared MFA secret is shorter than 32 bytes".into()))?
+            }
+        };
         rbac.record_to(audit.clone());
         let auth = Arc::new(
             Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?
                 .with_mail(account_mail)
                 .with_audit(audit.clone())
-                .with_oauth(Arc::new(fafnir_auth::oauth::Providers::from_config(&config)?)),
+                .with_oauth(Arc::new(fafnir_auth::oauth::Providers::from_config(&config)?))
+                .with_mfa_key(mfa_key),
         );
         // One verified-token cache per process: auth's own, shared by every transport.
         let authn =

@@ -126,3 +126,33 @@ pub fn set_oauth_binding(headers: &mut HeaderMap, value: &str, secure: bool) {
             .build(),
     );
 }
+
+/// Holds an MFA challenge between a provider sign-in and `POST /auth/mfa/verify` (HttpOnly,
+/// path `/auth/mfa`, five minutes).
+pub const MFA: &str = "fafnir_mfa";
+
+pub fn set_mfa(headers: &mut HeaderMap, token: &str, secure: bool) {
+    add(
+        headers,
+        Cookie::build((MFA, token.to_owned()))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/auth/mfa")
+            .max_age(secs(crate::mfa::CHALLENGE_TTL))
+            .secure(secure)
+            .build(),
+    );
+}
+
+pub fn clear_mfa(headers: &mut HeaderMap, secure: bool) {
+    add(
+        headers,
+        Cookie::build((MFA, ""))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/auth/mfa")
+            .max_age(CookieDuration::ZERO)
+            .secure(secure)
+            .build(),
+    );
+}

@@ -346,3 +346,111 @@ impl From<crate::oauth::Identity> for IdentityDto {
         }
     }
 }
+
+/// `POST /auth/login` (and GraphQL `login`) for an account with a second factor: no session
+/// yet; answer with `POST /auth/mfa/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MfaRequiredResponse {
+    /// Always true.
+    pub mfa_required: bool,
+    /// Single use, valid five minutes.
+    pub mfa_token: String,
+    /// `totp`, `recovery_code`.
+    pub methods: Vec<String>,
+}
+
+/// What `POST /auth/login` answers: a session, or the second-factor step.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    Session(LoginResponse),
+    MfaRequired(MfaRequiredResponse),
+}
+
+/// `/auth/token`'s password grant for an account with a second factor (401; Auth0's shape).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OAuthMfaRequired {
+    #[schema(example = "mfa_required")]
+    pub error: String,
+    pub error_description: String,
+    pub mfa_token: String,
+    pub methods: Vec<String>,
+}
+
+/// Body of `POST /auth/mfa/verify`: the challenge (or the `fafnir_mfa` cookie after a provider
+/// sign-in) and one factor.
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MfaVerifyRequest {
+    pub mfa_token: Option<String>,
+    /// A 6-digit TOTP code.
+    pub code: Option<String>,
+    /// One of the recovery codes (used up).
+    pub recovery_code: Option<String>,
+}
+
+impl std::fmt::Debug for MfaVerifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaVerifyRequest { *** }")
+    }
+}
+
+/// `POST /auth/mfa/totp/setup`: the secret for the authenticator app (not in force until
+/// confirmed).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TotpSetupResponse {
+    /// Base32, for typing in.
+    pub secret: String,
+    /// `otpauth://totp/…`, for a QR code.
+    pub otpauth_url: String,
+}
+
+/// A TOTP code.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCodeRequest {
+    pub code: String,
+}
+
+/// Re-authentication for a sensitive change: one of a TOTP code, a recovery code or the
+/// current password.
+#[derive(Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthRequest {
+    pub code: Option<String>,
+    pub recovery_code: Option<String>,
+    #[schema(format = Password)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ReauthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReauthRequest { *** }")
+    }
+}
+
+/// A new set of recovery codes: shown once.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    pub recovery_codes: Vec<String>,
+}
+
+/// The caller's second factors.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MfaStatusResponse {
+    pub totp: bool,
+    pub recovery_codes_left: u32,
+}
+
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), " { *** }"))
+            }
+        }
+    )*};
+}
+
+// Secrets (a TOTP secret, codes, tokens): never printed.
+redacted_debug!(LoginAnswer, TotpSetupResponse, TotpCodeRequest, RecoveryCodesResponse);

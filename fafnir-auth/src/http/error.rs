@@ -116,6 +116,11 @@ impl From<AuthError> for ApiError {
                 (StatusCode::FORBIDDEN, None)
             }
             AuthError::SignupDisabled => (StatusCode::FORBIDDEN, None),
+            AuthError::MfaRequired { methods, .. } => {
+                (StatusCode::UNAUTHORIZED, Some(serde_json::json!({ "methods": methods })))
+            }
+            AuthError::InvalidMfaCode | AuthError::MfaTokenInvalid => (StatusCode::UNAUTHORIZED, None),
+            AuthError::MfaAlreadyEnabled | AuthError::MfaNotEnabled => (StatusCode::CONFLICT, None),
             AuthError::ProviderNotFound | AuthError::IdentityNotFound => (StatusCode::NOT_FOUND, None),
             AuthError::LastSignInMethod => (StatusCode::CONFLICT, None),
             AuthError::ReauthenticationRequired => (StatusCode::UNAUTHORIZED, None),

@@ -80,7 +80,7 @@ pub(super) fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: 
     no_store(headers);
 }
 
-fn origin_check(h: &AuthHttp, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn origin_check(h: &AuthHttp, headers: &HeaderMap) -> Result<(), ApiError> {
     let s = h.settings();
     if csrf::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref()) {
         Ok(())
@@ -96,6 +96,7 @@ fn outcome(r: &Result<Login, AuthError>) -> &'static str {
         Err(AuthError::RateLimited { .. }) => "rate_limited",
         Err(AuthError::InvalidRefreshToken) => "invalid_refresh_token",
         Err(AuthError::RefreshTokenReused) => "refresh_token_reused",
+        Err(AuthError::MfaRequired { .. }) => "mfa_required",
         Err(_) => "error",
     }
 }
@@ -128,7 +129,7 @@ async fn register(
 /// Log in with e-mail and password: sets `fafnir_access`, `fafnir_refresh` and `fafnir_csrf`.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in; three cookies set", body = LoginResponse),
+        (status = 200, description = "Logged in; three cookies set. For an account with a second factor: no cookies, `{mfa_required: true, mfa_token, methods}`; finish with POST /auth/mfa/verify", body = LoginAnswer),
         (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
         (status = 401, description = "INVALID_CREDENTIALS", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID: Origin not allowed", body = ErrorBody),
@@ -150,7 +151,19 @@ async fn login(
     origin_check(&h, &headers)?;
     let r = h.auth().login(&req.email, &req.password, &client).await;
     metrics::counter!("fafnir_logins_total", "outcome" => outcome(&r)).increment(1);
-    let login = r?;
+    let login = match r {
+        Err(AuthError::MfaRequired { token, methods }) => {
+            let body = MfaRequiredResponse {
+                mfa_required: true,
+                mfa_token: token.expose().to_owned(),
+                methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            };
+            let mut res = Json(body).into_response();
+            no_store(res.headers_mut());
+            return Ok(res);
+        }
+        other => other?,
+    };
     let body = LoginResponse {
         user: UserDto::from(&login.user),
         access_expires_at: login.access_expires_at,
@@ -176,6 +189,19 @@ fn unavailable_oauth(description: String) -> Response {
 
 fn oauth_from(e: AuthError) -> Response {
     match e {
+        // Auth0's shape: finish with POST /auth/mfa/verify (which answers with the tokens).
+        AuthError::MfaRequired { token, methods } => {
+            let body = OAuthMfaRequired {
+                error: "mfa_required".into(),
+                error_description: "a second factor is required: POST /auth/mfa/verify with mfa_token and a code"
+                    .into(),
+                mfa_token: token.expose().to_owned(),
+                methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            };
+            let mut res = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            no_store(res.headers_mut());
+            res
+        }
         AuthError::InvalidCredentials | AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", e.to_string())
         }
@@ -212,6 +238,7 @@ fn oauth_from(e: AuthError) -> Response {
     responses(
         (status = 200, description = "Tokens", body = TokenResponse),
         (status = 400, description = "invalid_request (also a malformed form or JSON body), invalid_grant or unsupported_grant_type", body = OAuthError),
+        (status = 401, description = "mfa_required: the account has a second factor; POST /auth/mfa/verify with mfa_token and a code answers the tokens", body = OAuthMfaRequired),
         (status = 413, description = "invalid_request: the body is over 64 KiB", body = OAuthError),
         (status = 415, description = "invalid_request: the body is neither a form nor JSON", body = OAuthError),
         (status = 429, description = "rate_limited: too many failed logins for this account or address", body = OAuthError,
@@ -246,7 +273,7 @@ async fn token(
                     "the password grant needs email (or username) and password",
                 );
             };
-            let r = h.auth().login(&email, &password, &client).await;
+            let r = h.auth().login_via(&email, &password, &client, crate::mfa::Via::Token).await;
             metrics::counter!("fafnir_logins_total", "outcome" => outcome(&r)).increment(1);
             r
         }

@@ -17,6 +17,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod mfa;
 mod oauth;
 
 use std::sync::Arc;
@@ -159,6 +160,7 @@ impl AuthHttp {
         (name = "auth", description = "Accounts, login, tokens and sessions"),
         (name = "email", description = "Verification, password reset and change of address, by mailed links"),
         (name = "oauth", description = "Social login: sign in with OAuth 2.0 / OpenID Connect providers, link and unlink identities"),
+        (name = "mfa", description = "Second factors: TOTP with recovery codes, and the login step-up"),
         (name = "account", description = "The caller's own account: deletion, recent sign-ins"),
         (name = "admin", description = "Administration (permission users:manage): accounts and the audit log"),
         (name = "keys", description = "Public keys")
@@ -170,6 +172,7 @@ fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(handlers::routes())
         .merge(oauth::routes())
+        .merge(mfa::routes())
         .merge(admin::routes())
         .split_for_parts()
 }

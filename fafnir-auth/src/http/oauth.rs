@@ -15,7 +15,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Client, CurrentUser};
 use super::handlers::{no_store, set_session_cookies};
 use super::{cookies, AuthHttp};
-use crate::oauth::{with_error, CallbackParams, Refusal};
+use crate::oauth::{with_error, with_param, CallbackParams, Completed, Refusal};
 use crate::AuthError;
 
 pub(super) fn routes() -> OpenApiRouter<AuthHttp> {
@@ -179,25 +179,33 @@ async fn finish(h: &AuthHttp, provider: &str, headers: &HeaderMap, client: &crat
     };
     let done = h.auth().oauth_callback(provider, &params, binding.as_deref(), current, client).await;
     let outcome = match &done.result {
-        Ok(Some(_)) => "signed_in",
-        Ok(None) => "linked",
+        Ok(Completed::SignedIn(_)) => "signed_in",
+        Ok(Completed::Linked) => "linked",
+        Ok(Completed::MfaRequired { .. }) => "mfa_required",
         Err(r) => r.code(),
     };
-    metrics::counter!("fafnir_oauth_logins_total", "provider" => provider.to_owned(), "outcome" => outcome)
-        .increment(1);
+    metrics::counter!("fafnir_oauth_logins_total", "provider" => label(h, provider), "outcome" => outcome).increment(1);
     match done.result {
-        Ok(Some(login)) => {
+        Ok(Completed::SignedIn(login)) => {
             let mut res = redirect(&done.return_to);
             set_session_cookies(h, res.headers_mut(), &login, None);
             res
         }
-        Ok(None) => redirect(&done.return_to),
+        Ok(Completed::Linked) => redirect(&done.return_to),
+        Ok(Completed::MfaRequired { token }) => {
+            // The page at return_to asks for the code and posts it to /auth/mfa/verify, which
+            // takes the challenge from this cookie (the token never appears in a URL).
+            let mut res = redirect(&with_param(&done.return_to, "mfa_required", "true"));
+            cookies::set_mfa(res.headers_mut(), token.expose(), h.settings().cookie_secure);
+            res
+        }
         Err(r) => redirect(&with_error(&done.return_to, r.code())),
     }
 }
 
 /// The provider sends the browser back here. On success: the three session cookies and a 302 to
-/// `return_to`. On failure: a 302 to `return_to?error=CODE` with `OAUTH_STATE_INVALID`,
+/// `return_to`. An account with a second factor gets no session yet: a 302 to
+/// `return_to?mfa_required=true` and the `fafnir_mfa` cookie, for `POST /auth/mfa/verify`. On failure: a 302 to `return_to?error=CODE` with `OAUTH_STATE_INVALID`,
 /// `OAUTH_PROVIDER_ERROR`, `ACCOUNT_NOT_LINKED`, `SIGNUP_DISABLED`, `OAUTH_EMAIL_UNVERIFIED`,
 /// `IDENTITY_ALREADY_LINKED`, `ACCOUNT_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED` or
 /// `UNAUTHORIZED`.

@@ -40,9 +40,20 @@ fn plausible_binding(b: &str) -> bool {
 pub struct Callback {
     /// The return path of the sign-in (`/` when the pending login is unknown).
     pub return_to: String,
-    /// A session to deliver (sign-in), `None` for a completed link request, or why nothing
-    /// happened.
-    pub result: Result<Option<Login>, Refusal>,
+    /// What the sign-in came to, or why nothing happened.
+    pub result: Result<Completed, Refusal>,
+}
+
+/// A callback that succeeded.
+#[derive(Debug)]
+pub enum Completed {
+    /// A session to deliver.
+    SignedIn(Login),
+    /// A link request completed (or the identity was linked already).
+    Linked,
+    /// The account has a second factor: no session yet. Answer the challenge `token` with
+    /// [`Auth::mfa_verify`].
+    MfaRequired { token: crate::SecretString },
 }
 
 impl Auth {
@@ -147,7 +158,7 @@ impl Auth {
         current: Option<UserId>,
         client: &ClientInfo,
         return_to: &mut String,
-    ) -> Result<Option<Login>, CallbackError> {
+    ) -> Result<Completed, CallbackError> {
         use CallbackError::Refused;
         let state = params.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 128);
         let state = state.ok_or(Refused(Refusal::StateInvalid))?;
@@ -219,7 +230,7 @@ impl Auth {
         };
         match decide(facts, rules) {
             Decision::Refuse(r) => Err(Refused(r)),
-            Decision::AlreadyLinked(_) => Ok(None),
+            Decision::AlreadyLinked(_) => Ok(Completed::Linked),
             Decision::Link(user) => {
                 let record = self.store.user_by_id(user).await?.ok_or(Refused(Refusal::Unauthorized))?;
                 let identity = new_identity(user);
@@ -228,7 +239,7 @@ impl Auth {
                 }
                 self.identity_linked(&identity, client, "link");
                 self.notice_identity_linked(&record, &p.display_name).await;
-                Ok(None)
+                Ok(Completed::Linked)
             }
             Decision::SignIn(user) => {
                 let identity = known.ok_or(Refused(Refusal::ProviderError))?;
@@ -236,7 +247,7 @@ impl Auth {
                 self.gate(&record.email, client).await?;
                 self.check_may_sign_in(&record, provider, client)?;
                 self.store.touch_identity(identity.id, identity_email(&email), now).await?;
-                Ok(Some(self.provider_sign_in(&record, provider, client).await?))
+                self.provider_sign_in(&record, provider, client).await
             }
             Decision::LinkByEmail(user) => {
                 let record = self.store.user_by_id(user).await?.ok_or(Refused(Refusal::ProviderError))?;
@@ -249,7 +260,7 @@ impl Auth {
                 }
                 self.identity_linked(&identity, client, "verified_email");
                 self.notice_identity_linked(&record, &p.display_name).await;
-                Ok(Some(self.provider_sign_in(&record, provider, client).await?))
+                self.provider_sign_in(&record, provider, client).await
             }
             Decision::Create => {
                 let address = email.clone().ok_or(Refused(Refusal::EmailUnverified))?;
@@ -276,7 +287,7 @@ impl Auth {
                 tracing::info!(user_id = %user.id, provider, "account created by a provider sign-in");
                 self.deliver_events().await;
                 self.identity_linked(&identity, client, "sign_up");
-                Ok(Some(self.provider_sign_in(&user, provider, client).await?))
+                self.provider_sign_in(&user, provider, client).await
             }
         }
     }
@@ -336,7 +347,15 @@ impl Auth {
         user: &UserRecord,
         provider: &str,
         client: &ClientInfo,
-    ) -> Result<Login, CallbackError> {
+    ) -> Result<Completed, CallbackError> {
+        // A provider vouches for one factor: an account with a second factor must pass it too.
+        if self.has_second_factor(user.id).await? {
+            tracing::info!(user_id = %user.id, provider, outcome = "mfa_required", "provider sign-in: second factor required");
+            return match self.mfa_challenge(user.id, crate::mfa::Via::Session).await {
+                AuthError::MfaRequired { token, .. } => Ok(Completed::MfaRequired { token }),
+                e => Err(e.into()),
+            };
+        }
         let login = self.open_session(user, client).await?;
         tracing::info!(user_id = %user.id, session_id = %login.session_id, provider, outcome = "success", "login");
         self.audit(
@@ -347,7 +366,7 @@ impl Auth {
                 .detail("method", format!("oauth:{provider}")),
         );
         self.note_sign_in(user.id);
-        Ok(login)
+        Ok(Completed::SignedIn(login))
     }
 
     /// The identities linked to `user`.

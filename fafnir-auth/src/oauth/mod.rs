@@ -27,7 +27,7 @@ use fafnir_core::UserId;
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use flow::Callback;
+pub use flow::{Callback, Completed};
 pub use provider::{Provider, ProviderCheck, Providers, RemoteIdentity};
 pub use store::{IdentityRecord, IdentityStore, PendingLogin, Unlink};
 
@@ -213,12 +213,17 @@ pub fn check_return_to(return_to: Option<&str>, allowed: &[String]) -> Option<St
 
 /// `return_to` with `error=CODE` added to its query.
 pub fn with_error(return_to: &str, code: &str) -> String {
+    with_param(return_to, "error", code)
+}
+
+/// `return_to` with `name=value` added to its query (both URL-safe already).
+pub fn with_param(return_to: &str, name: &str, value: &str) -> String {
     let (base, fragment) = match return_to.split_once('#') {
         Some((b, f)) => (b, Some(f)),
         None => (return_to, None),
     };
     let sep = if base.contains('?') { '&' } else { '?' };
-    let mut out = format!("{base}{sep}error={code}");
+    let mut out = format!("{base}{sep}{name}={value}");
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);

@@ -47,11 +47,14 @@ pub struct GqlError {
     pub field: Option<String>,
     /// Seconds to wait, for `RATE_LIMITED`.
     pub retry_after: Option<u64>,
+    /// For `login` of an account with a second factor (`reason: MFA_REQUIRED`): the challenge
+    /// to answer with `verifyMfa`, and the methods it takes.
+    pub mfa: Option<(String, Vec<String>)>,
 }
 
 impl GqlError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), reason: None, field: None, retry_after: None }
+        Self { code, message: message.into(), reason: None, field: None, retry_after: None, mfa: None }
     }
 
     pub fn unauthenticated() -> Self {
@@ -111,6 +114,10 @@ impl From<GqlError> for async_graphql::Error {
             }
             if let Some(s) = e.retry_after {
                 ext.set("retryAfter", s);
+            }
+            if let Some((token, methods)) = &e.mfa {
+                ext.set("mfaToken", token.as_str());
+                ext.set("methods", methods.clone());
             }
         })
     }
@@ -184,5 +191,5 @@ pub fn rest(res: &UpstreamResponse) -> GqlError {
     let retry_after =
         res.headers.get(axum::http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let field = details.as_ref().and_then(|d| d.get("field")).and_then(|f| f.as_str()).map(str::to_owned);
-    GqlError { code, message, reason, field, retry_after }
+    GqlError { code, message, reason, field, retry_after, mfa: None }
 }

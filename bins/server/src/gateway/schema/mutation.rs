@@ -30,9 +30,87 @@ impl Mutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<Option<AuthPayload>, GqlError> {
         let body = dto::LoginRequest { email: input.email, password: input.password };
         let res = post_auth(ctx, "/auth/login", None, Some(&body)).await?;
+        match json::<dto::LoginAnswer>(&res)? {
+            dto::LoginAnswer::Session(login) => {
+                pass_cookies(ctx, &res);
+                Ok(Some(login.into()))
+            }
+            // No session yet: the error carries the challenge for `verifyMfa`.
+            dto::LoginAnswer::MfaRequired(m) => Err(GqlError {
+                reason: Some("MFA_REQUIRED".into()),
+                mfa: Some((m.mfa_token, m.methods)),
+                ..GqlError::new(
+                    errors::Code::Unauthenticated,
+                    "a second factor is required: call verifyMfa with extensions.mfaToken and a code",
+                )
+            }),
+        }
+    }
+
+    /// Finishes a login held at the second factor (`login` failed with reason `MFA_REQUIRED`):
+    /// the challenge's `mfaToken` and a TOTP `code` or a `recoveryCode`. Sets the same cookies as
+    /// `login`. As `POST /auth/mfa/verify`.
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn verify_mfa(&self, ctx: &Context<'_>, input: VerifyMfaInput) -> Result<Option<AuthPayload>, GqlError> {
+        let body = dto::MfaVerifyRequest {
+            mfa_token: Some(input.mfa_token),
+            code: input.code,
+            recovery_code: input.recovery_code,
+        };
+        let res = post_auth(ctx, "/auth/mfa/verify", None, Some(&body)).await?;
         let login: dto::LoginResponse = json(&res)?;
         pass_cookies(ctx, &res);
         Ok(Some(login.into()))
+    }
+
+    /// Starts TOTP: the secret and `otpauth://` URL for the authenticator app (not in force
+    /// until `confirmTotp`). As `POST /auth/mfa/totp/setup`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn setup_totp(&self, ctx: &Context<'_>) -> Result<Option<TotpSetup>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let res = call_auth(ctx, axum::http::Method::POST, "/auth/mfa/totp/setup", &[], Some(token)).await?;
+        let s: dto::TotpSetupResponse = json(&res)?;
+        Ok(Some(TotpSetup { secret: s.secret, otpauth_url: s.otpauth_url }))
+    }
+
+    /// Turns TOTP on with a first code; answers the recovery codes (shown once).
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn confirm_totp(&self, ctx: &Context<'_>, code: String) -> Result<Option<Vec<String>>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let res = send_auth_json(
+            ctx,
+            axum::http::Method::POST,
+            "/auth/mfa/totp/confirm",
+            Some(token),
+            &dto::TotpCodeRequest { code },
+        )
+        .await?;
+        let r: dto::RecoveryCodesResponse = json(&res)?;
+        Ok(Some(r.recovery_codes))
+    }
+
+    /// Turns TOTP off with one of a code, a recovery code or the password.
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn disable_totp(&self, ctx: &Context<'_>, input: ReauthInput) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let res =
+            send_auth_json(ctx, axum::http::Method::DELETE, "/auth/mfa/totp", Some(token), &input.into_dto()).await?;
+        accepted(res)
+    }
+
+    /// A new set of recovery codes (the old ones stop working), after re-authentication.
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        input: ReauthInput,
+    ) -> Result<Option<Vec<String>>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let res =
+            send_auth_json(ctx, axum::http::Method::POST, "/auth/mfa/recovery-codes", Some(token), &input.into_dto())
+                .await?;
+        let r: dto::RecoveryCodesResponse = json(&res)?;
+        Ok(Some(r.recovery_codes))
     }
 
     /// Ends the session and clears the cookies; with `refreshToken` (API clients), the session

@@ -34,6 +34,64 @@ impl From<dto::MeResponse> for User {
     }
 }
 
+/// A new TOTP secret for the authenticator app.
+#[derive(SimpleObject)]
+pub struct TotpSetup {
+    /// Base32, for typing in.
+    pub secret: String,
+    /// `otpauth://totp/…`, for a QR code.
+    pub otpauth_url: String,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup { *** }")
+    }
+}
+
+/// The caller's second factors.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Mfa {
+    /// TOTP is on.
+    pub totp: bool,
+    pub recovery_codes_left: u32,
+}
+
+#[derive(InputObject)]
+pub struct VerifyMfaInput {
+    /// From the `login` error's `extensions.mfaToken`.
+    pub mfa_token: String,
+    /// A 6-digit TOTP code.
+    pub code: Option<String>,
+    pub recovery_code: Option<String>,
+}
+
+impl std::fmt::Debug for VerifyMfaInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyMfaInput { *** }")
+    }
+}
+
+/// Re-authentication for a sensitive change: exactly one of these.
+#[derive(InputObject)]
+pub struct ReauthInput {
+    pub code: Option<String>,
+    pub recovery_code: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for ReauthInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReauthInput { *** }")
+    }
+}
+
+impl ReauthInput {
+    pub fn into_dto(self) -> dto::ReauthRequest {
+        dto::ReauthRequest { code: self.code, recovery_code: self.recovery_code, password: self.password }
+    }
+}
+
 /// A sign-in provider (social login).
 #[derive(SimpleObject, Clone, Debug)]
 pub struct AuthProvider {
@@ -143,6 +201,14 @@ impl Me {
     /// How the account can sign in: `password` if it has one, then each linked provider.
     async fn sign_in_methods(&self) -> &[String] {
         &self.sign_in_methods
+    }
+
+    /// The account's second factors.
+    async fn mfa(&self, ctx: &Context<'_>) -> Result<Mfa, GqlError> {
+        let (_, token) = super::context::caller(ctx)?;
+        let res = super::context::get_auth(ctx, "/auth/mfa", Some(token)).await?;
+        let s: dto::MfaStatusResponse = super::context::json(&res)?;
+        Ok(Mfa { totp: s.totp, recovery_codes_left: s.recovery_codes_left })
     }
 
     /// The identities at sign-in providers linked to the account.
