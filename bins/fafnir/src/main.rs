@@ -121,6 +121,19 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Second factors of an account
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MfaCommand {
+    /// Clear every second factor of an account (TOTP, recovery codes), for a person who lost
+    /// them; audited. They sign in with the password alone until they set one up again
+    Reset {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,7 +257,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 UserCommand::Disable { email }
                 | UserCommand::Enable { email }
                 | UserCommand::Unlock { email }
-                | UserCommand::Delete { email } => email.clone(),
+                | UserCommand::Delete { email }
+                | UserCommand::Mfa(MfaCommand::Reset { email }) => email.clone(),
                 UserCommand::Create { .. } | UserCommand::List { .. } => unreachable!("handled above"),
             };
             let account = stack.auth.user_by_email(&email).await.map_err(|e| match e {
@@ -283,6 +297,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                     // The deletion reaches roles and profiles through the outbox.
                     stack.outbox.deliver_pending().await.map_err(|e| e.to_string())?;
                     "deleted"
+                }
+                UserCommand::Mfa(MfaCommand::Reset { .. }) => {
+                    if auth.reset_second_factors(account.id, "cli").await.map_err(|e| e.to_string())? {
+                        "second factors cleared: the password alone signs in until one is set up again"
+                    } else {
+                        "had no second factor"
+                    }
                 }
                 UserCommand::Create { .. } | UserCommand::List { .. } => unreachable!("handled above"),
             };

@@ -19,6 +19,7 @@ mod email;
 mod graphql;
 mod grpc;
 mod http;
+mod mfa;
 mod microservices;
 mod oauth;
 mod resilience;

@@ -54,7 +54,7 @@ fn install_provider() -> Result<(), String> {
 }
 
 /// The OpenID Provider, stopped on drop.
-struct Idp {
+pub(crate) struct Idp {
     child: Child,
     issuer: String,
 }
@@ -69,7 +69,7 @@ impl Drop for Idp {
 impl Idp {
     /// Starts the provider with a client per `(client_id, redirect_uri)`, or `None` (with a
     /// message) when Node.js is missing outside CI.
-    async fn start(clients: &[(&str, String)]) -> Option<Idp> {
+    pub(crate) async fn start(clients: &[(&str, String)]) -> Option<Idp> {
         let node = Command::new("node").arg("--version").output();
         if node.as_ref().map(|o| !o.status.success()).unwrap_or(true) {
             assert!(!required(), "Node.js is needed for the social login tests (CI installs it)");
@@ -100,14 +100,14 @@ impl Idp {
         Some(idp)
     }
 
-    async fn mode(&self, mode: &str) {
+    pub(crate) async fn mode(&self, mode: &str) {
         let r = reqwest::Client::new().post(format!("{}/__test/mode", self.issuer)).body(mode.to_owned()).send().await;
         assert!(r.unwrap().status().is_success());
     }
 }
 
 /// Fafnir's providers: `idp` (OIDC discovery), `plain` (OAuth 2.0 endpoints), `down`.
-fn providers(cfg: &mut Config, idp: &Idp) {
+pub(crate) fn providers(cfg: &mut Config, idp: &Idp) {
     let client = |id: &str| OAuthProviderConfig {
         client_id: id.into(),
         client_secret: Some(SECRET.into()),
@@ -137,20 +137,20 @@ fn providers(cfg: &mut Config, idp: &Idp) {
     );
 }
 
-fn clients(url: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn clients(url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("fafnir-oidc", format!("{url}/auth/oauth/idp/callback")),
         ("fafnir-plain", format!("{url}/auth/oauth/plain/callback")),
     ]
 }
 
-struct Env {
-    url: String,
+pub(crate) struct Env {
+    pub(crate) url: String,
     services: Vec<Running>,
 }
 
 impl Env {
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         for r in self.services.drain(..) {
             r.stop().await;
         }
@@ -162,7 +162,7 @@ async fn wait_ready(url: &str) {
     wait_until(url, || async { http.get(url).send().await.is_ok_and(|r| r.status().is_success()) }).await;
 }
 
-async fn fafnir_serve(db: &TestDb, p: u16, idp: &Idp, tweak: impl FnOnce(&mut Config)) -> Env {
+pub(crate) async fn fafnir_serve(db: &TestDb, p: u16, idp: &Idp, tweak: impl FnOnce(&mut Config)) -> Env {
     let url = format!("http://127.0.0.1:{p}");
     let mut cfg = Config {
         database_url: db.url.clone(),
@@ -215,21 +215,21 @@ async fn gateway_and_services(dbs: [&TestDb; 3], gw_p: u16, idp: &Idp) -> Env {
 
 /// A browser: cookies kept for every site, redirects followed by hand (so that a test can stop
 /// at Fafnir's callback and tamper with it).
-struct Browser {
-    http: reqwest::Client,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
     jar: Arc<Jar>,
-    url: String,
+    pub(crate) url: String,
 }
 
 /// Where a provider sign-in ended.
 #[derive(Debug)]
-struct Landing {
+pub(crate) struct Landing {
     /// The `Location` Fafnir's callback answered.
-    location: String,
+    pub(crate) location: String,
 }
 
 impl Landing {
-    fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         let u = reqwest::Url::parse(&format!("http://x{}", self.location)).ok()?;
         u.query_pairs().find(|(k, _)| k == "error").map(|(_, v)| v.into_owned())
     }
@@ -242,31 +242,31 @@ fn form_action(html: &str) -> String {
 }
 
 impl Browser {
-    fn new(url: &str) -> Self {
+    pub(crate) fn new(url: &str) -> Self {
         let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).build().unwrap();
         Self { http, jar, url: url.to_owned() }
     }
 
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         use reqwest::cookie::CookieStore;
         let u: reqwest::Url = self.url.parse().unwrap();
         let cookies = self.jar.cookies(&u).map(|c| c.to_str().unwrap().to_owned()).unwrap_or_default();
         cookies.split("; ").find_map(|c| c.strip_prefix(&format!("{name}="))).map(str::to_owned)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         self.send(self.http.get(format!("{}{path}", self.url))).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let csrf = self.cookie("fafnir_csrf").unwrap_or_default();
         self.send(
             self.http
@@ -278,20 +278,20 @@ impl Browser {
         .await
     }
 
-    async fn delete(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
         let csrf = self.cookie("fafnir_csrf").unwrap_or_default();
         let req = self.http.delete(format!("{}{path}", self.url)).header("origin", &self.url);
         self.send(req.header("x-csrf-token", csrf).json(&json!({}))).await
     }
 
-    async fn graphql(&self, query: &str) -> Value {
+    pub(crate) async fn graphql(&self, query: &str) -> Value {
         self.post("/graphql", json!({"query": query})).await.1
     }
 
     /// Starts a sign-in at `start` (a Fafnir path), signs in at the provider as `login` (login
     /// and consent pages), and returns the callback URL the provider sends the browser to,
     /// without opening it.
-    async fn at_provider(&self, start: &str, login: &str) -> String {
+    pub(crate) async fn at_provider(&self, start: &str, login: &str) -> String {
         let res = self.http.get(format!("{}{start}", self.url)).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 302, "{start} should redirect to the provider");
         let mut next = location(&res);
@@ -321,14 +321,14 @@ impl Browser {
     }
 
     /// Opens Fafnir's callback URL.
-    async fn land(&self, callback: &str) -> Landing {
+    pub(crate) async fn land(&self, callback: &str) -> Landing {
         let res = self.http.get(callback).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 302, "the callback redirects");
         Landing { location: location(&res) }
     }
 
     /// A whole provider sign-in (or link) through `start`.
-    async fn sign_in(&self, start: &str, login: &str) -> Landing {
+    pub(crate) async fn sign_in(&self, start: &str, login: &str) -> Landing {
         let cb = self.at_provider(start, login).await;
         self.land(&cb).await
     }
