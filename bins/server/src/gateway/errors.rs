@@ -49,7 +49,7 @@ pub struct GqlError {
     pub retry_after: Option<u64>,
     /// For `login` of an account with a second factor (`reason: MFA_REQUIRED`): the challenge
     /// to answer with `verifyMfa`, and the methods it takes.
-    pub mfa: Option<(String, Vec<String>)>,
+    pub mfa: Option<Box<(String, Vec<String>)>>,
 }
 
 impl GqlError {
@@ -115,7 +115,8 @@ impl From<GqlError> for async_graphql::Error {
             if let Some(s) = e.retry_after {
                 ext.set("retryAfter", s);
             }
-            if let Some((token, methods)) = &e.mfa {
+            if let Some(m) = &e.mfa {
+                let (token, methods) = &**m;
                 ext.set("mfaToken", token.as_str());
                 ext.set("methods", methods.clone());
             }
