@@ -80,6 +80,33 @@ pub(super) fn set_session_cookies(h: &AuthHttp, headers: &mut HeaderMap, login: 
     no_store(headers);
 }
 
+/// A login's answer to a browser: `{user, access_expires_at}` and the three cookies.
+pub(super) fn session_response(h: &AuthHttp, login: &Login) -> Response {
+    let body = LoginResponse {
+        user: UserDto::from(&login.user),
+        access_expires_at: login.access_expires_at,
+        access_token: None,
+        refresh_token: None,
+    };
+    let mut res = Json(body).into_response();
+    set_session_cookies(h, res.headers_mut(), login, None);
+    res
+}
+
+/// A login's answer to an API client: the token endpoint's body, no cookies.
+pub(super) fn token_response(l: &Login) -> Response {
+    let expires_in = (l.access_expires_at - Utc::now()).num_seconds().max(0);
+    let mut res = Json(TokenResponse {
+        access_token: l.access_token.expose().to_owned(),
+        refresh_token: l.refresh_token.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in,
+    })
+    .into_response();
+    no_store(res.headers_mut());
+    res
+}
+
 pub(super) fn origin_check(h: &AuthHttp, headers: &HeaderMap) -> Result<(), ApiError> {
     let s = h.settings();
     if csrf::origin_allowed(headers, &s.allowed_origins, s.public_origin.as_deref()) {
@@ -164,15 +191,7 @@ async fn login(
         }
         other => other?,
     };
-    let body = LoginResponse {
-        user: UserDto::from(&login.user),
-        access_expires_at: login.access_expires_at,
-        access_token: None,
-        refresh_token: None,
-    };
-    let mut res = Json(body).into_response();
-    set_session_cookies(&h, res.headers_mut(), &login, None);
-    Ok(res)
+    Ok(session_response(&h, &login))
 }
 
 fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<String>) -> Response {
@@ -296,18 +315,7 @@ async fn token(
         }
     };
     match r {
-        Ok(l) => {
-            let expires_in = (l.access_expires_at - Utc::now()).num_seconds().max(0);
-            let mut res = Json(TokenResponse {
-                access_token: l.access_token.expose().to_owned(),
-                refresh_token: l.refresh_token.expose().to_owned(),
-                token_type: "Bearer",
-                expires_in,
-            })
-            .into_response();
-            no_store(res.headers_mut());
-            res
-        }
+        Ok(l) => token_response(&l),
         Err(e) => oauth_from(e),
     }
 }

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,7 +12,7 @@ use super::body::JsonBody;
 use super::dto::*;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Client, CurrentUser};
-use super::handlers::{no_store, origin_check, set_session_cookies};
+use super::handlers::{no_store, origin_check, session_response, token_response};
 use super::{cookies, AuthHttp};
 use crate::mfa::{Factor, Reauth, Via};
 use crate::AuthError;
@@ -175,27 +174,8 @@ async fn verify(
     let (login, via) = r?;
     let secure = h.settings().cookie_secure;
     let mut res = match via {
-        Via::Token => {
-            let expires_in = (login.access_expires_at - Utc::now()).num_seconds().max(0);
-            Json(TokenResponse {
-                access_token: login.access_token.expose().to_owned(),
-                refresh_token: login.refresh_token.expose().to_owned(),
-                token_type: "Bearer",
-                expires_in,
-            })
-            .into_response()
-        }
-        Via::Session => {
-            let body = LoginResponse {
-                user: UserDto::from(&login.user),
-                access_expires_at: login.access_expires_at,
-                access_token: None,
-                refresh_token: None,
-            };
-            let mut res = Json(body).into_response();
-            set_session_cookies(&h, res.headers_mut(), &login, None);
-            res
-        }
+        Via::Token => token_response(&login),
+        Via::Session => session_response(&h, &login),
     };
     cookies::clear_mfa(res.headers_mut(), secure);
     no_store(res.headers_mut());
