@@ -52,6 +52,7 @@ fn reauth(r: &ReauthRequest) -> Result<Reauth<'_>, ApiError> {
     responses(
         (status = 200, body = MfaStatusResponse),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn status(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Json<MfaStatusResponse>, ApiError> {
@@ -66,6 +67,7 @@ async fn status(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Res
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 409, description = "MFA_ALREADY_ENABLED", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn totp_setup(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Response, ApiError> {
@@ -82,7 +84,12 @@ async fn totp_setup(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) ->
         (status = 401, description = "UNAUTHORIZED, or INVALID_MFA_CODE", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 409, description = "MFA_ALREADY_ENABLED, or MFA_NOT_ENABLED (no setup started)", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED: too many wrong codes", body = ErrorBody),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn totp_confirm(
@@ -106,6 +113,10 @@ async fn totp_confirm(
         (status = 409, description = "MFA_NOT_ENABLED", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: not exactly one of code, recovery_code, password", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn totp_disable(
@@ -127,6 +138,10 @@ async fn totp_disable(
         (status = 409, description = "MFA_NOT_ENABLED", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED", body = ErrorBody),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = [])))]
 async fn recovery_codes(
@@ -153,6 +168,10 @@ async fn recovery_codes(
         (status = 422, description = "VALIDATION_FAILED: not exactly one of code and recovery_code, or no mfa_token", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED: too many wrong codes", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 400, description = "MALFORMED_JSON, or INVALID_REQUEST when the body cannot be read", body = ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: the body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: the body is not application/json", body = ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
     ))]
 async fn verify(
     State(h): State<AuthHttp>,
