@@ -30,6 +30,9 @@ use crate::templates::{human_duration, Message, Templates};
 use crate::throttle::{self, Outcome, ThrottleConfig};
 use fafnir_core::audit::{AuditEvent, AuditKind};
 
+/// The throttle keys of password attempts have no prefix (second-factor codes: `mfa:`).
+pub(crate) const THROTTLE_PASSWORD: &str = "";
+
 /// Where links point and what the flows require.
 #[derive(Debug, Clone)]
 pub struct EmailSettings {
@@ -447,11 +450,23 @@ impl Auth {
     /// once. The lock is looked up for every address, so a failed login costs the same with or
     /// without an account.
     pub(crate) async fn notice_if_locked(&self, email: &Email, user: Option<&UserRecord>, client: &ClientInfo) {
+        self.notice_if_locked_by(THROTTLE_PASSWORD, email, user, client).await;
+    }
+
+    /// [`Auth::notice_if_locked`] for the throttle keys under `prefix` (`""`: passwords,
+    /// `"mfa:"`: second-factor codes).
+    pub(crate) async fn notice_if_locked_by(
+        &self,
+        prefix: &str,
+        email: &Email,
+        user: Option<&UserRecord>,
+        client: &ClientInfo,
+    ) {
         if self.mail.is_none() && self.audit.is_none() {
             return;
         }
         let rule = self.cfg.throttle.per_account;
-        let key = format!("acct:{email}");
+        let key = format!("{prefix}acct:{email}");
         let r = async {
             let state = self.store.throttle_state(&key).await?;
             let (Some((failures, locked_until)), Some(user)) = (state, user) else { return Ok(()) };

@@ -48,6 +48,9 @@ impl std::fmt::Debug for Reauth<'_> {
     }
 }
 
+/// The throttle keys of second-factor codes: apart from passwords', with the same rules.
+const MFA_PREFIX: &str = "mfa:";
+
 fn hash_code(user: UserId, code: &str) -> String {
     // Bound to the account: the same code of two accounts hashes differently.
     sha256_hex(&format!("{user}:{}", normalize_recovery_code(code)))
@@ -205,7 +208,7 @@ impl Auth {
     }
 
     async fn mfa_claim(&self, user: &UserRecord, client: &ClientInfo) -> Result<throttle::Claim, AuthError> {
-        self.claim(throttle::keys("mfa:", Some(&user.email), client), self.cfg.throttle, Outcome::Abandoned).await
+        self.claim(throttle::keys(MFA_PREFIX, Some(&user.email), client), self.cfg.throttle, Outcome::Abandoned).await
     }
 
     /// Checks a second factor of `user` under the throttle: a TOTP code (once per step) or an
@@ -245,7 +248,7 @@ impl Auth {
             claim.finish(Outcome::Released).await
         } else {
             claim.finish(Outcome::Failed).await?;
-            self.notice_if_locked(&user.email, Some(user), client).await;
+            self.notice_if_locked_by(MFA_PREFIX, &user.email, Some(user), client).await;
             Err(AuthError::InvalidMfaCode)
         }
     }
