@@ -164,7 +164,11 @@ impl Auth {
     /// was locked.
     pub async fn unlock_user(&self, actor: Option<UserId>, id: UserId, client: &ClientInfo) -> Result<bool, AuthError> {
         let u = self.store.user_by_id(id).await?.ok_or(AuthError::UserNotFound)?;
-        let was_locked = self.store.clear_throttle(&format!("acct:{}", u.email), self.now_ms()).await?;
+        // Both locks: wrong passwords, and wrong second-factor codes.
+        let now = self.now_ms();
+        let password = self.store.clear_throttle(&format!("acct:{}", u.email), now).await?;
+        let codes = self.store.clear_throttle(&format!("mfa:acct:{}", u.email), now).await?;
+        let was_locked = password || codes;
         self.audit(admin_event(AuditKind::AccountUnlocked, actor, id, client).detail("was_locked", was_locked));
         Ok(was_locked)
     }

@@ -746,7 +746,15 @@ impl Auth {
             self.check_current_password(&user, current, client).await?;
         } else {
             // A first password (the account was made by a provider sign-in): there is no current
-            // one to prove, so the session must be fresh instead.
+            // one to prove, so the session must be fresh instead. With a second factor on, a
+            // password set this way could then remove the factor: the mailed reset link (which
+            // proves the address) is the way then.
+            if self.has_second_factor(user.id).await? {
+                return Err(AuthError::validation(
+                    "current_password",
+                    "this account has a second factor: set its first password with \"forgot password\"",
+                ));
+            }
             self.check_recent_sign_in(who).await?;
         }
         let new = Password::new(new);

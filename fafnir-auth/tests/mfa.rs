@@ -150,7 +150,24 @@ async fn a_secret_does_not_open_under_another_key(db: Db) {
     assert!(matches!(r, Err(AuthError::Config(_))), "{r:?}");
 }
 
+async fn a_replaced_setup_is_not_confirmed_by_the_old_secrets_code(db: Db) {
+    let s = stack_with_key(&db, [7; 32]).await;
+    s.auth.register("ada@example.com", PW, None).await.unwrap();
+    let login = s.auth.login("ada@example.com", PW, &client("192.0.2.9")).await.unwrap();
+    let who = s.auth.authenticate(login.access_token.expose()).await.unwrap();
+    let first = unbase32(&s.auth.totp_setup(&who).await.unwrap().secret);
+    let second = unbase32(&s.auth.totp_setup(&who).await.unwrap().secret);
+    let r = s.auth.totp_confirm(&who, &totp(&first, s.step()), &client("192.0.2.9")).await;
+    assert!(matches!(r, Err(AuthError::InvalidMfaCode)), "{r:?}");
+    assert!(s.auth.totp_confirm(&who, &totp(&second, s.step()), &client("192.0.2.9")).await.is_ok());
+    // Setting up needs a recent sign-in.
+    s.clock.advance(Duration::from_secs(11 * 60));
+    let old = s.auth.authenticate(login.access_token.expose()).await.unwrap();
+    assert!(matches!(s.auth.totp_setup(&old).await, Err(AuthError::ReauthenticationRequired)));
+}
+
 fafnir_core::conformance_tests!(
+    a_replaced_setup_is_not_confirmed_by_the_old_secrets_code,
     a_code_is_accepted_once_even_at_once,
     a_challenge_dies_after_five_wrong_codes_or_five_minutes,
     new_recovery_codes_end_the_old_ones,

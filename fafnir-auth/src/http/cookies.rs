@@ -128,13 +128,25 @@ pub fn set_oauth_binding(headers: &mut HeaderMap, value: &str, secure: bool) {
 }
 
 /// Holds an MFA challenge between a provider sign-in and `POST /auth/mfa/verify` (HttpOnly,
-/// path `/auth/mfa`, five minutes).
+/// path `/auth/mfa`, five minutes). With `Secure` cookies it is [`MFA_SECURE`].
 pub const MFA: &str = "fafnir_mfa";
+/// The challenge cookie's name with `Secure` cookies: browsers take a `__Secure-` cookie only
+/// over HTTPS with `Secure` set, so a plain-HTTP injection cannot plant one.
+pub const MFA_SECURE: &str = "__Secure-fafnir_mfa";
+
+/// The challenge cookie's name for the `Secure` setting.
+pub fn mfa_name(secure: bool) -> &'static str {
+    if secure {
+        MFA_SECURE
+    } else {
+        MFA
+    }
+}
 
 pub fn set_mfa(headers: &mut HeaderMap, token: &str, secure: bool) {
     add(
         headers,
-        Cookie::build((MFA, token.to_owned()))
+        Cookie::build((mfa_name(secure), token.to_owned()))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/auth/mfa")
@@ -147,7 +159,7 @@ pub fn set_mfa(headers: &mut HeaderMap, token: &str, secure: bool) {
 pub fn clear_mfa(headers: &mut HeaderMap, secure: bool) {
     add(
         headers,
-        Cookie::build((MFA, ""))
+        Cookie::build((mfa_name(secure), ""))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/auth/mfa")

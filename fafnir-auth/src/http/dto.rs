@@ -349,7 +349,7 @@ impl From<crate::oauth::Identity> for IdentityDto {
 
 /// `POST /auth/login` (and GraphQL `login`) for an account with a second factor: no session
 /// yet; answer with `POST /auth/mfa/verify`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct MfaRequiredResponse {
     /// Always true.
     pub mfa_required: bool,
@@ -367,8 +367,9 @@ pub enum LoginAnswer {
     MfaRequired(MfaRequiredResponse),
 }
 
-/// `/auth/token`'s password grant for an account with a second factor (401; Auth0's shape).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// `/auth/token`'s password grant for an account with a second factor (401, with the body shape
+/// Auth0 uses for the same case).
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct OAuthMfaRequired {
     #[schema(example = "mfa_required")]
     pub error: String,
@@ -453,4 +454,11 @@ macro_rules! redacted_debug {
 }
 
 // Secrets (a TOTP secret, codes, tokens): never printed.
-redacted_debug!(LoginAnswer, TotpSetupResponse, TotpCodeRequest, RecoveryCodesResponse);
+redacted_debug!(
+    LoginAnswer,
+    TotpSetupResponse,
+    TotpCodeRequest,
+    RecoveryCodesResponse,
+    MfaRequiredResponse,
+    OAuthMfaRequired
+);

@@ -64,7 +64,7 @@ async fn status(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Res
 #[utoipa::path(post, path = "/auth/mfa/totp/setup", tag = "mfa",
     responses(
         (status = 200, body = TotpSetupResponse),
-        (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED, or REAUTHENTICATION_REQUIRED (the sign-in is over 10 minutes old)", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 409, description = "MFA_ALREADY_ENABLED", body = ErrorBody),
         (status = 503, description = "SERVICE_UNAVAILABLE: the database does not answer", body = ErrorBody),
@@ -81,7 +81,7 @@ async fn totp_setup(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) ->
 #[utoipa::path(post, path = "/auth/mfa/totp/confirm", tag = "mfa", request_body = TotpCodeRequest,
     responses(
         (status = 200, body = RecoveryCodesResponse),
-        (status = 401, description = "UNAUTHORIZED, or INVALID_MFA_CODE", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED, INVALID_MFA_CODE, or REAUTHENTICATION_REQUIRED (the sign-in is over 10 minutes old)", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 409, description = "MFA_ALREADY_ENABLED, or MFA_NOT_ENABLED (no setup started)", body = ErrorBody),
         (status = 422, description = "VALIDATION_FAILED: the JSON has the wrong shape", body = ErrorBody),
@@ -180,9 +180,14 @@ async fn verify(
     JsonBody(req): JsonBody<MfaVerifyRequest>,
 ) -> Result<Response, ApiError> {
     origin_check(&h, &headers)?;
-    let token = req.mfa_token.clone().or_else(|| cookies::read(&headers, cookies::MFA)).ok_or_else(|| {
-        ApiError::from(AuthError::Validation { field: "mfa_token", message: "the login's mfa_token is missing".into() })
-    })?;
+    let secure = h.settings().cookie_secure;
+    let token =
+        req.mfa_token.clone().or_else(|| cookies::read(&headers, cookies::mfa_name(secure))).ok_or_else(|| {
+            ApiError::from(AuthError::Validation {
+                field: "mfa_token",
+                message: "the login's mfa_token is missing".into(),
+            })
+        })?;
     let f = factor(req.code.as_deref(), req.recovery_code.as_deref())?;
     let r = h.auth().mfa_verify(&token, f, &client).await;
     metrics::counter!("fafnir_mfa_verifications_total", "outcome" => match &r {
@@ -190,8 +195,16 @@ async fn verify(
         Err(e) => e.code(),
     })
     .increment(1);
-    let (login, via) = r?;
-    let secure = h.settings().cookie_secure;
+    let (login, via) = match r {
+        Ok(v) => v,
+        // A dead challenge: its cookie goes too (a planted or stale one would stay in the way).
+        Err(e @ AuthError::MfaTokenInvalid) => {
+            let mut res = ApiError::from(e).into_response();
+            cookies::clear_mfa(res.headers_mut(), secure);
+            return Ok(res);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut res = match via {
         Via::Token => token_response(&login),
         Via::Session => session_response(&h, &login),

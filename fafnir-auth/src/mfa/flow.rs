@@ -89,6 +89,9 @@ impl Auth {
     /// when TOTP is on.
     pub async fn totp_setup(&self, who: &Principal) -> Result<TotpSetup, AuthError> {
         let key = self.mfa_key()?;
+        // A second factor decides who can sign in from now on: a stolen older session must not
+        // be able to put its own in place.
+        self.check_recent_sign_in(who).await?;
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
         let mut secret = [0u8; 20];
         rand::rngs::OsRng.fill_bytes(&mut secret);
@@ -119,6 +122,7 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<Vec<String>, AuthError> {
         let key = self.mfa_key()?;
+        self.check_recent_sign_in(who).await?;
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
         let pending = match self.store.totp(user.id).await? {
             Some(t) if !t.confirmed => t,
@@ -135,7 +139,8 @@ impl Auth {
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let hashes: Vec<String> = codes.iter().map(|c| hash_code(user.id, c)).collect();
         let step = i64::try_from(step).unwrap_or(i64::MAX);
-        if !self.store.confirm_totp(user.id, step, &hashes, self.now_ms()).await? {
+        // Only the secret this code was checked against (a setup meanwhile replaced it: refused).
+        if !self.store.confirm_totp(user.id, &pending.secret_enc, step, &hashes, self.now_ms()).await? {
             return Err(AuthError::InvalidMfaCode);
         }
         tracing::info!(user_id = %user.id, "TOTP turned on");
@@ -289,11 +294,12 @@ impl Auth {
             return Err(AuthError::MfaTokenInvalid);
         }
         let hash = sha256_hex(token);
-        let challenge = self.store.challenge(&hash, self.now_ms()).await?.ok_or(AuthError::MfaTokenInvalid)?;
+        // An attempt is claimed on the challenge before the code is looked at: parallel guesses
+        // on one challenge cannot exceed its five.
+        let challenge = self.store.claim_challenge(&hash, self.now_ms()).await?.ok_or(AuthError::MfaTokenInvalid)?;
         let user = self.store.user_by_id(challenge.user_id).await?.ok_or(AuthError::MfaTokenInvalid)?;
         if let Err(e) = self.check_factor(&user, factor, client).await {
             if matches!(e, AuthError::InvalidMfaCode) {
-                self.store.fail_challenge(&hash).await?;
                 self.audit(
                     AuditEvent::new(AuditKind::LoginFailed)
                         .subject(user.id)

@@ -99,7 +99,10 @@ impl std::fmt::Debug for MfaKey {
 impl MfaKey {
     /// A key from 32 bytes (from configuration, or the deployment's shared secret).
     pub fn new(bytes: &[u8]) -> Option<Self> {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, bytes.get(..32)?).ok()?;
+        if bytes.len() != 32 {
+            return None;
+        }
+        let key = UnboundKey::new(&CHACHA20_POLY1305, bytes).ok()?;
         Some(MfaKey(LessSafeKey::new(key)))
     }
 
@@ -250,6 +253,7 @@ mod tests {
         assert_eq!(MfaKey::new(&[8u8; 32]).unwrap().open(a, &sealed), None, "bound to the key");
         assert_eq!(key.open(a, "garbage"), None);
         assert!(MfaKey::new(&[1u8; 16]).is_none());
+        assert!(MfaKey::new(&[1u8; 33]).is_none(), "exactly 32 bytes");
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub trait MfaStore: Send + Sync {
     async fn confirm_totp(
         &self,
         user: UserId,
+        secret_enc: &str,
         step: i64,
         code_hashes: &[String],
         now_ms: i64,
@@ -59,11 +60,10 @@ pub trait MfaStore: Send + Sync {
     /// Removes every second factor and open challenge of `user`; `true` if TOTP was on.
     async fn delete_second_factors(&self, user: UserId) -> Result<bool, AuthError>;
     async fn put_challenge(&self, c: &ChallengeRecord) -> Result<(), AuthError>;
-    /// The challenge, if it exists, has not expired and has attempts left.
-    async fn challenge(&self, token_hash: &str, now_ms: i64) -> Result<Option<ChallengeRecord>, AuthError>;
-    /// Counts a wrong code against the challenge; it dies at [`super::CHALLENGE_ATTEMPTS`].
-    async fn fail_challenge(&self, token_hash: &str) -> Result<(), AuthError>;
-    /// Uses the challenge up: `true` for exactly one caller.
+    /// Claims one attempt on the challenge (one statement) and returns it, if it exists, has
+    /// not expired and had attempts left; it dies at [`super::CHALLENGE_ATTEMPTS`].
+    async fn claim_challenge(&self, token_hash: &str, now_ms: i64) -> Result<Option<ChallengeRecord>, AuthError>;
+    /// Uses the challenge up (after a claimed attempt succeeded): `true` for exactly one caller.
     async fn take_challenge(&self, token_hash: &str, now_ms: i64) -> Result<bool, AuthError>;
 }
 
@@ -105,6 +105,7 @@ impl MfaStore for SqlAuthStore {
     async fn confirm_totp(
         &self,
         user: UserId,
+        secret_enc: &str,
         step: i64,
         code_hashes: &[String],
         now_ms: i64,
@@ -112,11 +113,12 @@ impl MfaStore for SqlAuthStore {
         let mut tx = self.db().pool().begin().await?;
         let n = sqlx::query(
             "UPDATE mfa_totp SET confirmed_at = $1, last_step = $2 \
-             WHERE user_id = $3 AND confirmed_at IS NULL AND last_step < $2",
+             WHERE user_id = $3 AND confirmed_at IS NULL AND last_step < $2 AND secret_enc = $4",
         )
         .bind(now_ms)
         .bind(step)
         .bind(user.to_string())
+        .bind(secret_enc)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -198,14 +200,24 @@ impl MfaStore for SqlAuthStore {
         Ok(())
     }
 
-    async fn challenge(&self, token_hash: &str, now_ms: i64) -> Result<Option<ChallengeRecord>, AuthError> {
-        let row = sqlx::query(
-            "SELECT token_hash, user_id, via, attempts, created_at, expires_at FROM mfa_challenges \
+    async fn claim_challenge(&self, token_hash: &str, now_ms: i64) -> Result<Option<ChallengeRecord>, AuthError> {
+        let n = sqlx::query(
+            "UPDATE mfa_challenges SET attempts = attempts + 1 \
              WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3",
         )
         .bind(token_hash)
         .bind(now_ms)
         .bind(super::CHALLENGE_ATTEMPTS)
+        .execute(self.db().pool())
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT token_hash, user_id, via, attempts, created_at, expires_at FROM mfa_challenges WHERE token_hash = $1",
+        )
+        .bind(token_hash)
         .fetch_optional(self.db().pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -220,19 +232,11 @@ impl MfaStore for SqlAuthStore {
         }))
     }
 
-    async fn fail_challenge(&self, token_hash: &str) -> Result<(), AuthError> {
-        sqlx::query("UPDATE mfa_challenges SET attempts = attempts + 1 WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(self.db().pool())
-            .await?;
-        Ok(())
-    }
-
     async fn take_challenge(&self, token_hash: &str, now_ms: i64) -> Result<bool, AuthError> {
-        let n = sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3")
+        // The attempt that succeeded was claimed already: only expiry matters here.
+        let n = sqlx::query("DELETE FROM mfa_challenges WHERE token_hash = $1 AND expires_at > $2")
             .bind(token_hash)
             .bind(now_ms)
-            .bind(super::CHALLENGE_ATTEMPTS)
             .execute(self.db().pool())
             .await?
             .rows_affected();

@@ -251,6 +251,11 @@ impl Auth {
             }
             Decision::LinkByEmail(user) => {
                 let record = self.store.user_by_id(user).await?.ok_or(Refused(Refusal::ProviderError))?;
+                // An account with a second factor is never linked on the provider's word alone:
+                // the link would be written before the factor is asked for. Sign in, then link.
+                if self.has_second_factor(user).await? {
+                    return Err(Refused(Refusal::AccountNotLinked));
+                }
                 // Every gate before anything is written.
                 self.gate(&record.email, client).await?;
                 self.check_may_sign_in(&record, provider, client)?;

@@ -49,7 +49,20 @@ pub struct GqlError {
     pub retry_after: Option<u64>,
     /// For `login` of an account with a second factor (`reason: MFA_REQUIRED`): the challenge
     /// to answer with `verifyMfa`, and the methods it takes.
-    pub mfa: Option<Box<(String, Vec<String>)>>,
+    pub mfa: Option<Box<MfaChallenge>>,
+}
+
+/// A login's MFA challenge, carried to the client in the error's extensions. `Debug` hides it.
+#[derive(Clone)]
+pub struct MfaChallenge {
+    pub token: String,
+    pub methods: Vec<String>,
+}
+
+impl std::fmt::Debug for MfaChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaChallenge").field("methods", &self.methods).finish_non_exhaustive()
+    }
 }
 
 impl GqlError {
@@ -116,9 +129,8 @@ impl From<GqlError> for async_graphql::Error {
                 ext.set("retryAfter", s);
             }
             if let Some(m) = &e.mfa {
-                let (token, methods) = &**m;
-                ext.set("mfaToken", token.as_str());
-                ext.set("methods", methods.clone());
+                ext.set("mfaToken", m.token.as_str());
+                ext.set("methods", m.methods.clone());
             }
         })
     }

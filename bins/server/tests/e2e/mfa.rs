@@ -232,6 +232,10 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
         let gs = unbase32(setup["secret"].as_str().unwrap());
         let step = fresh_step(5).await;
         assert_eq!(grace.post("/auth/mfa/totp/confirm", json!({"code": totp(&gs, step)})).await.0, 200);
+        // Without a password and with TOTP on, a session cannot set a first password (it could
+        // then remove the factor): "forgot password" is the way.
+        let (s, b) = grace.post("/auth/password", json!({"new_password": "grace's own new passphrase"})).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (422, Some("VALIDATION_FAILED")), "{b}");
         let other = Browser::new(url);
         let landing = other.sign_in("/auth/oauth/idp/authorize?return_to=/in", "grace@example.com").await;
         assert_eq!(landing.location, "/in?mfa_required=true");

@@ -38,7 +38,7 @@ impl Mutation {
             // No session yet: the error carries the challenge for `verifyMfa`.
             dto::LoginAnswer::MfaRequired(m) => Err(GqlError {
                 reason: Some("MFA_REQUIRED".into()),
-                mfa: Some(Box::new((m.mfa_token, m.methods))),
+                mfa: Some(Box::new(errors::MfaChallenge { token: m.mfa_token, methods: m.methods })),
                 ..GqlError::new(
                     errors::Code::Unauthenticated,
                     "a second factor is required: call verifyMfa with extensions.mfaToken and a code",
