@@ -94,12 +94,12 @@ pub struct TokenRequest {
     pub scope: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
     #[schema(example = "Bearer")]
-    pub token_type: &'static str,
+    pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
 }

@@ -99,7 +99,7 @@ pub(super) fn token_response(l: &Login) -> Response {
     let mut res = Json(TokenResponse {
         access_token: l.access_token.expose().to_owned(),
         refresh_token: l.refresh_token.expose().to_owned(),
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in,
     })
     .into_response();

@@ -191,6 +191,30 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
         .unwrap();
     assert_eq!(me["email"], "ada@example.com");
 
+    // A challenge begun at the token endpoint, finished through GraphQL: the tokens come in the
+    // payload.
+    let body: Value = anon
+        .http
+        .post(format!("{url}/auth/token"))
+        .form(&[("grant_type", "password"), ("username", "ada@example.com"), ("password", PW)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api = Browser::new(url);
+    let v = api
+        .graphql(&format!(
+            "mutation {{ verifyMfa(input: {{mfaToken: \"{}\", recoveryCode: \"{}\"}}) {{ user {{ email }} accessToken refreshToken }} }}",
+            body["mfa_token"].as_str().unwrap(),
+            recovery[5]
+        ))
+        .await;
+    assert_eq!(v["data"]["verifyMfa"]["user"]["email"], "ada@example.com", "{v}");
+    assert!(v["data"]["verifyMfa"]["accessToken"].is_string() && v["data"]["verifyMfa"]["refreshToken"].is_string());
+    assert!(api.cookie("fafnir_access").is_none(), "tokens, not cookies");
+
     // GraphQL: login answers MFA_REQUIRED with the challenge; verifyMfa signs in.
     let g = Browser::new(url);
     let v = g
@@ -210,7 +234,7 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
         .await;
     assert_eq!(v["data"]["verifyMfa"]["user"]["email"], "ada@example.com", "{v}");
     let v = g.graphql("{ me { mfa { totp recoveryCodesLeft } } }").await;
-    assert_eq!(v["data"]["me"]["mfa"], json!({"totp": true, "recoveryCodesLeft": 7}), "{v}");
+    assert_eq!(v["data"]["me"]["mfa"], json!({"totp": true, "recoveryCodesLeft": 6}), "{v}");
 
     // New recovery codes and removal need re-authentication; removal turns the step-up off.
     let (s, b) = ada.post("/auth/mfa/recovery-codes", json!({"password": "wrong password!"})).await;

@@ -58,9 +58,22 @@ impl Mutation {
             recovery_code: input.recovery_code,
         };
         let res = post_auth(ctx, "/auth/mfa/verify", None, Some(&body)).await?;
-        let login: dto::LoginResponse = json(&res)?;
-        pass_cookies(ctx, &res);
-        Ok(Some(login.into()))
+        if !res.status.is_success() {
+            return Err(errors::rest(&res));
+        }
+        if let Ok(login) = serde_json::from_slice::<dto::LoginResponse>(&res.body) {
+            pass_cookies(ctx, &res);
+            return Ok(Some(login.into()));
+        }
+        // A challenge begun at /auth/token answers tokens (no cookies): the payload carries them.
+        let t: dto::TokenResponse = json(&res)?;
+        let me: dto::MeResponse = json(&get_auth(ctx, "/auth/me?grants=false", Some(&t.access_token)).await?)?;
+        Ok(Some(AuthPayload {
+            user: me.into(),
+            access_expires_at: chrono::Utc::now() + chrono::Duration::seconds(t.expires_in),
+            access_token: Some(t.access_token),
+            refresh_token: Some(t.refresh_token),
+        }))
     }
 
     /// Starts TOTP: the secret and `otpauth://` URL for the authenticator app (not in force
