@@ -514,6 +514,20 @@ impl Auth {
         }
     }
 
+    /// Tells `user` that their second factor (`method`, as a person reads it) was removed.
+    pub(crate) async fn notice_second_factor_removed(&self, user: UserId, method: &str) {
+        let r = async {
+            let m = self.account_mail()?;
+            let rec = self.store.user_by_id(user).await?.ok_or(AuthError::UserNotFound)?;
+            m.send(&m.render(Message::SecondFactorRemoved, &rec.email, &[("method", Value::from(method))])?).await
+        };
+        if self.mail.is_some() {
+            if let Err(e) = r.await {
+                tracing::warn!(user_id = %user, error = %e, "the second-factor-removed notice could not be queued");
+            }
+        }
+    }
+
     /// Tells `user` that a second factor (`method`, as a person reads it) was added.
     pub async fn notice_second_factor(&self, user: UserId, method: &str) -> Result<(), AuthError> {
         let m = self.account_mail()?;

@@ -33,6 +33,8 @@ pub enum Message {
     AccountLocked,
     /// When a second factor is added: `method`.
     SecondFactorAdded,
+    /// When a second factor is removed: `method`.
+    SecondFactorRemoved,
     /// When a sign-in provider is linked to the account: `provider` (its display name).
     IdentityLinked,
     /// When the account is deleted (by its owner or an administrator).
@@ -42,7 +44,7 @@ pub enum Message {
 }
 
 impl Message {
-    pub const ALL: [Message; 11] = [
+    pub const ALL: [Message; 12] = [
         Message::VerifyEmail,
         Message::ResetPassword,
         Message::ChangeEmail,
@@ -51,6 +53,7 @@ impl Message {
         Message::PasswordChanged,
         Message::AccountLocked,
         Message::SecondFactorAdded,
+        Message::SecondFactorRemoved,
         Message::IdentityLinked,
         Message::AccountDeleted,
         Message::Test,
@@ -67,6 +70,7 @@ impl Message {
             Message::PasswordChanged => "password_changed",
             Message::AccountLocked => "account_locked",
             Message::SecondFactorAdded => "second_factor_added",
+            Message::SecondFactorRemoved => "second_factor_removed",
             Message::IdentityLinked => "identity_linked",
             Message::AccountDeleted => "account_deleted",
             Message::Test => "test",
@@ -91,6 +95,7 @@ impl Message {
             Message::PasswordChanged => pair!("password_changed"),
             Message::AccountLocked => pair!("account_locked"),
             Message::SecondFactorAdded => pair!("second_factor_added"),
+            Message::SecondFactorRemoved => pair!("second_factor_removed"),
             Message::IdentityLinked => pair!("identity_linked"),
             Message::AccountDeleted => pair!("account_deleted"),
             Message::Test => pair!("test"),
@@ -107,6 +112,7 @@ impl Message {
             Message::PasswordChanged => vec![("reset", Value::from(true))],
             Message::AccountLocked => vec![("wait", Value::from("30 seconds"))],
             Message::SecondFactorAdded => vec![("method", Value::from("An authenticator app"))],
+            Message::SecondFactorRemoved => vec![("method", Value::from("An authenticator app"))],
             Message::IdentityLinked => vec![("provider", Value::from("Google"))],
             Message::AccountDeleted | Message::Test => vec![],
         }

@@ -165,6 +165,7 @@ impl Auth {
         self.audit(
             AuditEvent::new(AuditKind::SecondFactorRemoved).own(user.id).client(client).detail("method", "totp"),
         );
+        self.notice_second_factor_removed(user.id, "An authenticator app").await;
         Ok(())
     }
 
@@ -195,6 +196,9 @@ impl Auth {
     /// Clears every second factor of `user` (administrators: `fafnir user mfa reset`).
     pub async fn reset_second_factors(&self, user: UserId, by: &str) -> Result<bool, AuthError> {
         let on = self.store.delete_second_factors(user).await?;
+        if on {
+            self.notice_second_factor_removed(user, "Your authenticator app (reset by an administrator)").await;
+        }
         self.audit(
             AuditEvent::new(AuditKind::SecondFactorRemoved)
                 .subject(user)
