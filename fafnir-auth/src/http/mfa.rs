@@ -47,6 +47,13 @@ fn reauth(r: &ReauthRequest) -> Result<Reauth<'_>, ApiError> {
     }
 }
 
+/// Recovery codes, shown once: never cached.
+fn codes_response(codes: Vec<String>) -> Response {
+    let mut res = Json(RecoveryCodesResponse { recovery_codes: codes }).into_response();
+    no_store(res.headers_mut());
+    res
+}
+
 /// The caller's second factors.
 #[utoipa::path(get, path = "/auth/mfa", tag = "mfa",
     responses(
@@ -98,10 +105,7 @@ async fn totp_confirm(
     Client(client): Client,
     JsonBody(req): JsonBody<TotpCodeRequest>,
 ) -> Result<Response, ApiError> {
-    let codes = h.auth().totp_confirm(&who, &req.code, &client).await?;
-    let mut res = Json(RecoveryCodesResponse { recovery_codes: codes }).into_response();
-    no_store(res.headers_mut());
-    Ok(res)
+    Ok(codes_response(h.auth().totp_confirm(&who, &req.code, &client).await?))
 }
 
 /// Turn TOTP off (the recovery codes go too), with a code, a recovery code or the password.
@@ -150,10 +154,7 @@ async fn recovery_codes(
     Client(client): Client,
     JsonBody(req): JsonBody<ReauthRequest>,
 ) -> Result<Response, ApiError> {
-    let codes = h.auth().regenerate_recovery_codes(&who, reauth(&req)?, &client).await?;
-    let mut res = Json(RecoveryCodesResponse { recovery_codes: codes }).into_response();
-    no_store(res.headers_mut());
-    Ok(res)
+    Ok(codes_response(h.auth().regenerate_recovery_codes(&who, reauth(&req)?, &client).await?))
 }
 
 /// Finish a login held at the second factor: a TOTP code or a recovery code, with the

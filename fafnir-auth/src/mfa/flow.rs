@@ -224,41 +224,48 @@ impl Auth {
     /// unused recovery code (used up).
     async fn check_factor(&self, user: &UserRecord, factor: Factor<'_>, client: &ClientInfo) -> Result<(), AuthError> {
         let claim = self.mfa_claim(user, client).await?;
-        let ok = match factor {
-            Factor::Totp(code) => {
-                let key = self.mfa_key()?;
-                match self.store.totp(user.id).await? {
-                    Some(t) if t.confirmed => {
-                        let secret = key.open(user.id, &t.secret_enc).ok_or_else(|| corrupt_secret(user.id))?;
-                        match matching_step(&secret, code, self.now_step()) {
-                            Some(step) => {
-                                self.store.use_totp_step(user.id, i64::try_from(step).unwrap_or(i64::MAX)).await?
-                            }
-                            None => false,
-                        }
-                    }
-                    _ => false,
-                }
-            }
-            Factor::RecoveryCode(code) => {
-                let used = self.store.use_recovery_code(user.id, &hash_code(user.id, code), self.now_ms()).await?;
-                if used {
-                    self.audit(
-                        AuditEvent::new(AuditKind::SecondFactorRemoved)
-                            .own(user.id)
-                            .client(client)
-                            .detail("method", "recovery_code_used"),
-                    );
-                }
-                used
+        let ok = match self.factor_holds(user, factor).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Not the caller's doing (the store, the key): release the claim uncounted, as a
+                // password check does.
+                let _ = claim.finish(Outcome::Released).await;
+                return Err(e);
             }
         };
         if ok {
+            if matches!(factor, Factor::RecoveryCode(_)) {
+                self.audit(
+                    AuditEvent::new(AuditKind::SecondFactorRemoved)
+                        .own(user.id)
+                        .client(client)
+                        .detail("method", "recovery_code_used"),
+                );
+            }
             claim.finish(Outcome::Released).await
         } else {
             claim.finish(Outcome::Failed).await?;
             self.notice_if_locked_by(MFA_PREFIX, &user.email, Some(user), client).await;
             Err(AuthError::InvalidMfaCode)
+        }
+    }
+
+    /// Whether `factor` is right for `user`, using it up when it is (the TOTP step, the recovery
+    /// code).
+    async fn factor_holds(&self, user: &UserRecord, factor: Factor<'_>) -> Result<bool, AuthError> {
+        match factor {
+            Factor::Totp(code) => {
+                let key = self.mfa_key()?;
+                let Some(t) = self.store.totp(user.id).await?.filter(|t| t.confirmed) else { return Ok(false) };
+                let secret = key.open(user.id, &t.secret_enc).ok_or_else(|| corrupt_secret(user.id))?;
+                match matching_step(&secret, code, self.now_step()) {
+                    Some(step) => self.store.use_totp_step(user.id, i64::try_from(step).unwrap_or(i64::MAX)).await,
+                    None => Ok(false),
+                }
+            }
+            Factor::RecoveryCode(code) => {
+                self.store.use_recovery_code(user.id, &hash_code(user.id, code), self.now_ms()).await
+            }
         }
     }
 
