@@ -1,8 +1,9 @@
 //! Second factors against a real database, on SQLite and Postgres: a code is accepted once even
 //! under concurrency, a challenge dies after five wrong codes or five minutes, an old set of
 //! recovery codes dies with a new one, and a secret does not open under another key. The codes
-//! are computed with the test's own RFC 6238 (HMAC-SHA1 from ring); the RFC's vectors are checked
-//! in the unit tests, and the HTTP surfaces in bins/server/tests/e2e/mfa.rs and tests/interop.
+//! are computed with the tests' own RFC 6238 (`fafnir_core::testing::otp`); the RFC's vectors
+//! are checked in the unit tests, and the HTTP surfaces in bins/server/tests/e2e/mfa.rs and
+//! tests/interop.
 
 #![allow(clippy::unwrap_used)] // a panic in a test is a failing test
 
@@ -13,6 +14,7 @@ use fafnir_auth::mfa::{Factor, MfaKey};
 use fafnir_auth::{Argon2Config, Auth, AuthConfig, AuthError, ClientInfo, Principal, SqlAuthStore};
 use fafnir_core::events::Outbox;
 use fafnir_core::keys::KeyManager;
+use fafnir_core::testing::otp::{totp, unbase32};
 use fafnir_core::{Clock, Db, ManualClock, SharedClock};
 
 const PW: &str = "correct horse battery staple";
@@ -34,28 +36,6 @@ async fn stack_with_key(db: &Db, key: [u8; 32]) -> Stack {
     let store = Arc::new(SqlAuthStore::new(db.clone(), outbox.clone()));
     let auth = Arc::new(Auth::new(cfg, store, keys, shared, outbox).unwrap().with_mfa_key(MfaKey::new(&key).unwrap()));
     Stack { auth, clock, db: db.clone() }
-}
-
-fn unbase32(s: &str) -> Vec<u8> {
-    const A: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in s.chars() {
-        buf = (buf << 5) | A.find(c).unwrap() as u32;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
-}
-
-fn totp(secret: &[u8], step: u64) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
-    let h = ring::hmac::sign(&key, &step.to_be_bytes());
-    let h = h.as_ref();
-    let o = (h[19] & 0x0f) as usize;
-    format!("{:06}", u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]) % 1_000_000)
 }
 
 impl Stack {

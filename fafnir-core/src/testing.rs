@@ -173,4 +173,5 @@ mod tests {
         assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
     }
 }
+pub mod otp;
 pub mod smtp;
