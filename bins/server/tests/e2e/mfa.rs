@@ -1,45 +1,21 @@
-//! Second factors end to end through real HTTP on `fafnir serve`, SQLite and Postgres. The
-//! TOTP codes are computed here from the secret with an implementation of RFC 6238 of the test's
-//! own (HMAC-SHA1 from `ring`), not with Fafnir's code; the Python interop suite does the same
-//! with `pyotp`. Covered: setup and confirmation, the step-up on `/auth/login`, `/auth/token`,
-//! GraphQL and a provider sign-in, a code accepted once, skew at the edges, wrong codes
-//! throttled, recovery codes single use, regeneration and removal after re-authentication, and
-//! the administrator's reset.
+//! Second factors end to end through real HTTP, on `fafnir serve` and behind the gateway, on
+//! SQLite and Postgres. The TOTP codes are computed from the secret with the tests' own RFC 6238
+//! (`fafnir_core::testing::otp`, HMAC-SHA1 from `ring`), not with Fafnir's code; the Python
+//! interop suite does the same with `pyotp`. Covered: setup and confirmation, the step-up on
+//! `/auth/login`, `/auth/token`, GraphQL and a provider sign-in, a code accepted once, skew at
+//! the edges, wrong codes throttled, recovery codes single use, regeneration and removal after
+//! re-authentication, and the administrator's reset.
 
 use axum::Router;
+use fafnir_core::testing::otp::{totp, unbase32};
 use fafnir_core::testing::TestDb;
 use fafnir_core::Config;
 use serde_json::{json, Value};
 
 use crate::common::{addr, port, spawn, wait_until, Running};
-use crate::oauth::{clients, providers, Browser, Idp};
+use crate::oauth::{clients, gateway_and_services, providers, Browser, Idp};
 
 const PW: &str = "correct horse battery staple";
-
-/// RFC 4648 base32 (no padding), as the secret is shown.
-fn unbase32(s: &str) -> Vec<u8> {
-    const A: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in s.chars() {
-        buf = (buf << 5) | A.find(c).expect("base32") as u32;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
-}
-
-/// RFC 6238 with SHA-1 and 6 digits, for 30-second step `step`: the test's own implementation.
-fn totp(secret: &[u8], step: u64) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
-    let mac = ring::hmac::sign(&key, &step.to_be_bytes());
-    let h = mac.as_ref();
-    let o = (h[19] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
-    format!("{:06}", bin % 1_000_000)
-}
 
 fn now_step() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 30
@@ -75,6 +51,12 @@ async fn serve(db: &TestDb, p: u16, idp: Option<&Idp>) -> Running {
     let http = reqwest::Client::new();
     wait_until(&url, || async { http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) }).await;
     server
+}
+
+/// The token endpoint's password grant: (status, body).
+async fn password_grant(b: &Browser, email: &str) -> (u16, Value) {
+    let form = [("grant_type", "password"), ("username", email), ("password", PW)];
+    b.send(b.http.post(format!("{}/auth/token", b.url)).form(&form)).await
 }
 
 async fn delete_json(b: &Browser, path: &str, body: Value) -> (u16, Value) {
@@ -156,15 +138,8 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
     assert_eq!(ada.get("/auth/mfa").await.1["recovery_codes_left"], 9);
 
     // The token endpoint: 401 mfa_required with the challenge; verify answers the tokens.
-    let res = anon
-        .http
-        .post(format!("{url}/auth/token"))
-        .form(&[("grant_type", "password"), ("username", "ada@example.com"), ("password", PW)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 401);
-    let body: Value = res.json().await.unwrap();
+    let (s, body) = password_grant(&anon, "ada@example.com").await;
+    assert_eq!(s, 401);
     assert_eq!(body["error"], "mfa_required", "{body}");
     // (A TOTP code of a step already used is refused, and the next step's was used above: a
     // recovery code answers here.)
@@ -193,16 +168,7 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
 
     // A challenge begun at the token endpoint, finished through GraphQL: the tokens come in the
     // payload.
-    let body: Value = anon
-        .http
-        .post(format!("{url}/auth/token"))
-        .form(&[("grant_type", "password"), ("username", "ada@example.com"), ("password", PW)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = password_grant(&anon, "ada@example.com").await;
     let api = Browser::new(url);
     let v = api
         .graphql(&format!(
@@ -321,8 +287,37 @@ async fn second_factors_sqlite() {
     admin_reset(&db).await;
 }
 
+/// The same journeys behind api-gateway (its `/auth` proxy and GraphQL) with auth-service,
+/// security-service and user-service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn second_factors_behind_the_gateway_sqlite() {
+    let dbs = [TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await];
+    let p = port();
+    let Some(idp) = Idp::start(&clients(&format!("http://127.0.0.1:{p}"))).await else { return };
+    let env = gateway_and_services([&dbs[0], &dbs[1], &dbs[2]], p, &idp).await;
+    journeys(&env.url, Some(&idp)).await;
+    env.shutdown().await;
+    admin_reset(&dbs[0]).await;
+}
+
 mod postgres {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn second_factors_behind_the_gateway_postgres() {
+        let Some(auth) = TestDb::postgres("mfa_gw_auth").await else { return };
+        let Some(sec) = TestDb::postgres("mfa_gw_sec").await else { return };
+        let Some(usr) = TestDb::postgres("mfa_gw_usr").await else { return };
+        let p = port();
+        let Some(idp) = Idp::start(&clients(&format!("http://127.0.0.1:{p}"))).await else { return };
+        let env = gateway_and_services([&auth, &sec, &usr], p, &idp).await;
+        journeys(&env.url, Some(&idp)).await;
+        env.shutdown().await;
+        admin_reset(&auth).await;
+        for db in [auth, sec, usr] {
+            db.cleanup().await;
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn second_factors_postgres() {

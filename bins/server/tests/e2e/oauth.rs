@@ -181,7 +181,7 @@ pub(crate) async fn fafnir_serve(db: &TestDb, p: u16, idp: &Idp, tweak: impl FnO
 }
 
 /// api-gateway (the URL people know) + auth-service + security-service + user-service.
-async fn gateway_and_services(dbs: [&TestDb; 3], gw_p: u16, idp: &Idp) -> Env {
+pub(crate) async fn gateway_and_services(dbs: [&TestDb; 3], gw_p: u16, idp: &Idp) -> Env {
     let (auth_p, sec_p, sec_http, usr_p, usr_http) = (port(), port(), port(), port(), port());
     let auth_url = format!("http://127.0.0.1:{auth_p}");
     let public = format!("http://127.0.0.1:{gw_p}");
