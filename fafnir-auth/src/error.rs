@@ -66,6 +66,18 @@ pub enum AuthError {
     MfaAlreadyEnabled,
     #[error("no second factor is on")]
     MfaNotEnabled,
+    /// A passkey answer that does not verify: wrong origin or relying party, unknown
+    /// credential, bad signature, no user verification, a counter that did not move forward.
+    #[error("the passkey was not accepted")]
+    PasskeyRejected,
+    /// A passkey ceremony that is unknown, used, expired or someone else's.
+    #[error("the passkey request expired or was already used; start again")]
+    PasskeyCeremonyInvalid,
+    #[error("passkey not found")]
+    PasskeyNotFound,
+    /// No relying party is configured (the public URL's host is an IP address, say).
+    #[error("passkeys are not available on this server")]
+    PasskeysUnavailable,
     #[error("the server is busy; try again")]
     Busy,
     #[error("configuration error: {0}")]
@@ -101,6 +113,10 @@ impl AuthError {
             AuthError::MfaTokenInvalid => "MFA_TOKEN_INVALID",
             AuthError::MfaAlreadyEnabled => "MFA_ALREADY_ENABLED",
             AuthError::MfaNotEnabled => "MFA_NOT_ENABLED",
+            AuthError::PasskeyRejected => "PASSKEY_REJECTED",
+            AuthError::PasskeyCeremonyInvalid => "PASSKEY_CEREMONY_INVALID",
+            AuthError::PasskeyNotFound => "NOT_FOUND",
+            AuthError::PasskeysUnavailable => "PASSKEYS_UNAVAILABLE",
             AuthError::Busy => "SERVICE_UNAVAILABLE",
             AuthError::Store(e) if e.is_unavailable() => "SERVICE_UNAVAILABLE",
             AuthError::Config(_) | AuthError::Store(_) => "INTERNAL",

@@ -15,6 +15,7 @@ pub mod mail;
 pub mod mail_outbox;
 pub mod mfa;
 pub mod oauth;
+pub mod passkey;
 mod password;
 mod secret;
 mod service;

@@ -182,6 +182,8 @@ pub struct Auth {
     pub(crate) oauth: Option<Arc<crate::oauth::Providers>>,
     /// The key of TOTP secrets at rest ([`Auth::with_mfa_key`]).
     pub(crate) mfa_key: Option<Arc<crate::mfa::MfaKey>>,
+    /// The passkeys' relying party ([`Auth::with_passkeys`]).
+    pub(crate) passkeys: Option<Arc<crate::passkey::Passkeys>>,
     /// Access tokens whose signature has been verified, keyed by the whole token (so a cached
     /// entry can only ever match the very same token); expiry is still checked on every use.
     /// The process's one token cache: the other transports verify through it too
@@ -228,6 +230,7 @@ impl Auth {
             audit: None,
             oauth: None,
             mfa_key: None,
+            passkeys: None,
         })
     }
 

@@ -79,7 +79,9 @@ pub struct ThrottleRule {
 }
 
 #[async_trait]
-pub trait AuthStore: crate::oauth::IdentityStore + crate::mfa::MfaStore + Send + Sync + std::fmt::Debug {
+pub trait AuthStore:
+    crate::oauth::IdentityStore + crate::mfa::MfaStore + crate::passkey::PasskeyStore + Send + Sync + std::fmt::Debug
+{
     /// Inserts the account and records `event` in the outbox, atomically.
     async fn create_user(&self, user: &UserRecord, event: &AccountEvent) -> Result<(), AuthError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, AuthError>;

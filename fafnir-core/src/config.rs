@@ -96,6 +96,9 @@ pub struct Config {
     /// The key of TOTP secrets at rest: 32 bytes in base64 (`FAFNIR_MFA_KEY`). Unset, the
     /// deployment's instances share one generated in the database. Never printed.
     pub mfa_key: Option<String>,
+    /// The passkeys' relying party id (`FAFNIR_WEBAUTHN_RP_ID`): a host name, the public URL's
+    /// host or a parent domain of it. Unset, the public URL's host.
+    pub webauthn_rp_id: Option<String>,
 }
 
 /// One social login provider. Either `issuer` (OpenID Connect discovery) or the three endpoint
@@ -187,6 +190,7 @@ impl Default for Config {
             oauth: BTreeMap::new(),
             oauth_link_verified_email: false,
             mfa_key: None,
+            webauthn_rp_id: None,
         }
     }
 }
@@ -294,6 +298,7 @@ impl Config {
             ("FAFNIR_MAIL_TEMPLATES", &mut self.mail_templates),
             ("FAFNIR_NOTIFICATION_URL", &mut self.notification_url),
             ("FAFNIR_MFA_KEY", &mut self.mfa_key),
+            ("FAFNIR_WEBAUTHN_RP_ID", &mut self.webauthn_rp_id),
         ] {
             if let Some(v) = var(k) {
                 *slot = Some(v);

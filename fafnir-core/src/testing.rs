@@ -174,4 +174,5 @@ mod tests {
     }
 }
 pub mod otp;
+pub mod passkey;
 pub mod smtp;

@@ -274,13 +274,19 @@ impl Fafnir {
             }
         };
         rbac.record_to(audit.clone());
-        let auth = Arc::new(
-            Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?
-                .with_mail(account_mail)
-                .with_audit(audit.clone())
-                .with_oauth(Arc::new(fafnir_auth::oauth::Providers::from_config(&config)?))
-                .with_mfa_key(mfa_key),
-        );
+        let mut auth = Auth::new(auth_cfg, store, keys.clone(), clock.clone(), outbox.clone())?
+            .with_mail(account_mail)
+            .with_audit(audit.clone())
+            .with_oauth(Arc::new(fafnir_auth::oauth::Providers::from_config(&config)?))
+            .with_mfa_key(mfa_key);
+        // Passkeys need a relying party: a host name people reach this deployment at. Without
+        // one (a public URL that is an IP address) the rest works and passkeys answer
+        // PASSKEYS_UNAVAILABLE.
+        match fafnir_auth::passkey::Passkeys::from_config(&config) {
+            Ok(rp) => auth = auth.with_passkeys(Arc::new(rp)),
+            Err(e) => tracing::warn!(error = %e, "passkeys are off"),
+        }
+        let auth = Arc::new(auth);
         // One verified-token cache per process: auth's own, shared by every transport.
         let authn =
             Authenticator::new(auth.token_verifier(), auth.clone(), Expected::fixed(auth.config().token_audience()));

@@ -78,7 +78,7 @@ def test_totp_with_pyotp(fafnir):
     held = grant(fafnir, email).json()["mfa_token"]
     assert verify(fafnir, held, recovery_code=codes[0]).status_code == 401
     status = requests.get(fafnir.url("/auth/mfa"), headers=bearer(tokens["access_token"]), timeout=30).json()
-    assert status == {"totp": True, "recovery_codes_left": 9}
+    assert status == {"totp": True, "passkeys": 0, "recovery_codes_left": 9}
 
     # An administrator clears the second factors of someone who lost them.
     out = fafnir.cli("user", "mfa", "reset", "--email", email)

@@ -440,7 +440,82 @@ pub struct RecoveryCodesResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MfaStatusResponse {
     pub totp: bool,
+    /// Passkeys registered.
+    #[serde(default)]
+    pub passkeys: u32,
     pub recovery_codes_left: u32,
+}
+
+/// A started passkey ceremony: hand `options` to `navigator.credentials.create()` (registration)
+/// or `.get()` (sign-in), and send `ceremony` back with the browser's answer within 5 minutes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyStartResponse {
+    pub ceremony: String,
+    /// `{publicKey: …}`, binary fields in base64url (decode them before calling the browser, or
+    /// use `PublicKeyCredential.parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON`).
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+/// `POST /auth/passkeys/register/finish`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PasskeyRegisterFinishRequest {
+    pub ceremony: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.create()` as JSON (`toJSON()`).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+    /// 1–64 characters; "Passkey" when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `POST /auth/passkeys/login/finish`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PasskeyLoginFinishRequest {
+    pub ceremony: String,
+    /// The `PublicKeyCredential` from `navigator.credentials.get()` as JSON (`toJSON()`).
+    #[schema(value_type = Object)]
+    pub credential: serde_json::Value,
+}
+
+/// `PATCH /auth/passkeys/{id}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyRenameRequest {
+    /// 1–64 characters.
+    pub name: String,
+}
+
+/// A passkey of the caller's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyDto {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The authenticator says it is backed up (synced to the person's other devices).
+    pub backed_up: bool,
+}
+
+impl From<crate::passkey::PasskeyInfo> for PasskeyDto {
+    fn from(p: crate::passkey::PasskeyInfo) -> Self {
+        PasskeyDto {
+            id: p.id.to_string(),
+            name: p.name,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+            backed_up: p.backed_up,
+        }
+    }
+}
+
+/// A registered passkey; `recovery_codes` (shown once) when it is the account's first second
+/// factor.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyRegisteredResponse {
+    pub passkey: PasskeyDto,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 macro_rules! redacted_debug {
@@ -459,6 +534,8 @@ redacted_debug!(
     TotpSetupResponse,
     TotpCodeRequest,
     RecoveryCodesResponse,
+    PasskeyRegisterFinishRequest,
+    PasskeyLoginFinishRequest,
     MfaRequiredResponse,
     OAuthMfaRequired
 );

@@ -136,6 +136,9 @@ impl From<AuthError> for ApiError {
                 },
                 None,
             ),
+            AuthError::PasskeyRejected | AuthError::PasskeyCeremonyInvalid => (StatusCode::BAD_REQUEST, None),
+            AuthError::PasskeyNotFound => (StatusCode::NOT_FOUND, None),
+            AuthError::PasskeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
             AuthError::Busy => return ApiError::unavailable("the server"),
             AuthError::Store(inner) if inner.is_unavailable() => {
                 tracing::warn!(error = %inner, "database unavailable");

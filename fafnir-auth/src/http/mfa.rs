@@ -64,7 +64,7 @@ fn codes_response(codes: Vec<String>) -> Response {
     security(("bearer" = []), ("cookie" = [])))]
 async fn status(State(h): State<AuthHttp>, CurrentUser(who): CurrentUser) -> Result<Json<MfaStatusResponse>, ApiError> {
     let s = h.auth().mfa_status(who.user_id).await?;
-    Ok(Json(MfaStatusResponse { totp: s.totp, recovery_codes_left: s.recovery_codes_left }))
+    Ok(Json(MfaStatusResponse { totp: s.totp, passkeys: s.passkeys, recovery_codes_left: s.recovery_codes_left }))
 }
 
 /// Start TOTP: a new secret for the authenticator app. Not in force until confirmed with a code.

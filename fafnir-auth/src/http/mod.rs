@@ -19,6 +19,7 @@ mod extract;
 mod handlers;
 mod mfa;
 mod oauth;
+mod passkey;
 
 use std::sync::Arc;
 
@@ -161,6 +162,7 @@ impl AuthHttp {
         (name = "email", description = "Verification, password reset and change of address, by mailed links"),
         (name = "oauth", description = "Social login: sign in with OAuth 2.0 / OpenID Connect providers, link and unlink identities"),
         (name = "mfa", description = "Second factors: TOTP with recovery codes, and the login step-up"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): register while signed in, sign in without an e-mail or password"),
         (name = "account", description = "The caller's own account: deletion, recent sign-ins"),
         (name = "admin", description = "Administration (permission users:manage): accounts and the audit log"),
         (name = "keys", description = "Public keys")
@@ -173,6 +175,7 @@ fn parts() -> (Router<AuthHttp>, utoipa::openapi::OpenApi) {
         .merge(handlers::routes())
         .merge(oauth::routes())
         .merge(mfa::routes())
+        .merge(passkey::routes())
         .merge(admin::routes())
         .split_for_parts()
 }

@@ -11,7 +11,7 @@ use rand::RngCore;
 
 use super::{
     base32, matching_step, new_recovery_code, normalize_recovery_code, ChallengeRecord, MfaKey, MfaStatus, TotpSetup,
-    Via, CHALLENGE_TTL, METHODS, RECOVERY_CODES, STEP_SECS,
+    Via, CHALLENGE_TTL, RECOVERY_CODES, STEP_SECS,
 };
 use crate::error::AuthError;
 use crate::secret::{sha256_hex, SecretString};
@@ -56,6 +56,13 @@ fn hash_code(user: UserId, code: &str) -> String {
     sha256_hex(&format!("{user}:{}", normalize_recovery_code(code)))
 }
 
+/// A new set of recovery codes for `user`: the codes (shown once) and their hashes (stored).
+pub(crate) fn new_recovery_set(user: UserId) -> (Vec<String>, Vec<String>) {
+    let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+    let hashes = codes.iter().map(|c| hash_code(user, c)).collect();
+    (codes, hashes)
+}
+
 impl Auth {
     /// Stores TOTP secrets sealed with `key` (32 bytes: `FAFNIR_MFA_KEY`, else the deployment's
     /// shared secret). Without a key, the second-factor operations answer a configuration error.
@@ -73,16 +80,19 @@ impl Auth {
         u64::try_from(self.now_ms() / 1000).unwrap_or(0) / STEP_SECS
     }
 
-    /// Whether `user` must pass a second factor to sign in.
+    /// Whether `user` must pass a second factor to sign in: TOTP is on, or a passkey is
+    /// registered.
     pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AuthError> {
-        Ok(self.store.totp(user).await?.is_some_and(|t| t.confirmed))
+        let s = self.mfa_status(user).await?;
+        Ok(s.totp || s.passkeys > 0)
     }
 
     /// The caller's second factors.
     pub async fn mfa_status(&self, user: UserId) -> Result<MfaStatus, AuthError> {
-        let totp = self.has_second_factor(user).await?;
-        let left = if totp { self.store.recovery_codes_left(user).await? } else { 0 };
-        Ok(MfaStatus { totp, recovery_codes_left: u32::try_from(left).unwrap_or(0) })
+        let totp = self.store.totp(user).await?.is_some_and(|t| t.confirmed);
+        let passkeys = u32::try_from(self.store.passkeys_of(user).await?.len()).unwrap_or(u32::MAX);
+        let left = if totp || passkeys > 0 { self.store.recovery_codes_left(user).await? } else { 0 };
+        Ok(MfaStatus { totp, passkeys, recovery_codes_left: u32::try_from(left).unwrap_or(0) })
     }
 
     /// Starts TOTP: a new secret, not yet in force (a code confirms it). `MfaAlreadyEnabled`
@@ -136,8 +146,7 @@ impl Auth {
             return Err(AuthError::InvalidMfaCode);
         };
         claim.finish(Outcome::Released).await?;
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|c| hash_code(user.id, c)).collect();
+        let (codes, hashes) = new_recovery_set(user.id);
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         // Only the secret this code was checked against (a setup meanwhile replaced it: refused).
         if !self.store.confirm_totp(user.id, &pending.secret_enc, step, &hashes, self.now_ms()).await? {
@@ -156,11 +165,11 @@ impl Auth {
     /// Turns TOTP off (and drops the recovery codes), after re-authentication.
     pub async fn totp_disable(&self, who: &Principal, proof: Reauth<'_>, client: &ClientInfo) -> Result<(), AuthError> {
         let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
-        if !self.has_second_factor(user.id).await? {
+        if !self.mfa_status(user.id).await?.totp {
             return Err(AuthError::MfaNotEnabled);
         }
         self.reauthenticate(&user, proof, client).await?;
-        self.store.delete_second_factors(user.id).await?;
+        self.store.delete_totp(user.id).await?;
         tracing::info!(user_id = %user.id, "TOTP turned off");
         self.audit(
             AuditEvent::new(AuditKind::SecondFactorRemoved).own(user.id).client(client).detail("method", "totp"),
@@ -181,8 +190,7 @@ impl Auth {
             return Err(AuthError::MfaNotEnabled);
         }
         self.reauthenticate(&user, proof, client).await?;
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
-        let hashes: Vec<String> = codes.iter().map(|c| hash_code(user.id, c)).collect();
+        let (codes, hashes) = new_recovery_set(user.id);
         self.store.replace_recovery_codes(user.id, &hashes, self.now_ms()).await?;
         self.audit(
             AuditEvent::new(AuditKind::SecondFactorAdded)
@@ -197,7 +205,7 @@ impl Auth {
     pub async fn reset_second_factors(&self, user: UserId, by: &str) -> Result<bool, AuthError> {
         let on = self.store.delete_second_factors(user).await?;
         if on {
-            self.notice_second_factor_removed(user, "Your authenticator app (reset by an administrator)").await;
+            self.notice_second_factor_removed(user, "Your second factors (reset by an administrator)").await;
         }
         self.audit(
             AuditEvent::new(AuditKind::SecondFactorRemoved)
@@ -272,6 +280,11 @@ impl Auth {
     /// The step-up of a sign-in that proved the first factor: an `MfaRequired` error carrying a
     /// new challenge for `user`, to be answered through [`Auth::mfa_verify`].
     pub(crate) async fn mfa_challenge(&self, user: UserId, via: Via) -> AuthError {
+        let status = match self.mfa_status(user).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let methods = super::methods(&status);
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = URL_SAFE_NO_PAD.encode(bytes);
@@ -285,7 +298,7 @@ impl Auth {
             expires_at_ms: now.saturating_add(dur_ms(CHALLENGE_TTL)),
         };
         match self.store.put_challenge(&record).await {
-            Ok(()) => AuthError::MfaRequired { token: SecretString::new(token), methods: METHODS.to_vec() },
+            Ok(()) => AuthError::MfaRequired { token: SecretString::new(token), methods },
             Err(e) => e,
         }
     }

@@ -24,6 +24,7 @@ use fafnir_core::UserId;
 use rand::RngCore;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 
+pub(crate) use flow::new_recovery_set;
 pub use flow::{Factor, Reauth};
 pub use store::{ChallengeRecord, MfaStore, TotpRecord};
 
@@ -81,11 +82,27 @@ impl std::fmt::Debug for TotpSetup {
 pub struct MfaStatus {
     /// TOTP is on (confirmed).
     pub totp: bool,
+    /// Passkeys registered.
+    pub passkeys: u32,
     pub recovery_codes_left: u32,
 }
 
-/// The methods a challenge can be answered with.
-pub const METHODS: [&str; 2] = ["totp", "recovery_code"];
+/// The ways a challenge can be answered, for an account with these factors: `totp` and
+/// `recovery_code` through [`crate::Auth::mfa_verify`]; `passkey` means signing in with the
+/// passkey instead (a whole sign-in on its own).
+pub fn methods(s: &MfaStatus) -> Vec<&'static str> {
+    let mut m = Vec::with_capacity(3);
+    if s.totp {
+        m.push("totp");
+    }
+    if s.passkeys > 0 {
+        m.push("passkey");
+    }
+    if s.recovery_codes_left > 0 || m.is_empty() {
+        m.push("recovery_code");
+    }
+    m
+}
 
 /// The deployment's key for TOTP secrets at rest (32 bytes).
 pub struct MfaKey(LessSafeKey);

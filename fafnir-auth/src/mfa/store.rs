@@ -57,7 +57,11 @@ pub trait MfaStore: Send + Sync {
     async fn recovery_codes_left(&self, user: UserId) -> Result<i64, AuthError>;
     /// Replaces the recovery codes (all old ones die).
     async fn replace_recovery_codes(&self, user: UserId, code_hashes: &[String], now_ms: i64) -> Result<(), AuthError>;
-    /// Removes every second factor and open challenge of `user`; `true` if TOTP was on.
+    /// Turns TOTP off; when no passkey remains, the recovery codes and open challenges go too.
+    /// `true` if it was on.
+    async fn delete_totp(&self, user: UserId) -> Result<bool, AuthError>;
+    /// Removes every second factor (TOTP, passkeys, recovery codes) and open challenge of
+    /// `user`; `true` if one was on.
     async fn delete_second_factors(&self, user: UserId) -> Result<bool, AuthError>;
     async fn put_challenge(&self, c: &ChallengeRecord) -> Result<(), AuthError>;
     /// Claims one attempt on the challenge (one statement) and returns it, if it exists, has
@@ -170,15 +174,35 @@ impl MfaStore for SqlAuthStore {
         Ok(())
     }
 
+    async fn delete_totp(&self, user: UserId) -> Result<bool, AuthError> {
+        let mut tx = self.db().pool().begin().await?;
+        let id = user.to_string();
+        let on =
+            sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1").bind(&id).execute(&mut *tx).await?.rows_affected();
+        for table in ["mfa_recovery_codes", "mfa_challenges"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)"
+            ))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(on > 0)
+    }
+
     async fn delete_second_factors(&self, user: UserId) -> Result<bool, AuthError> {
         let mut tx = self.db().pool().begin().await?;
         let id = user.to_string();
-        let on = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL")
+        let totp = sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL")
             .bind(&id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        for table in ["mfa_totp", "mfa_recovery_codes", "mfa_challenges"] {
+        let passkeys =
+            sqlx::query("DELETE FROM passkeys WHERE user_id = $1").bind(&id).execute(&mut *tx).await?.rows_affected();
+        let on = totp + passkeys;
+        for table in ["mfa_totp", "mfa_recovery_codes", "mfa_challenges", "passkey_ceremonies"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1")).bind(&id).execute(&mut *tx).await?;
         }
         tx.commit().await?;

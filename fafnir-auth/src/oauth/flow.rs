@@ -428,6 +428,9 @@ impl Auth {
                 methods.push(i.provider);
             }
         }
+        if !self.store.passkeys_of(user).await?.is_empty() {
+            methods.push("passkey".to_owned());
+        }
         self.methods.put(user, methods.clone(), now);
         Ok(methods)
     }

@@ -240,7 +240,8 @@ impl IdentityStore for SqlAuthStore {
         let deleted = sqlx::query(
             "DELETE FROM oauth_identities WHERE id = $1 AND user_id = $2 AND ( \
                EXISTS (SELECT 1 FROM users WHERE id = $2 AND password_hash <> '') \
-               OR EXISTS (SELECT 1 FROM oauth_identities o WHERE o.user_id = $2 AND o.id <> $1))",
+               OR EXISTS (SELECT 1 FROM oauth_identities o WHERE o.user_id = $2 AND o.id <> $1) \
+               OR EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = $2))",
         )
         .bind(id.to_string())
         .bind(&user_s)

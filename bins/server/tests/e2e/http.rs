@@ -565,6 +565,13 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/auth/mfa/totp"),
     ("post", "/auth/mfa/recovery-codes"),
     ("post", "/auth/mfa/verify"),
+    ("get", "/auth/passkeys"),
+    ("post", "/auth/passkeys/register/start"),
+    ("post", "/auth/passkeys/register/finish"),
+    ("post", "/auth/passkeys/login/start"),
+    ("post", "/auth/passkeys/login/finish"),
+    ("patch", "/auth/passkeys/{id}"),
+    ("delete", "/auth/passkeys/{id}"),
     ("get", "/admin/users"),
     ("post", "/admin/users/{id}/disable"),
     ("post", "/admin/users/{id}/enable"),
@@ -602,6 +609,7 @@ async fn the_openapi_document_lists_every_route(t: &TestDb) {
             "get" => plain().get(url),
             "post" => plain().post(url),
             "delete" => plain().delete(url),
+            "patch" => plain().patch(url),
             _ => unreachable!(),
         };
         let status = req.send().await.unwrap().status();

@@ -22,4 +22,5 @@ mod http;
 mod mfa;
 mod microservices;
 mod oauth;
+mod passkey;
 mod resilience;

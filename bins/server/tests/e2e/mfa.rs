@@ -70,7 +70,10 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
     assert_eq!(anon.post("/auth/register", json!({"email": "ada@example.com", "password": PW})).await.0, 201);
     let ada = Browser::new(url);
     assert_eq!(ada.post("/auth/login", json!({"email": "ada@example.com", "password": PW})).await.0, 200);
-    assert_eq!(ada.get("/auth/mfa").await.1, json!({"totp": false, "recovery_codes_left": 0}));
+    assert_eq!(ada.get("/auth/mfa").await.1, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
+    // The public URL here is an IP address, which WebAuthn does not take: no passkeys, said clearly.
+    let (s, r) = ada.post("/auth/passkeys/login/start", json!({})).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (503, Some("PASSKEYS_UNAVAILABLE")));
 
     // Setup: a secret and an otpauth URL; not in force until a code confirms it.
     let (s, setup) = ada.post("/auth/mfa/totp/setup", json!({})).await;
@@ -91,7 +94,7 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
     let recovery: Vec<String> =
         codes["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
     assert_eq!(recovery.len(), 10);
-    assert_eq!(ada.get("/auth/mfa").await.1, json!({"totp": true, "recovery_codes_left": 10}));
+    assert_eq!(ada.get("/auth/mfa").await.1, json!({"totp": true, "passkeys": 0, "recovery_codes_left": 10}));
     assert_eq!(ada.post("/auth/mfa/totp/setup", json!({})).await.1["error"]["code"], "MFA_ALREADY_ENABLED");
 
     // From now on the password alone opens no session.
@@ -212,7 +215,7 @@ async fn journeys(url: &str, idp: Option<&Idp>) {
     // checked in fafnir-auth's tests.)
     let (s, b) = delete_json(&ada, "/auth/mfa/totp", json!({"recovery_code": fresh["recovery_codes"][0]})).await;
     assert_eq!(s, 204, "{b}");
-    assert_eq!(ada.get("/auth/mfa").await.1, json!({"totp": false, "recovery_codes_left": 0}));
+    assert_eq!(ada.get("/auth/mfa").await.1, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
 
     // A provider sign-in of an account with a second factor must pass it too.
     if let Some(_idp) = idp {

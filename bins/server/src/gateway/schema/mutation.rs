@@ -126,6 +126,80 @@ impl Mutation {
         Ok(Some(r.recovery_codes))
     }
 
+    /// Starts registering a passkey (a sign-in within the last 10 minutes). As
+    /// `POST /auth/passkeys/register/start`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn start_passkey_registration(&self, ctx: &Context<'_>) -> Result<Option<PasskeyCeremony>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let res = call_auth(ctx, axum::http::Method::POST, "/auth/passkeys/register/start", &[], Some(token)).await?;
+        Ok(Some(json::<dto::PasskeyStartResponse>(&res)?.into()))
+    }
+
+    /// Finishes a passkey registration with the browser's answer (`PublicKeyCredential.toJSON()`).
+    /// The account's first second factor brings its recovery codes (shown once).
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn finish_passkey_registration(
+        &self,
+        ctx: &Context<'_>,
+        ceremony: String,
+        credential: async_graphql::Json<serde_json::Value>,
+        name: Option<String>,
+    ) -> Result<Option<PasskeyRegistration>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let body = dto::PasskeyRegisterFinishRequest { ceremony, credential: credential.0, name };
+        let res = post_auth(ctx, "/auth/passkeys/register/finish", Some(token), Some(&body)).await?;
+        let r: dto::PasskeyRegisteredResponse = json(&res)?;
+        Ok(Some(PasskeyRegistration { passkey: r.passkey.into(), recovery_codes: r.recovery_codes }))
+    }
+
+    /// Starts a passkey sign-in (no e-mail needed). As `POST /auth/passkeys/login/start`.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn start_passkey_login(&self, ctx: &Context<'_>) -> Result<Option<PasskeyCeremony>, GqlError> {
+        let res = post_auth::<()>(ctx, "/auth/passkeys/login/start", None, None).await?;
+        Ok(Some(json::<dto::PasskeyStartResponse>(&res)?.into()))
+    }
+
+    /// Finishes a passkey sign-in with the browser's assertion: sets the same cookies as
+    /// `login` (a passkey counts as two factors).
+    #[graphql(complexity = "COST_SERVICE + child_complexity")]
+    async fn finish_passkey_login(
+        &self,
+        ctx: &Context<'_>,
+        ceremony: String,
+        credential: async_graphql::Json<serde_json::Value>,
+    ) -> Result<Option<AuthPayload>, GqlError> {
+        let body = dto::PasskeyLoginFinishRequest { ceremony, credential: credential.0 };
+        let res = post_auth(ctx, "/auth/passkeys/login/finish", None, Some(&body)).await?;
+        let login: dto::LoginResponse = json(&res)?;
+        pass_cookies(ctx, &res);
+        Ok(Some(login.into()))
+    }
+
+    /// Renames one of the caller's passkeys.
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn rename_passkey(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Option<Passkey>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let id = uuid::Uuid::parse_str(&id).map_err(|_| GqlError::new(errors::Code::NotFound, "passkey not found"))?;
+        let res = send_auth_json(
+            ctx,
+            axum::http::Method::PATCH,
+            &format!("/auth/passkeys/{id}"),
+            Some(token),
+            &dto::PasskeyRenameRequest { name },
+        )
+        .await?;
+        Ok(Some(json::<dto::PasskeyDto>(&res)?.into()))
+    }
+
+    /// Removes one of the caller's passkeys (a sign-in within the last 10 minutes).
+    #[graphql(complexity = "COST_SERVICE")]
+    async fn delete_passkey(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+        let (_, token) = mutation_caller(ctx)?;
+        let id = uuid::Uuid::parse_str(&id).map_err(|_| GqlError::new(errors::Code::NotFound, "passkey not found"))?;
+        let res = call_auth(ctx, axum::http::Method::DELETE, &format!("/auth/passkeys/{id}"), &[], Some(token)).await?;
+        accepted(res)
+    }
+
     /// Ends the session and clears the cookies; with `refreshToken` (API clients), the session
     /// that refresh token belongs to ends too (as REST's `POST /auth/logout {refresh_token}`).
     #[graphql(complexity = "COST_SERVICE")]

@@ -54,7 +54,54 @@ impl std::fmt::Debug for TotpSetup {
 pub struct Mfa {
     /// TOTP is on.
     pub totp: bool,
+    /// The registered passkeys, oldest first.
+    pub passkeys: Vec<Passkey>,
     pub recovery_codes_left: u32,
+}
+
+/// A passkey of the caller's.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Passkey {
+    pub id: ID,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The authenticator says it is backed up (synced to the person's other devices).
+    pub backed_up: bool,
+}
+
+impl From<dto::PasskeyDto> for Passkey {
+    fn from(p: dto::PasskeyDto) -> Self {
+        Passkey {
+            id: ID(p.id),
+            name: p.name,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+            backed_up: p.backed_up,
+        }
+    }
+}
+
+/// A started passkey ceremony: `options` go to `navigator.credentials.create()` or `.get()`
+/// (binary fields in base64url), and `ceremony` comes back with the browser's answer.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PasskeyCeremony {
+    pub ceremony: String,
+    pub options: async_graphql::Json<serde_json::Value>,
+}
+
+impl From<dto::PasskeyStartResponse> for PasskeyCeremony {
+    fn from(s: dto::PasskeyStartResponse) -> Self {
+        PasskeyCeremony { ceremony: s.ceremony, options: async_graphql::Json(s.options) }
+    }
+}
+
+/// A registered passkey; `recoveryCodes` (shown once) when it is the account's first second
+/// factor.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PasskeyRegistration {
+    pub passkey: Passkey,
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -208,7 +255,16 @@ impl Me {
         let (_, token) = super::context::caller(ctx)?;
         let res = super::context::get_auth(ctx, "/auth/mfa", Some(token)).await?;
         let s: dto::MfaStatusResponse = super::context::json(&res)?;
-        Ok(Mfa { totp: s.totp, recovery_codes_left: s.recovery_codes_left })
+        let passkeys: Vec<dto::PasskeyDto> = if s.passkeys == 0 {
+            Vec::new()
+        } else {
+            super::context::json(&super::context::get_auth(ctx, "/auth/passkeys", Some(token)).await?)?
+        };
+        Ok(Mfa {
+            totp: s.totp,
+            passkeys: passkeys.into_iter().map(Passkey::from).collect(),
+            recovery_codes_left: s.recovery_codes_left,
+        })
     }
 
     /// The identities at sign-in providers linked to the account.
