@@ -105,10 +105,19 @@ async fn registering_needs_a_recent_sign_in(db: Db) {
     // Removing one needs a recent sign-in too: the passkey's own sign-in is one.
     s.clock.advance(Duration::from_secs(11 * 60));
     let id = s.auth.passkeys(ada.user_id).await.unwrap()[0].id;
-    assert!(matches!(s.auth.delete_passkey(&ada, id, &client()).await, Err(AuthError::ReauthenticationRequired)));
+    let proof = Some(Reauth::Password(PW));
+    assert!(matches!(
+        s.auth.delete_passkey(&ada, id, proof, &client()).await,
+        Err(AuthError::ReauthenticationRequired)
+    ));
     let login = s.sign_in(&mut key).await.unwrap();
     let fresh = s.auth.authenticate(login.access_token.expose()).await.unwrap();
-    s.auth.delete_passkey(&fresh, id, &client()).await.unwrap();
+    // The last second factor: a recent sign-in is not enough, a proof is needed too.
+    let r = s.auth.delete_passkey(&fresh, id, None, &client()).await;
+    assert!(matches!(r, Err(AuthError::ReauthenticationRequired)), "{r:?}");
+    let r = s.auth.delete_passkey(&fresh, id, Some(Reauth::Password("wrong password")), &client()).await;
+    assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{r:?}");
+    s.auth.delete_passkey(&fresh, id, proof, &client()).await.unwrap();
 }
 
 async fn of_two_clones_signing_in_at_once_one_passes(db: Db) {
@@ -155,7 +164,49 @@ async fn totp_can_go_while_a_passkey_stays(db: Db) {
     assert!(s.auth.login("ada@example.com", PW, &client()).await.is_ok());
 }
 
+async fn the_store_keeps_one_owner_a_cap_and_a_way_in(db: Db) {
+    use fafnir_auth::passkey::{PasskeyAdded, PasskeyRecord, PasskeyRemoval, PasskeyStore};
+    let s = stack(&db).await;
+    let ada = s.signed_in("ada@example.com").await.user_id;
+    let bo = s.signed_in("bo@example.com").await.user_id;
+    let store = SqlAuthStore::new(db.clone(), Arc::new(Outbox::new(db.clone(), s.clock.clone(), Vec::new())));
+    let record = |user, cred: &str| PasskeyRecord {
+        id: uuid::Uuid::now_v7(),
+        user_id: user,
+        credential_id: cred.into(),
+        name: "Key".into(),
+        credential: "{}".into(),
+        sign_count: 0,
+        created_at_ms: 1,
+        last_used_at_ms: None,
+    };
+    let codes = vec!["h1".to_owned(), "h2".to_owned()];
+    let first = record(ada, "cred-a");
+    assert_eq!(store.add_passkey(&first, 2, &codes).await.unwrap(), PasskeyAdded::Added { first_factor: true });
+    assert_eq!(s.auth.mfa_status(ada).await.unwrap().recovery_codes_left, 2, "the first factor's codes");
+    // One credential, one owner.
+    assert_eq!(store.add_passkey(&record(bo, "cred-a"), 2, &codes).await.unwrap(), PasskeyAdded::Taken);
+    assert_eq!(
+        store.add_passkey(&record(ada, "cred-b"), 2, &[]).await.unwrap(),
+        PasskeyAdded::Added { first_factor: false }
+    );
+    assert_eq!(s.auth.mfa_status(ada).await.unwrap().recovery_codes_left, 2, "not replaced by the second");
+    assert_eq!(store.add_passkey(&record(ada, "cred-c"), 2, &codes).await.unwrap(), PasskeyAdded::Full);
+    // An account without a password or provider keeps its last passkey.
+    sqlx::query("UPDATE users SET password_hash = '' WHERE id = $1")
+        .bind(ada.to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let all = store.passkeys_of(ada).await.unwrap();
+    assert_eq!(store.delete_passkey(ada, all[0].id).await.unwrap(), PasskeyRemoval::Removed { factors_left: true });
+    assert_eq!(store.delete_passkey(ada, all[1].id).await.unwrap(), PasskeyRemoval::LastMethod);
+    assert_eq!(store.delete_passkey(bo, all[1].id).await.unwrap(), PasskeyRemoval::NotFound, "not Bo's");
+    assert_eq!(s.auth.mfa_status(ada).await.unwrap().passkeys, 1);
+}
+
 fafnir_core::conformance_tests!(
+    the_store_keeps_one_owner_a_cap_and_a_way_in,
     a_ceremony_expires_and_belongs_to_its_account,
     registering_needs_a_recent_sign_in,
     of_two_clones_signing_in_at_once_one_passes,

@@ -35,7 +35,7 @@ fn factor<'a>(code: Option<&'a str>, recovery: Option<&'a str>) -> Result<Factor
     }
 }
 
-fn reauth(r: &ReauthRequest) -> Result<Reauth<'_>, ApiError> {
+pub(super) fn reauth(r: &ReauthRequest) -> Result<Reauth<'_>, ApiError> {
     match (r.code.as_deref(), r.recovery_code.as_deref(), r.password.as_deref()) {
         (Some(c), None, None) => Ok(Reauth::Factor(Factor::Totp(c))),
         (None, Some(c), None) => Ok(Reauth::Factor(Factor::RecoveryCode(c))),

@@ -168,13 +168,18 @@ async fn rename(
     Ok(Json(h.auth().rename_passkey(&who, id, &req.name).await?.into()))
 }
 
-/// Remove one of the caller's passkeys (a sign-in within the last 10 minutes). The last second
-/// factor takes the recovery codes with it; the last way to sign in cannot be removed.
-#[utoipa::path(delete, path = "/auth/passkeys/{id}", tag = "passkeys",
+/// Remove one of the caller's passkeys (a sign-in within the last 10 minutes). Removing the
+/// account's last second factor also needs one of the password, a TOTP code or a recovery code
+/// in the body (as turning TOTP off does), and takes the recovery codes with it; the last way
+/// to sign in cannot be removed.
+#[utoipa::path(delete, path = "/auth/passkeys/{id}", tag = "passkeys", request_body(content = Option<ReauthRequest>, description = "Needed for the last second factor"),
     params(("id" = String, Path, format = Uuid, description = "The passkey's id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "UNAUTHORIZED, or REAUTHENTICATION_REQUIRED (the sign-in is over 10 minutes old)", body = ErrorBody),
+        (status = 400, description = "MALFORMED_JSON", body = ErrorBody),
+        (status = 401, description = "UNAUTHORIZED, INVALID_CREDENTIALS or INVALID_MFA_CODE (a wrong proof), or REAUTHENTICATION_REQUIRED (the sign-in is over 10 minutes old, or the last second factor goes without a proof)", body = ErrorBody),
+        (status = 422, description = "VALIDATION_FAILED: more than one of code, recovery_code, password", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many wrong proofs", body = ErrorBody),
         (status = 403, description = "CSRF_TOKEN_INVALID (cookie authentication)", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such passkey on this account", body = ErrorBody),
         (status = 409, description = "LAST_SIGN_IN_METHOD: no password, provider or other passkey would be left", body = ErrorBody),
@@ -186,8 +191,26 @@ async fn remove(
     CurrentUser(who): CurrentUser,
     Client(client): Client,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
     let id = passkey_id(&id)?;
-    h.auth().delete_passkey(&who, id, &client).await?;
+    // The body is optional: only the last second factor needs a proof.
+    let req: ReauthRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReauthRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_JSON",
+                format!("the body is not a re-authentication: {e}"),
+            )
+        })?
+    };
+    let proof = if req.code.is_none() && req.recovery_code.is_none() && req.password.is_none() {
+        None
+    } else {
+        Some(super::mfa::reauth(&req)?)
+    };
+    h.auth().delete_passkey(&who, id, proof, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

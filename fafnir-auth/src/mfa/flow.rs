@@ -204,6 +204,7 @@ impl Auth {
     /// Clears every second factor of `user` (administrators: `fafnir user mfa reset`).
     pub async fn reset_second_factors(&self, user: UserId, by: &str) -> Result<bool, AuthError> {
         let on = self.store.delete_second_factors(user).await?;
+        self.methods.forget(&user);
         if on {
             self.notice_second_factor_removed(user, "Your second factors (reset by an administrator)").await;
         }
@@ -216,7 +217,12 @@ impl Auth {
         Ok(on)
     }
 
-    async fn reauthenticate(&self, user: &UserRecord, proof: Reauth<'_>, client: &ClientInfo) -> Result<(), AuthError> {
+    pub(crate) async fn reauthenticate(
+        &self,
+        user: &UserRecord,
+        proof: Reauth<'_>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         match proof {
             Reauth::Password(p) if user.password_hash.is_some() => self.check_current_password(user, p, client).await,
             Reauth::Password(_) => Err(AuthError::InvalidCredentials),
@@ -284,7 +290,14 @@ impl Auth {
             Ok(s) => s,
             Err(e) => return e,
         };
-        let methods = super::methods(&status);
+        let mut methods = super::methods(&status);
+        if via == Via::Token {
+            // A passkey sign-in opens a browser session; it cannot answer the token endpoint.
+            methods.retain(|m| *m != "passkey");
+            if methods.is_empty() {
+                methods.push("recovery_code");
+            }
+        }
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = URL_SAFE_NO_PAD.encode(bytes);

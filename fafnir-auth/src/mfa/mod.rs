@@ -26,6 +26,7 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 
 pub(crate) use flow::new_recovery_set;
 pub use flow::{Factor, Reauth};
+pub(crate) use store::replace_codes;
 pub use store::{ChallengeRecord, MfaStore, TotpRecord};
 
 /// How long an MFA challenge stays valid.

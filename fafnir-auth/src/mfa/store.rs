@@ -268,7 +268,8 @@ impl MfaStore for SqlAuthStore {
     }
 }
 
-async fn replace_codes(
+/// Replaces `user`'s recovery codes inside `tx` (also used by a first passkey).
+pub(crate) async fn replace_codes(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: UserId,
     code_hashes: &[String],

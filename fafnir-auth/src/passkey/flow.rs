@@ -13,7 +13,7 @@ use webauthn_rs::prelude::{
     DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
 };
 
-use super::store::{CeremonyKind, CeremonyRecord, PasskeyRecord, PasskeyRemoval};
+use super::store::{CeremonyKind, CeremonyRecord, PasskeyAdded, PasskeyRecord, PasskeyRemoval};
 use super::{Passkeys, CEREMONY_TTL, MAX_NAME_CHARS, MAX_PASSKEYS};
 use crate::error::AuthError;
 use crate::secret::sha256_hex;
@@ -120,12 +120,17 @@ impl Auth {
         Ok(id)
     }
 
-    async fn take(&self, ceremony: &str, kind: CeremonyKind) -> Result<CeremonyRecord, AuthError> {
+    async fn take(
+        &self,
+        ceremony: &str,
+        kind: CeremonyKind,
+        user: Option<fafnir_core::UserId>,
+    ) -> Result<CeremonyRecord, AuthError> {
         if ceremony.is_empty() || ceremony.len() > 128 {
             return Err(AuthError::PasskeyCeremonyInvalid);
         }
         self.store
-            .take_ceremony(&sha256_hex(ceremony), kind, self.now_ms())
+            .take_ceremony(&sha256_hex(ceremony), kind, user, self.now_ms())
             .await?
             .ok_or(AuthError::PasskeyCeremonyInvalid)
     }
@@ -183,13 +188,9 @@ impl Auth {
         let name = passkey_name(name)?;
         let reg: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
             .map_err(|e| AuthError::validation("credential", format!("not a WebAuthn registration: {e}")))?;
-        let c = self.take(ceremony, CeremonyKind::Register).await?;
-        if c.user_id != Some(who.user_id) {
-            return Err(AuthError::PasskeyCeremonyInvalid);
-        }
+        let c = self.take(ceremony, CeremonyKind::Register, Some(who.user_id)).await?;
         let state: PasskeyRegistration = serde_json::from_str(&c.state).map_err(|_| corrupt("passkey ceremony"))?;
         let pk = rp.webauthn().finish_passkey_registration(&reg, &state).map_err(|e| rejected("registration", e))?;
-        let had_factor = self.has_second_factor(who.user_id).await?;
         let now = self.now_ms();
         let record = PasskeyRecord {
             id: Uuid::now_v7(),
@@ -201,16 +202,18 @@ impl Auth {
             created_at_ms: now,
             last_used_at_ms: None,
         };
-        if !self.store.add_passkey(&record, MAX_PASSKEYS).await? {
-            // Registered already (the authenticator ignored the exclusion list), or full.
-            return Err(rejected("registration", "the credential is registered already, or the account is full"));
-        }
-        let recovery_codes = if had_factor {
-            None
-        } else {
-            let (codes, hashes) = crate::mfa::new_recovery_set(who.user_id);
-            self.store.replace_recovery_codes(who.user_id, &hashes, now).await?;
-            Some(codes)
+        // Codes for the case that this is the first second factor (the store decides, atomically).
+        let (codes, hashes) = crate::mfa::new_recovery_set(who.user_id);
+        let recovery_codes = match self.store.add_passkey(&record, MAX_PASSKEYS, &hashes).await? {
+            PasskeyAdded::Added { first_factor } => first_factor.then_some(codes),
+            // The authenticator ignored the exclusion list, or someone else holds this credential.
+            PasskeyAdded::Taken => return Err(rejected("registration", "the credential is registered already")),
+            PasskeyAdded::Full => {
+                return Err(AuthError::validation(
+                    "passkeys",
+                    format!("an account holds at most {MAX_PASSKEYS} passkeys"),
+                ))
+            }
         };
         self.methods.forget(&who.user_id);
         tracing::info!(user_id = %who.user_id, passkey_id = %record.id, "passkey registered");
@@ -261,7 +264,7 @@ impl Auth {
         let rp = self.rp()?;
         let assertion: PublicKeyCredential = serde_json::from_value(credential.clone())
             .map_err(|e| AuthError::validation("credential", format!("not a WebAuthn assertion: {e}")))?;
-        let c = self.take(ceremony, CeremonyKind::SignIn).await?;
+        let c = self.take(ceremony, CeremonyKind::SignIn, None).await?;
         let state: DiscoverableAuthentication =
             serde_json::from_str(&c.state).map_err(|_| corrupt("passkey ceremony"))?;
         let r = self.verify_assertion(rp, &assertion, state).await;
@@ -354,10 +357,30 @@ impl Auth {
             .ok_or(AuthError::PasskeyNotFound)
     }
 
-    /// Removes one of the caller's passkeys (a sign-in within the last 10 minutes). The last
-    /// second factor takes the recovery codes with it; the last way to sign in cannot go.
-    pub async fn delete_passkey(&self, who: &Principal, id: Uuid, client: &ClientInfo) -> Result<(), AuthError> {
+    /// Removes one of the caller's passkeys (a sign-in within the last 10 minutes). Removing the
+    /// account's last second factor also needs `proof` (the password, a TOTP code or a recovery
+    /// code), as turning TOTP off does: `ReauthenticationRequired` without it. The last second
+    /// factor takes the recovery codes with it; the last way to sign in cannot go.
+    pub async fn delete_passkey(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        proof: Option<crate::mfa::Reauth<'_>>,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
         self.check_recent_sign_in(who).await?;
+        let mine = self.store.passkeys_of(who.user_id).await?;
+        if !mine.iter().any(|p| p.id == id) {
+            return Err(AuthError::PasskeyNotFound);
+        }
+        let totp = self.store.totp(who.user_id).await?.is_some_and(|t| t.confirmed);
+        if !totp && mine.len() <= 1 {
+            let user = self.store.user_by_id(who.user_id).await?.ok_or(AuthError::Unauthorized)?;
+            match proof {
+                Some(p) => self.reauthenticate(&user, p, client).await?,
+                None => return Err(AuthError::ReauthenticationRequired),
+            }
+        }
         match self.store.delete_passkey(who.user_id, id).await? {
             PasskeyRemoval::NotFound => Err(AuthError::PasskeyNotFound),
             PasskeyRemoval::LastMethod => Err(AuthError::LastSignInMethod),

@@ -24,7 +24,7 @@ use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 use crate::error::AuthError;
 
 pub use flow::{PasskeyInfo, PasskeyRegistered, PasskeyStart};
-pub use store::{PasskeyRecord, PasskeyStore};
+pub use store::{CeremonyKind, CeremonyRecord, PasskeyAdded, PasskeyRecord, PasskeyRemoval, PasskeyStore};
 
 /// How long a ceremony (a started registration or sign-in) may take.
 pub const CEREMONY_TTL: Duration = Duration::from_secs(300);

@@ -53,6 +53,18 @@ pub struct CeremonyRecord {
     pub expires_at_ms: i64,
 }
 
+/// What [`PasskeyStore::add_passkey`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyAdded {
+    /// Stored; `first_factor`: the account had no second factor before, and the recovery codes
+    /// given were stored with it.
+    Added { first_factor: bool },
+    /// The credential id is registered already (to anyone): nothing changed.
+    Taken,
+    /// The account holds the most passkeys allowed: nothing changed.
+    Full,
+}
+
 /// What [`PasskeyStore::delete_passkey`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasskeyRemoval {
@@ -70,9 +82,16 @@ pub enum PasskeyRemoval {
 pub trait PasskeyStore: Send + Sync {
     async fn passkeys_of(&self, user: UserId) -> Result<Vec<PasskeyRecord>, AuthError>;
     async fn passkey_by_credential(&self, credential_id: &str) -> Result<Option<PasskeyRecord>, AuthError>;
-    /// Stores a new passkey unless the account has `max` already. `Ok(false)`: the credential
-    /// id is registered already (to anyone), or the account is full; nothing changed.
-    async fn add_passkey(&self, p: &PasskeyRecord, max: usize) -> Result<bool, AuthError>;
+    /// Stores a new passkey unless the account has `max` already or the credential is taken.
+    /// When it is the account's first second factor, `first_codes` (recovery code hashes) are
+    /// stored as its recovery codes, in the same transaction: of two first registrations at
+    /// once, one is first.
+    async fn add_passkey(
+        &self,
+        p: &PasskeyRecord,
+        max: usize,
+        first_codes: &[String],
+    ) -> Result<PasskeyAdded, AuthError>;
     /// Records a sign-in with the passkey: its new state, and the counter, which must move
     /// forward when it is not 0. `Ok(false)`: it did not (another sign-in raced it, or a clone).
     async fn use_passkey(&self, id: Uuid, credential: &str, sign_count: i64, now_ms: i64) -> Result<bool, AuthError>;
@@ -83,11 +102,13 @@ pub trait PasskeyStore: Send + Sync {
     async fn delete_passkey(&self, user: UserId, id: Uuid) -> Result<PasskeyRemoval, AuthError>;
     /// Stores a started ceremony, dropping expired ones.
     async fn put_ceremony(&self, c: &CeremonyRecord) -> Result<(), AuthError>;
-    /// Takes a ceremony of `kind` (used up; one caller gets it), if it exists and has not expired.
+    /// Takes a ceremony of `kind` begun for `user` (`None`: a sign-in) — used up, one caller gets
+    /// it — if it exists and has not expired. Someone else's ceremony is left alone.
     async fn take_ceremony(
         &self,
         id_hash: &str,
         kind: CeremonyKind,
+        user: Option<UserId>,
         now_ms: i64,
     ) -> Result<Option<CeremonyRecord>, AuthError>;
 }
@@ -131,8 +152,20 @@ impl PasskeyStore for SqlAuthStore {
         row.as_ref().map(passkey_row).transpose()
     }
 
-    async fn add_passkey(&self, p: &PasskeyRecord, max: usize) -> Result<bool, AuthError> {
-        // One statement: the count and the insert cannot be split by a parallel registration.
+    async fn add_passkey(
+        &self,
+        p: &PasskeyRecord,
+        max: usize,
+        first_codes: &[String],
+    ) -> Result<PasskeyAdded, AuthError> {
+        let user_s = p.user_id.to_string();
+        let mut tx = self.db().pool().begin().await?;
+        // Postgres: one change of the account's factors at a time, so the count and "first"
+        // below see every other registration. SQLite: the insert comes first and takes the
+        // database's one write lock.
+        if self.db().backend() == fafnir_core::Backend::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(&user_s).execute(&mut *tx).await?;
+        }
         let n = sqlx::query(
             "INSERT INTO passkeys (id, user_id, credential_id, name, credential, sign_count, created_at) \
              SELECT $1, $2, $3, $4, $5, $6, $7 \
@@ -140,17 +173,38 @@ impl PasskeyStore for SqlAuthStore {
              ON CONFLICT (credential_id) DO NOTHING",
         )
         .bind(p.id.to_string())
-        .bind(p.user_id.to_string())
+        .bind(&user_s)
         .bind(&p.credential_id)
         .bind(&p.name)
         .bind(&p.credential)
         .bind(p.sign_count)
         .bind(p.created_at_ms)
         .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok(n == 1)
+        if n == 0 {
+            let taken = sqlx::query("SELECT 1 AS one FROM passkeys WHERE credential_id = $1")
+                .bind(&p.credential_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Ok(if taken { PasskeyAdded::Taken } else { PasskeyAdded::Full });
+        }
+        let other = sqlx::query(
+            "SELECT 1 AS one FROM passkeys WHERE user_id = $1 AND id <> $2 \
+             UNION ALL SELECT 1 AS one FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+        )
+        .bind(&user_s)
+        .bind(p.id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if !other {
+            crate::mfa::replace_codes(&mut tx, p.user_id, first_codes, p.created_at_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(PasskeyAdded::Added { first_factor: !other })
     }
 
     async fn use_passkey(&self, id: Uuid, credential: &str, sign_count: i64, now_ms: i64) -> Result<bool, AuthError> {
@@ -259,17 +313,19 @@ impl PasskeyStore for SqlAuthStore {
         &self,
         id_hash: &str,
         kind: CeremonyKind,
+        user: Option<UserId>,
         now_ms: i64,
     ) -> Result<Option<CeremonyRecord>, AuthError> {
-        let row = sqlx::query(
-            "DELETE FROM passkey_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3 \
-             RETURNING id_hash, user_id, state, created_at, expires_at",
-        )
-        .bind(id_hash)
-        .bind(kind.as_str())
-        .bind(now_ms)
-        .fetch_optional(self.db().pool())
-        .await?;
+        let whose = if user.is_some() { "user_id = $4" } else { "user_id IS NULL" };
+        let q = format!(
+            "DELETE FROM passkey_ceremonies WHERE id_hash = $1 AND kind = $2 AND expires_at > $3 AND {whose} \
+             RETURNING id_hash, user_id, state, created_at, expires_at"
+        );
+        let mut q = sqlx::query(&q).bind(id_hash).bind(kind.as_str()).bind(now_ms);
+        if let Some(u) = user {
+            q = q.bind(u.to_string());
+        }
+        let row = q.fetch_optional(self.db().pool()).await?;
         let Some(row) = row else { return Ok(None) };
         let user: Option<String> = row.try_get("user_id")?;
         Ok(Some(CeremonyRecord {

@@ -36,6 +36,8 @@ pub struct SoftPasskey {
     pub counter_step: u32,
     /// The backup-eligible and backed-up flags.
     pub backup: (bool, bool),
+    /// Return this user handle in assertions instead of the one the credential was made for.
+    pub user_handle: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SoftPasskey {
@@ -96,7 +98,14 @@ fn cbor_text(out: &mut Vec<u8>, s: &str) {
 
 impl SoftPasskey {
     pub fn new() -> Self {
-        Self { creds: Vec::new(), rp_id: None, user_verified: true, counter_step: 1, backup: (false, false) }
+        Self {
+            creds: Vec::new(),
+            rp_id: None,
+            user_verified: true,
+            counter_step: 1,
+            backup: (false, false),
+            user_handle: None,
+        }
     }
 
     fn flags(&self, attested: bool) -> u8 {
@@ -197,6 +206,7 @@ impl SoftPasskey {
         let step = self.counter_step;
         let flags = self.flags(false);
         let claimed_rp = self.rp_id.clone().unwrap_or_else(|| asked_rp.clone());
+        let handle_override = self.user_handle.clone();
         let cred = self
             .creds
             .iter_mut()
@@ -222,7 +232,7 @@ impl SoftPasskey {
                 "authenticatorData": b64(&auth_data),
                 "clientDataJSON": b64(&client_data),
                 "signature": b64(sig.as_ref()),
-                "userHandle": b64(&cred.user_handle),
+                "userHandle": b64(handle_override.as_deref().unwrap_or(&cred.user_handle)),
             },
             "clientExtensionResults": {},
         }))

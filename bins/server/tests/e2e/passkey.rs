@@ -102,6 +102,8 @@ async fn rest_journeys(url: &str) {
     let form = [("grant_type", "password"), ("username", "ada@example.com"), ("password", PW)];
     let (s, grant) = anon.send(anon.http.post(format!("{url}/auth/token")).form(&form)).await;
     assert_eq!((s, grant["error"].as_str()), (401, Some("mfa_required")), "{grant}");
+    // A passkey sign-in opens a browser session: it is not offered to the token endpoint.
+    assert_eq!(grant["methods"], json!(["recovery_code"]), "{grant}");
 
     // Sign-in without an e-mail: no credential list, user verification required.
     let phone = Browser::new(url);
@@ -117,6 +119,17 @@ async fn rest_journeys(url: &str) {
     let (s, me) = phone.get("/auth/me").await;
     assert_eq!(s, 200);
     assert!(me["sign_in_methods"].as_array().unwrap().contains(&json!("passkey")), "{me}");
+
+    // A registration's ceremony does not finish a sign-in.
+    let (_, reg_start) = ada.post("/auth/passkeys/register/start", json!({})).await;
+    let wrong_kind = json!({"ceremony": reg_start["ceremony"], "credential": body["credential"]});
+    let (s, r) = phone.post("/auth/passkeys/login/finish", wrong_kind).await;
+    assert_eq!((s, code(&r)), (400, "PASSKEY_CEREMONY_INVALID"));
+    // An answer naming another account as its user: refused.
+    let mut liar = key.clone();
+    liar.user_handle = Some(uuid::Uuid::new_v4().as_bytes().to_vec());
+    let ((s, r), _) = sign_in(&Browser::new(url), &mut liar, url).await;
+    assert_eq!((s, code(&r)), (400, "PASSKEY_REJECTED"), "a user handle not the credential's owner");
 
     // A replayed answer: its ceremony is used up; under a new ceremony its challenge is wrong.
     let (s, r) = phone.post("/auth/passkeys/login/finish", body.clone()).await;
@@ -187,7 +200,20 @@ async fn rest_journeys(url: &str) {
     assert_eq!(phone.get("/auth/mfa").await.1["recovery_codes_left"], 10, "a passkey is left");
     let ((s, r), _) = sign_in(&Browser::new(url), &mut key, url).await;
     assert_eq!((s, code(&r)), (400, "PASSKEY_REJECTED"), "a removed passkey no longer signs in");
-    assert_eq!(phone.delete(&format!("/auth/passkeys/{phone_id}")).await.0, 204);
+    // The last second factor needs a proof besides the recent sign-in.
+    let (s, r) = phone.delete(&format!("/auth/passkeys/{phone_id}")).await;
+    assert_eq!((s, code(&r)), (401, "REAUTHENTICATION_REQUIRED"));
+    let csrf = phone.cookie("fafnir_csrf").unwrap_or_default();
+    let with_password = |pw: &str| {
+        phone
+            .http
+            .delete(format!("{url}/auth/passkeys/{phone_id}"))
+            .header("origin", url)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"password": pw}))
+    };
+    assert_eq!(phone.send(with_password("wrong password")).await.0, 401);
+    assert_eq!(phone.send(with_password(PW)).await.0, 204);
     assert_eq!(phone.get("/auth/mfa").await.1, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
     let (s, login) = anon.post("/auth/login", json!({"email": "ada@example.com", "password": PW})).await;
     assert_eq!((s, login["user"]["email"].as_str()), (200, Some("ada@example.com")), "{login}");
@@ -240,6 +266,9 @@ async fn graphql_journeys(url: &str) {
     let r = fresh.graphql(&format!("mutation {{ renamePasskey(id: \"{id}\", name: \"Blue key\") {{ name }} }}")).await;
     assert_eq!(r["data"]["renamePasskey"]["name"], "Blue key", "{r}");
     let r = fresh.graphql(&format!("mutation {{ deletePasskey(id: \"{id}\") }}")).await;
+    assert_eq!(r["errors"][0]["extensions"]["reason"], "REAUTHENTICATION_REQUIRED", "the last factor: {r}");
+    let q = format!("mutation {{ deletePasskey(id: \"{id}\", input: {{password: \"{PW}\"}}) }}");
+    let r = fresh.graphql(&q).await;
     assert_eq!(r["data"]["deletePasskey"], true, "{r}");
     let me = fresh.graphql("{ me { mfa { passkeys { id } recoveryCodesLeft } } }").await;
     assert_eq!(me["data"]["me"]["mfa"], json!({"passkeys": [], "recoveryCodesLeft": 0}));

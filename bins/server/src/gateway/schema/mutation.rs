@@ -191,12 +191,22 @@ impl Mutation {
         Ok(Some(json::<dto::PasskeyDto>(&res)?.into()))
     }
 
-    /// Removes one of the caller's passkeys (a sign-in within the last 10 minutes).
-    #[graphql(complexity = "COST_SERVICE")]
-    async fn delete_passkey(&self, ctx: &Context<'_>, id: ID) -> Result<Option<bool>, GqlError> {
+    /// Removes one of the caller's passkeys (a sign-in within the last 10 minutes). The account's
+    /// last second factor also needs `input` (the password, a code or a recovery code).
+    #[graphql(complexity = "COST_PASSWORD")]
+    async fn delete_passkey(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: Option<ReauthInput>,
+    ) -> Result<Option<bool>, GqlError> {
         let (_, token) = mutation_caller(ctx)?;
         let id = uuid::Uuid::parse_str(&id).map_err(|_| GqlError::new(errors::Code::NotFound, "passkey not found"))?;
-        let res = call_auth(ctx, axum::http::Method::DELETE, &format!("/auth/passkeys/{id}"), &[], Some(token)).await?;
+        let path = format!("/auth/passkeys/{id}");
+        let res = match input {
+            Some(i) => send_auth_json(ctx, axum::http::Method::DELETE, &path, Some(token), &i.into_dto()).await?,
+            None => call_auth(ctx, axum::http::Method::DELETE, &path, &[], Some(token)).await?,
+        };
         accepted(res)
     }
 
