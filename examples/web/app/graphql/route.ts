@@ -1,0 +1,6 @@
+import { proxy } from "@/lib/proxy";
+
+export const dynamic = "force-dynamic";
+
+export const GET = proxy;
+export const POST = proxy;

@@ -1,0 +1,41 @@
+"use client";
+
+import Link from "next/link";
+import { usePathname } from "next/navigation";
+
+import { cn } from "@/lib/utils";
+
+const LINKS = [
+  { href: "/sign-in", label: "Sign in" },
+  { href: "/sign-up", label: "Sign up" },
+  { href: "/account", label: "Account" },
+];
+
+export function Nav() {
+  const path = usePathname();
+  return (
+    <header className="border-b">
+      <nav aria-label="Main" className="mx-auto flex max-w-3xl items-center justify-between gap-4 px-4 py-3">
+        <Link href="/" className="font-semibold tracking-tight">
+          Fafnir
+        </Link>
+        <ul className="flex gap-1 text-sm">
+          {LINKS.map((l) => (
+            <li key={l.href}>
+              <Link
+                href={l.href}
+                aria-current={path === l.href ? "page" : undefined}
+                className={cn(
+                  "rounded-md px-3 py-2 hover:bg-accent focus-visible:outline-none focus-visible:ring-2 focus-visible:ring-ring",
+                  path === l.href && "bg-accent font-medium",
+                )}
+              >
+                {l.label}
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </nav>
+    </header>
+  );
+}

@@ -1,0 +1,161 @@
+import { createHmac } from "node:crypto";
+
+import { expect, test, type Page } from "@playwright/test";
+
+// Journeys through the real app in Chromium, against a real `fafnir serve` (playwright.config.ts).
+// Each test uses its own account. The rate-limit journey runs last: the app's proxy reaches
+// Fafnir from one address, so its lock would stand in the way of the others.
+
+const PW = "correct horse battery staple";
+const SHOTS = "../../docs/screenshots";
+let serial = 0;
+
+function address(tag: string): string {
+  serial += 1;
+  return `${tag}-${Date.now()}-${serial}@example.com`;
+}
+
+/** RFC 6238 (SHA-1, 6 digits, 30 s) from Node's HMAC: the tests' own, not Fafnir's. */
+function totp(base32: string, step: number): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "").toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g)!.map((b) => parseInt(b, 2)));
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", key).update(msg).digest();
+  const offset = mac[mac.length - 1]! & 0xf;
+  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return code.toString().padStart(6, "0");
+}
+
+/** The app's error alert (Next.js has a route announcer with role "alert" too). */
+function errorAlert(page: Page) {
+  return page.locator('[data-slot="alert"][role="alert"]');
+}
+
+async function signUp(page: Page, email: string) {
+  await page.goto("/sign-up");
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(PW);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/sign-in\?registered=1/);
+}
+
+async function signIn(page: Page, email: string, password = PW) {
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+}
+
+test("sign up, sign in, edit the profile, see the sessions, sign out", async ({ page }) => {
+  const email = address("ada");
+  await page.goto("/sign-up");
+  await page.screenshot({ path: `${SHOTS}/sign-up.png`, fullPage: true });
+  await signUp(page, email);
+  await expect(page.getByText("Your account is ready")).toBeVisible();
+  await expect(page.getByLabel("E-mail")).toHaveValue(email);
+  await page.screenshot({ path: `${SHOTS}/sign-in.png`, fullPage: true });
+  await signIn(page, email);
+
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByRole("heading", { name: "Your account" })).toBeVisible();
+  await expect(page.getByTestId("email")).toHaveText(email);
+
+  await page.getByLabel("Display name").fill("Ada Lovelace");
+  await page.getByRole("button", { name: "Save profile" }).click();
+  await expect(page.getByText("Profile saved.")).toBeVisible();
+  await page.reload();
+  await expect(page.getByLabel("Display name")).toHaveValue("Ada Lovelace");
+
+  const sessions = page.getByRole("list", { name: "Sessions" });
+  await expect(sessions.getByText("(this session)")).toBeVisible();
+  await page.screenshot({ path: `${SHOTS}/account.png`, fullPage: true });
+
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await expect(page).toHaveURL(/\/sign-in$/);
+  await page.goto("/account");
+  await expect(page).toHaveURL(/\/sign-in\?next=\/account/);
+});
+
+test("a wrong password says so", async ({ page }) => {
+  const email = address("bo");
+  await signUp(page, email);
+  await signIn(page, email, "not the password at all");
+  await expect(errorAlert(page)).toHaveText("The e-mail address or password is wrong.");
+  await expect(page).toHaveURL(/\/sign-in/);
+});
+
+test("an authenticator app: turned on, then asked for at sign-in", async ({ page }) => {
+  const email = address("cy");
+  await signUp(page, email);
+  await signIn(page, email);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  const secret = (await page.getByTestId("totp-secret").textContent()) ?? "";
+  expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+  await expect(page.getByRole("img", { name: /QR code/ })).toBeVisible();
+  const step = Math.floor(Date.now() / 1000 / 30);
+  await page.getByLabel("Code from the app").fill(totp(secret, step));
+  await page.getByRole("button", { name: "Turn on" }).click();
+  await expect(page.getByTestId("recovery-codes").getByRole("listitem")).toHaveCount(10);
+  await expect(page.getByTestId("totp-on")).toBeVisible();
+
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await signIn(page, email);
+  await expect(page.getByRole("heading", { name: "Second step" })).toBeVisible();
+  await page.screenshot({ path: `${SHOTS}/sign-in-second-step.png`, fullPage: true });
+  await page.getByLabel("Authentication code").fill("000000");
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(errorAlert(page)).toContainText("code is wrong");
+  // The code of the next step: the one above was used to turn the app on (each works once).
+  await page.getByLabel("Authentication code").fill(totp(secret, step + 1));
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+});
+
+test("a passkey: added on the account page, then signing in without an e-mail", async ({ page, context }) => {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  const email = address("di");
+  await signUp(page, email);
+  await signIn(page, email);
+  await expect(page).toHaveURL(/\/account$/);
+  await page.getByRole("button", { name: "Add a passkey" }).click();
+  await expect(page.getByText("Passkey added.")).toBeVisible();
+  await expect(page.getByTestId("recovery-codes").getByRole("listitem")).toHaveCount(10);
+  await expect(page.getByRole("list", { name: "Passkeys" }).getByRole("listitem")).toHaveCount(1);
+
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  // The password alone is not enough any more.
+  await signIn(page, email);
+  await expect(page.getByRole("heading", { name: "Second step" })).toBeVisible();
+  await page.goto("/sign-in");
+  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId("email")).toHaveText(email);
+});
+
+test("too many wrong passwords: the wait is shown", async ({ page }) => {
+  const email = address("eve");
+  await signUp(page, email);
+  let message = "";
+  for (let i = 0; i < 15; i++) {
+    await signIn(page, email, `wrong password number ${i}`);
+    const alert = errorAlert(page);
+    await expect(alert).toBeVisible();
+    message = (await alert.textContent()) ?? "";
+    if (message.startsWith("Too many attempts")) break;
+  }
+  expect(message).toMatch(/^Too many attempts\. Try again in \d+ seconds?\.$/);
+});

@@ -1,0 +1,61 @@
+import { defineConfig } from "@playwright/test";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+// The browser tests run against a real `fafnir serve` on a fresh SQLite database and the built
+// app (`next build` first; `npm test` does both). Chromium is the system's (Debian's
+// `chromium`): nothing is downloaded. Ports and paths can be moved with the variables below.
+const appPort = Number(process.env.WEB_PORT ?? 3100);
+const fafnirPort = Number(process.env.FAFNIR_TEST_PORT ?? 8180);
+const appUrl = `http://localhost:${appPort}`;
+const fafnirBin = resolve(process.env.FAFNIR_BIN ?? "../../target/debug/fafnir");
+const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const dataDir = mkdtempSync(join(tmpdir(), "fafnir-web-"));
+
+if (!existsSync(fafnirBin)) {
+  throw new Error(`no Fafnir binary at ${fafnirBin}: run \`cargo build -p fafnir-cli\` at the repository root, or set FAFNIR_BIN`);
+}
+if (!existsSync(chromium)) {
+  throw new Error(`no Chromium at ${chromium}: install Debian's \`chromium\` package, or set CHROMIUM`);
+}
+
+export const fafnir = { url: `http://127.0.0.1:${fafnirPort}`, bin: fafnirBin, database: `sqlite://${dataDir}/web.db?mode=rwc` };
+
+export default defineConfig({
+  testDir: "./e2e",
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  timeout: 60_000,
+  reporter: process.env.CI ? [["list"]] : [["list"], ["html", { open: "never" }]],
+  use: {
+    baseURL: appUrl,
+    trace: "retain-on-failure",
+    launchOptions: { executablePath: chromium },
+  },
+  webServer: [
+    {
+      command: `${fafnirBin} serve`,
+      url: `${fafnir.url}/readyz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: {
+        FAFNIR_DATABASE_URL: fafnir.database,
+        FAFNIR_HTTP_ADDR: `127.0.0.1:${fafnirPort}`,
+        FAFNIR_GRPC_ADDR: `127.0.0.1:${fafnirPort + 1}`,
+        // The browser's origin is the app's: mailed links, CSRF and passkeys are for it.
+        FAFNIR_PUBLIC_URL: appUrl,
+        FAFNIR_COOKIE_SECURE: "false",
+        FAFNIR_LOG: "warn",
+      },
+    },
+    {
+      command: `npx next start -p ${appPort}`,
+      url: appUrl,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      env: { FAFNIR_URL: `http://127.0.0.1:${fafnirPort}` },
+    },
+  ],
+});
