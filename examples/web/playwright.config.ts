@@ -11,7 +11,9 @@ const fafnirPort = Number(process.env.FAFNIR_TEST_PORT ?? 8180);
 const appUrl = `http://localhost:${appPort}`;
 const fafnirBin = resolve(process.env.FAFNIR_BIN ?? "../../target/debug/fafnir");
 const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const dataDir = mkdtempSync(join(tmpdir(), "fafnir-web-"));
+// Made once by the runner; its workers load this file again and must find the same database.
+process.env.FAFNIR_WEB_DATA ??= mkdtempSync(join(tmpdir(), "fafnir-web-"));
+const dataDir = process.env.FAFNIR_WEB_DATA;
 
 if (!existsSync(fafnirBin)) {
   throw new Error(`no Fafnir binary at ${fafnirBin}: run \`cargo build -p fafnir-cli\` at the repository root, or set FAFNIR_BIN`);

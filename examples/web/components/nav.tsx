@@ -2,17 +2,36 @@
 
 import Link from "next/link";
 import { usePathname } from "next/navigation";
+import { useEffect, useState } from "react";
 
+import { gql } from "@/lib/graphql";
+import { CanAdministerDocument } from "@/lib/operations";
 import { cn } from "@/lib/utils";
 
-const LINKS = [
-  { href: "/sign-in", label: "Sign in" },
-  { href: "/sign-up", label: "Sign up" },
-  { href: "/account", label: "Account" },
-];
+type Who = "anonymous" | "member" | "admin";
 
 export function Nav() {
   const path = usePathname();
+  const [who, setWho] = useState<Who>("anonymous");
+
+  useEffect(() => {
+    // Asked again on each page: signing in or out changes the links.
+    gql(CanAdministerDocument)
+      .then((d) => setWho(d.users?.hasPermission ? "admin" : "member"))
+      .catch(() => setWho("anonymous"));
+  }, [path]);
+
+  const links =
+    who === "anonymous"
+      ? [
+          { href: "/sign-in", label: "Sign in" },
+          { href: "/sign-up", label: "Sign up" },
+        ]
+      : [
+          { href: "/account", label: "Account" },
+          ...(who === "admin" ? [{ href: "/admin", label: "Admin" }] : []),
+        ];
+
   return (
     <header className="border-b">
       <nav aria-label="Main" className="mx-auto flex max-w-3xl items-center justify-between gap-4 px-4 py-3">
@@ -20,7 +39,7 @@ export function Nav() {
           Fafnir
         </Link>
         <ul className="flex gap-1 text-sm">
-          {LINKS.map((l) => (
+          {links.map((l) => (
             <li key={l.href}>
               <Link
                 href={l.href}

@@ -1,6 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 
 import { expect, test, type Page } from "@playwright/test";
+
+import { fafnir } from "../playwright.config";
 
 // Journeys through the real app in Chromium, against a real `fafnir serve` (playwright.config.ts).
 // Each test uses its own account. The rate-limit journey runs last: the app's proxy reaches
@@ -144,6 +147,50 @@ test("a passkey: added on the account page, then signing in without an e-mail", 
   await page.getByRole("button", { name: "Sign in with a passkey" }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId("email")).toHaveText(email);
+});
+
+test("an administrator grants a role, and the user sees the new permission", async ({ browser }) => {
+  // The first administrator comes from the CLI, as in the README.
+  const root = address("root");
+  execFileSync(fafnir.bin, ["user", "create", "--email", root, "--password-stdin", "--role", "admin"], {
+    input: PW,
+    env: { ...process.env, FAFNIR_DATABASE_URL: fafnir.database, FAFNIR_LOG: "error" },
+  });
+  const member = await browser.newPage();
+  const email = address("mo");
+  await signUp(member, email);
+  await signIn(member, email);
+  await expect(member.getByTestId("permissions")).toHaveText("profile:read, profile:write");
+  await expect(member.getByRole("link", { name: "Admin" })).toHaveCount(0);
+  await member.goto("/admin");
+  await expect(errorAlert(member)).toHaveText("This page needs the permission users:manage.");
+
+  const admin = await browser.newPage();
+  await admin.goto("/sign-in");
+  await signIn(admin, root);
+  await expect(admin).toHaveURL(/\/account$/);
+  await admin.getByRole("link", { name: "Admin" }).click();
+  await expect(admin.getByRole("heading", { name: "Administration" })).toBeVisible();
+  await admin.getByLabel("E-mail").fill(email.slice(0, 12));
+  await admin.getByRole("button", { name: "Search" }).click();
+  const users = admin.getByRole("list", { name: "Users" });
+  await expect(users.getByRole("listitem")).toHaveCount(1);
+  await admin.screenshot({ path: `${SHOTS}/admin.png`, fullPage: true });
+  // A controlled checkbox: it shows the change once the server has made it.
+  await admin.getByRole("checkbox", { name: `admin for ${email}` }).click();
+  await expect(admin.getByText(`Granted admin to ${email}.`)).toBeVisible();
+  await expect(admin.getByRole("checkbox", { name: `admin for ${email}` })).toBeChecked();
+
+  // The member sees it on the next page load (within the cache's few seconds).
+  await expect(async () => {
+    await member.goto("/account");
+    await expect(member.getByTestId("permissions")).toContainText("*:*", { timeout: 1000 });
+  }).toPass({ timeout: 15_000 });
+  await expect(member.getByRole("link", { name: "Admin" })).toBeVisible();
+
+  // And revoking takes it away again.
+  await admin.getByRole("checkbox", { name: `admin for ${email}` }).click();
+  await expect(admin.getByText(`Revoked admin from ${email}.`)).toBeVisible();
 });
 
 test("too many wrong passwords: the wait is shown", async ({ page }) => {

@@ -34,6 +34,10 @@ type Documents = {
     "\n  mutation FinishPasskeyRegistration($ceremony: String!, $credential: JSON!, $name: String) {\n    finishPasskeyRegistration(ceremony: $ceremony, credential: $credential, name: $name) {\n      passkey {\n        id\n        name\n      }\n      recoveryCodes\n    }\n  }\n": typeof types.FinishPasskeyRegistrationDocument,
     "\n  mutation DeletePasskey($id: ID!, $input: ReauthInput) {\n    deletePasskey(id: $id, input: $input)\n  }\n": typeof types.DeletePasskeyDocument,
     "\n  mutation ChangePassword($input: ChangePasswordInput!) {\n    changePassword(input: $input)\n  }\n": typeof types.ChangePasswordDocument,
+    "\n  query CanAdminister {\n    users: checkPermission(request: { permission: \"users:manage\" }) {\n      hasPermission\n    }\n    roles: checkPermission(request: { permission: \"roles:manage\" }) {\n      hasPermission\n    }\n  }\n": typeof types.CanAdministerDocument,
+    "\n  query AdminUsers($query: String, $first: Int!, $after: String) {\n    adminUsers(query: $query, first: $first, after: $after) {\n      users {\n        id\n        email\n        emailVerified\n        state\n        roles\n        createdAt\n        lastSignInAt\n      }\n      next\n    }\n    roles {\n      name\n      description\n    }\n  }\n": typeof types.AdminUsersDocument,
+    "\n  mutation AssignRole($input: RoleAssignmentInput!) {\n    assignRole(input: $input) {\n      changed\n    }\n  }\n": typeof types.AssignRoleDocument,
+    "\n  mutation RevokeRole($input: RoleAssignmentInput!) {\n    revokeRole(input: $input) {\n      changed\n    }\n  }\n": typeof types.RevokeRoleDocument,
 };
 const documents: Documents = {
     "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n": types.MeDocument,
@@ -55,6 +59,10 @@ const documents: Documents = {
     "\n  mutation FinishPasskeyRegistration($ceremony: String!, $credential: JSON!, $name: String) {\n    finishPasskeyRegistration(ceremony: $ceremony, credential: $credential, name: $name) {\n      passkey {\n        id\n        name\n      }\n      recoveryCodes\n    }\n  }\n": types.FinishPasskeyRegistrationDocument,
     "\n  mutation DeletePasskey($id: ID!, $input: ReauthInput) {\n    deletePasskey(id: $id, input: $input)\n  }\n": types.DeletePasskeyDocument,
     "\n  mutation ChangePassword($input: ChangePasswordInput!) {\n    changePassword(input: $input)\n  }\n": types.ChangePasswordDocument,
+    "\n  query CanAdminister {\n    users: checkPermission(request: { permission: \"users:manage\" }) {\n      hasPermission\n    }\n    roles: checkPermission(request: { permission: \"roles:manage\" }) {\n      hasPermission\n    }\n  }\n": types.CanAdministerDocument,
+    "\n  query AdminUsers($query: String, $first: Int!, $after: String) {\n    adminUsers(query: $query, first: $first, after: $after) {\n      users {\n        id\n        email\n        emailVerified\n        state\n        roles\n        createdAt\n        lastSignInAt\n      }\n      next\n    }\n    roles {\n      name\n      description\n    }\n  }\n": types.AdminUsersDocument,
+    "\n  mutation AssignRole($input: RoleAssignmentInput!) {\n    assignRole(input: $input) {\n      changed\n    }\n  }\n": types.AssignRoleDocument,
+    "\n  mutation RevokeRole($input: RoleAssignmentInput!) {\n    revokeRole(input: $input) {\n      changed\n    }\n  }\n": types.RevokeRoleDocument,
 };
 
 /**
@@ -133,6 +141,22 @@ export function graphql(source: "\n  mutation DeletePasskey($id: ID!, $input: Re
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation ChangePassword($input: ChangePasswordInput!) {\n    changePassword(input: $input)\n  }\n"): typeof import('./graphql').ChangePasswordDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query CanAdminister {\n    users: checkPermission(request: { permission: \"users:manage\" }) {\n      hasPermission\n    }\n    roles: checkPermission(request: { permission: \"roles:manage\" }) {\n      hasPermission\n    }\n  }\n"): typeof import('./graphql').CanAdministerDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AdminUsers($query: String, $first: Int!, $after: String) {\n    adminUsers(query: $query, first: $first, after: $after) {\n      users {\n        id\n        email\n        emailVerified\n        state\n        roles\n        createdAt\n        lastSignInAt\n      }\n      next\n    }\n    roles {\n      name\n      description\n    }\n  }\n"): typeof import('./graphql').AdminUsersDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation AssignRole($input: RoleAssignmentInput!) {\n    assignRole(input: $input) {\n      changed\n    }\n  }\n"): typeof import('./graphql').AssignRoleDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RevokeRole($input: RoleAssignmentInput!) {\n    revokeRole(input: $input) {\n      changed\n    }\n  }\n"): typeof import('./graphql').RevokeRoleDocument;
 
 
 export function graphql(source: string) {

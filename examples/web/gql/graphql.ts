@@ -48,6 +48,12 @@ export type ResetPasswordInput = {
   token: string;
 };
 
+export type RoleAssignmentInput = {
+  /** A role name, e.g. `admin`. */
+  role: string;
+  userId: string | number;
+};
+
 export type VerifyMfaInput = {
   /** A 6-digit TOTP code. */
   code?: string | null | undefined;
@@ -180,6 +186,34 @@ export type ChangePasswordMutationVariables = Exact<{
 
 
 export type ChangePasswordMutation = { changePassword: boolean | null };
+
+export type CanAdministerQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type CanAdministerQuery = { users: { hasPermission: boolean } | null, roles: { hasPermission: boolean } | null };
+
+export type AdminUsersQueryVariables = Exact<{
+  query?: string | null | undefined;
+  first: number;
+  after?: string | null | undefined;
+}>;
+
+
+export type AdminUsersQuery = { adminUsers: { next: string | null, users: Array<{ id: string, email: string, emailVerified: boolean, state: string, roles: Array<string>, createdAt: string, lastSignInAt: string | null }> } | null, roles: Array<{ name: string, description: string }> | null };
+
+export type AssignRoleMutationVariables = Exact<{
+  input: RoleAssignmentInput;
+}>;
+
+
+export type AssignRoleMutation = { assignRole: { changed: boolean } | null };
+
+export type RevokeRoleMutationVariables = Exact<{
+  input: RoleAssignmentInput;
+}>;
+
+
+export type RevokeRoleMutation = { revokeRole: { changed: boolean } | null };
 
 export class TypedDocumentString<TResult, TVariables>
   extends String
@@ -366,3 +400,47 @@ export const ChangePasswordDocument = new TypedDocumentString(`
   changePassword(input: $input)
 }
     `) as unknown as TypedDocumentString<ChangePasswordMutation, ChangePasswordMutationVariables>;
+export const CanAdministerDocument = new TypedDocumentString(`
+    query CanAdminister {
+  users: checkPermission(request: {permission: "users:manage"}) {
+    hasPermission
+  }
+  roles: checkPermission(request: {permission: "roles:manage"}) {
+    hasPermission
+  }
+}
+    `) as unknown as TypedDocumentString<CanAdministerQuery, CanAdministerQueryVariables>;
+export const AdminUsersDocument = new TypedDocumentString(`
+    query AdminUsers($query: String, $first: Int!, $after: String) {
+  adminUsers(query: $query, first: $first, after: $after) {
+    users {
+      id
+      email
+      emailVerified
+      state
+      roles
+      createdAt
+      lastSignInAt
+    }
+    next
+  }
+  roles {
+    name
+    description
+  }
+}
+    `) as unknown as TypedDocumentString<AdminUsersQuery, AdminUsersQueryVariables>;
+export const AssignRoleDocument = new TypedDocumentString(`
+    mutation AssignRole($input: RoleAssignmentInput!) {
+  assignRole(input: $input) {
+    changed
+  }
+}
+    `) as unknown as TypedDocumentString<AssignRoleMutation, AssignRoleMutationVariables>;
+export const RevokeRoleDocument = new TypedDocumentString(`
+    mutation RevokeRole($input: RoleAssignmentInput!) {
+  revokeRole(input: $input) {
+    changed
+  }
+}
+    `) as unknown as TypedDocumentString<RevokeRoleMutation, RevokeRoleMutationVariables>;

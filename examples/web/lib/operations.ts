@@ -181,3 +181,51 @@ export const ChangePasswordDocument = graphql(`
     changePassword(input: $input)
   }
 `);
+
+export const CanAdministerDocument = graphql(`
+  query CanAdminister {
+    users: checkPermission(request: { permission: "users:manage" }) {
+      hasPermission
+    }
+    roles: checkPermission(request: { permission: "roles:manage" }) {
+      hasPermission
+    }
+  }
+`);
+
+export const AdminUsersDocument = graphql(`
+  query AdminUsers($query: String, $first: Int!, $after: String) {
+    adminUsers(query: $query, first: $first, after: $after) {
+      users {
+        id
+        email
+        emailVerified
+        state
+        roles
+        createdAt
+        lastSignInAt
+      }
+      next
+    }
+    roles {
+      name
+      description
+    }
+  }
+`);
+
+export const AssignRoleDocument = graphql(`
+  mutation AssignRole($input: RoleAssignmentInput!) {
+    assignRole(input: $input) {
+      changed
+    }
+  }
+`);
+
+export const RevokeRoleDocument = graphql(`
+  mutation RevokeRole($input: RoleAssignmentInput!) {
+    revokeRole(input: $input) {
+      changed
+    }
+  }
+`);
