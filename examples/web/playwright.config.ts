@@ -22,6 +22,12 @@ if (!existsSync(chromium)) {
   throw new Error(`no Chromium at ${chromium}: install Debian's \`chromium\` package, or set CHROMIUM`);
 }
 
+// The local OpenID Provider (tests/oidc-provider) and mail catcher (e2e/smtp-catcher.mjs).
+const idpPort = Number(process.env.IDP_PORT ?? 4110);
+const smtpPort = Number(process.env.SMTP_PORT ?? 2526);
+export const mailbox = `http://127.0.0.1:${smtpPort + 1}/messages`;
+export const idp = { issuer: `http://127.0.0.1:${idpPort}`, name: "Test IdP" };
+
 export const fafnir = { url: `http://127.0.0.1:${fafnirPort}`, bin: fafnirBin, database: `sqlite://${dataDir}/web.db?mode=rwc` };
 
 export default defineConfig({
@@ -38,6 +44,25 @@ export default defineConfig({
   },
   webServer: [
     {
+      command: `node e2e/smtp-catcher.mjs`,
+      url: mailbox,
+      reuseExistingServer: false,
+      env: { SMTP_PORT: String(smtpPort), HTTP_PORT: String(smtpPort + 1) },
+    },
+    {
+      command: "sh -c 'test -d node_modules || npm ci --no-audit --no-fund; exec node provider.mjs'",
+      cwd: "../../tests/oidc-provider",
+      url: `${idp.issuer}/.well-known/openid-configuration`,
+      reuseExistingServer: false,
+      timeout: 120_000,
+      env: {
+        PORT: String(idpPort),
+        OIDC_CLIENTS: JSON.stringify([
+          { client_id: "web", client_secret: "web-secret", redirect_uris: [`${appUrl}/auth/oauth/idp/callback`] },
+        ]),
+      },
+    },
+    {
       command: `${fafnirBin} serve`,
       url: `${fafnir.url}/readyz`,
       reuseExistingServer: false,
@@ -50,6 +75,11 @@ export default defineConfig({
         FAFNIR_PUBLIC_URL: appUrl,
         FAFNIR_COOKIE_SECURE: "false",
         FAFNIR_LOG: "warn",
+        FAFNIR_SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+        FAFNIR_OAUTH_IDP_ISSUER: idp.issuer,
+        FAFNIR_OAUTH_IDP_CLIENT_ID: "web",
+        FAFNIR_OAUTH_IDP_CLIENT_SECRET: "web-secret",
+        FAFNIR_OAUTH_IDP_DISPLAY_NAME: idp.name,
       },
     },
     {

@@ -3,7 +3,7 @@ import { createHmac } from "node:crypto";
 
 import { expect, test, type Page } from "@playwright/test";
 
-import { fafnir } from "../playwright.config";
+import { fafnir, idp, mailbox } from "../playwright.config";
 
 // Journeys through the real app in Chromium, against a real `fafnir serve` (playwright.config.ts).
 // Each test uses its own account. The rate-limit journey runs last: the app's proxy reaches
@@ -147,6 +147,57 @@ test("a passkey: added on the account page, then signing in without an e-mail", 
   await page.getByRole("button", { name: "Sign in with a passkey" }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId("email")).toHaveText(email);
+});
+
+test("signing in with the OpenID provider", async ({ page }) => {
+  const email = address("oidc");
+  await page.goto("/sign-in");
+  await page.getByRole("link", { name: `Continue with ${idp.name}` }).click();
+  // The provider's own pages (oidc-provider's development login and consent).
+  await page.locator('input[name="login"]').fill(email);
+  await page.locator('input[name="password"]').fill("anything");
+  await page.locator('button[type="submit"]').click();
+  await page.locator('button[type="submit"]').click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByTestId("email")).toHaveText(email);
+});
+
+test("a forgotten password, reset through the mailed link", async ({ page, request }) => {
+  const email = address("fay");
+  await signUp(page, email);
+  await page.goto("/forgot-password");
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByRole("button", { name: "Send the link" }).click();
+  await expect(page.getByText("If an account has this address, a link is on its way.")).toBeVisible();
+
+  // The mail, from the catcher; quoted-printable soft breaks undone.
+  let link = "";
+  await expect
+    .poll(
+      async () => {
+        const messages = (await (await request.get(mailbox)).json()) as { to: string[]; data: string }[];
+        for (const m of messages.filter((m) => m.to.includes(email))) {
+          const text = m.data.replace(/=\r\n/g, "").replace(/=3D/g, "=");
+          const found = text.match(/http:\/\/localhost:\d+\/reset-password\?token=[A-Za-z0-9_-]+/);
+          if (found) link = found[0];
+        }
+        return link;
+      },
+      { timeout: 20_000 },
+    )
+    .not.toBe("");
+  await page.goto(link);
+  await page.getByLabel("New password").fill("a brand new passphrase here");
+  await page.getByRole("button", { name: "Set password" }).click();
+  await expect(page.getByText("Your password is changed")).toBeVisible();
+  await page.getByRole("link", { name: "Sign in", exact: true }).last().click();
+  await signIn(page, email, "a brand new passphrase here");
+  await expect(page).toHaveURL(/\/account$/);
+  // The link works once.
+  await page.goto(link);
+  await page.getByLabel("New password").fill("yet another passphrase here");
+  await page.getByRole("button", { name: "Set password" }).click();
+  await expect(errorAlert(page)).toContainText("invalid, expired or already used");
 });
 
 test("an administrator grants a role, and the user sees the new permission", async ({ browser }) => {
