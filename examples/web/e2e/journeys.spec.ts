@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test, type APIRequestContext, type Page } from "@playwright/test";
 
 import { fafnir, idp, mailbox } from "../playwright.config";
 
@@ -37,16 +37,36 @@ function errorAlert(page: Page) {
   return page.locator('[data-slot="alert"][role="alert"]');
 }
 
+/** The newest link to `path` mailed to `to` (quoted-printable soft breaks undone). */
+async function mailedLink(request: APIRequestContext, to: string, path: string): Promise<string> {
+  let link = "";
+  const pattern = new RegExp(`http://localhost:\\d+${path}\\?token=[A-Za-z0-9_-]+`);
+  await expect
+    .poll(
+      async () => {
+        const messages = (await (await request.get(mailbox)).json()) as { to: string[]; data: string }[];
+        for (const m of messages.filter((m) => m.to.includes(to))) {
+          const found = m.data.replace(/=\r\n/g, "").replace(/=3D/g, "=").match(pattern);
+          if (found) link = found[0];
+        }
+        return link;
+      },
+      { timeout: 20_000 },
+    )
+    .not.toBe("");
+  return link;
+}
+
 async function signUp(page: Page, email: string) {
   await page.goto("/sign-up");
-  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("E-mail", { exact: true }).fill(email);
   await page.getByLabel("Password", { exact: true }).fill(PW);
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/sign-in\?registered=1/);
 }
 
 async function signIn(page: Page, email: string, password = PW) {
-  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("E-mail", { exact: true }).fill(email);
   await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }
@@ -57,7 +77,7 @@ test("sign up, sign in, edit the profile, see the sessions, sign out", async ({ 
   await page.screenshot({ path: `${SHOTS}/sign-up.png`, fullPage: true });
   await signUp(page, email);
   await expect(page.getByText("Your account is ready")).toBeVisible();
-  await expect(page.getByLabel("E-mail")).toHaveValue(email);
+  await expect(page.getByLabel("E-mail", { exact: true })).toHaveValue(email);
   await page.screenshot({ path: `${SHOTS}/sign-in.png`, fullPage: true });
   await signIn(page, email);
 
@@ -160,32 +180,37 @@ test("signing in with the OpenID provider", async ({ page }) => {
   await page.locator('button[type="submit"]').click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId("email")).toHaveText(email);
+  const linked = page.getByRole("list", { name: "Linked providers" });
+  await expect(linked.getByRole("listitem")).toHaveCount(1);
+  // No password yet: the provider is the only way in, and cannot be unlinked.
+  await linked.getByRole("button", { name: "Unlink" }).click();
+  await expect(errorAlert(page)).toHaveText("This is your last way to sign in. Add another one first.");
+});
+
+test("a change of e-mail address, confirmed through the mailed link", async ({ page, request }) => {
+  const email = address("gil");
+  const next = address("gil-new");
+  await signUp(page, email);
+  await signIn(page, email);
+  await page.getByLabel("New e-mail address").fill(next);
+  await page.getByLabel("Current password").last().fill(PW);
+  await page.getByRole("button", { name: "Change address" }).click();
+  await expect(page.getByText(`We sent a link to ${next}.`)).toBeVisible();
+  await page.goto(await mailedLink(request, next, "/confirm-email"));
+  await expect(page.getByText("Your e-mail address is changed.")).toBeVisible();
+  await page.goto("/account");
+  await expect(page.getByTestId("email")).toHaveText(next);
 });
 
 test("a forgotten password, reset through the mailed link", async ({ page, request }) => {
   const email = address("fay");
   await signUp(page, email);
   await page.goto("/forgot-password");
-  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("E-mail", { exact: true }).fill(email);
   await page.getByRole("button", { name: "Send the link" }).click();
   await expect(page.getByText("If an account has this address, a link is on its way.")).toBeVisible();
 
-  // The mail, from the catcher; quoted-printable soft breaks undone.
-  let link = "";
-  await expect
-    .poll(
-      async () => {
-        const messages = (await (await request.get(mailbox)).json()) as { to: string[]; data: string }[];
-        for (const m of messages.filter((m) => m.to.includes(email))) {
-          const text = m.data.replace(/=\r\n/g, "").replace(/=3D/g, "=");
-          const found = text.match(/http:\/\/localhost:\d+\/reset-password\?token=[A-Za-z0-9_-]+/);
-          if (found) link = found[0];
-        }
-        return link;
-      },
-      { timeout: 20_000 },
-    )
-    .not.toBe("");
+  const link = await mailedLink(request, email, "/reset-password");
   await page.goto(link);
   await page.getByLabel("New password").fill("a brand new passphrase here");
   await page.getByRole("button", { name: "Set password" }).click();
@@ -222,7 +247,7 @@ test("an administrator grants a role, and the user sees the new permission", asy
   await expect(admin).toHaveURL(/\/account$/);
   await admin.getByRole("link", { name: "Admin" }).click();
   await expect(admin.getByRole("heading", { name: "Administration" })).toBeVisible();
-  await admin.getByLabel("E-mail").fill(email.slice(0, 12));
+  await admin.getByLabel("E-mail", { exact: true }).fill(email.slice(0, 12));
   await admin.getByRole("button", { name: "Search" }).click();
   const users = admin.getByRole("list", { name: "Users" });
   await expect(users.getByRole("listitem")).toHaveCount(1);

@@ -15,7 +15,7 @@ import * as types from './graphql';
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
-    "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n": typeof types.MeDocument,
+    "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      identities {\n        id\n        provider\n        email\n        lastUsedAt\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n": typeof types.MeDocument,
     "\n  query Providers {\n    authProviders {\n      name\n      displayName\n    }\n  }\n": typeof types.ProvidersDocument,
     "\n  mutation Register($input: RegisterInput!) {\n    register(input: $input) {\n      id\n      email\n    }\n  }\n": typeof types.RegisterDocument,
     "\n  mutation Login($input: LoginInput!) {\n    login(input: $input) {\n      user {\n        id\n        email\n      }\n    }\n  }\n": typeof types.LoginDocument,
@@ -38,9 +38,13 @@ type Documents = {
     "\n  query AdminUsers($query: String, $first: Int!, $after: String) {\n    adminUsers(query: $query, first: $first, after: $after) {\n      users {\n        id\n        email\n        emailVerified\n        state\n        roles\n        createdAt\n        lastSignInAt\n      }\n      next\n    }\n    roles {\n      name\n      description\n    }\n  }\n": typeof types.AdminUsersDocument,
     "\n  mutation AssignRole($input: RoleAssignmentInput!) {\n    assignRole(input: $input) {\n      changed\n    }\n  }\n": typeof types.AssignRoleDocument,
     "\n  mutation RevokeRole($input: RoleAssignmentInput!) {\n    revokeRole(input: $input) {\n      changed\n    }\n  }\n": typeof types.RevokeRoleDocument,
+    "\n  mutation UnlinkIdentity($id: ID!) {\n    unlinkIdentity(id: $id)\n  }\n": typeof types.UnlinkIdentityDocument,
+    "\n  mutation ChangeEmail($input: ChangeEmailInput!) {\n    changeEmail(input: $input)\n  }\n": typeof types.ChangeEmailDocument,
+    "\n  mutation RequestVerification {\n    requestEmailVerification\n  }\n": typeof types.RequestVerificationDocument,
+    "\n  mutation ConfirmEmailChange($token: String!) {\n    confirmEmailChange(token: $token)\n  }\n": typeof types.ConfirmEmailChangeDocument,
 };
 const documents: Documents = {
-    "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n": types.MeDocument,
+    "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      identities {\n        id\n        provider\n        email\n        lastUsedAt\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n": types.MeDocument,
     "\n  query Providers {\n    authProviders {\n      name\n      displayName\n    }\n  }\n": types.ProvidersDocument,
     "\n  mutation Register($input: RegisterInput!) {\n    register(input: $input) {\n      id\n      email\n    }\n  }\n": types.RegisterDocument,
     "\n  mutation Login($input: LoginInput!) {\n    login(input: $input) {\n      user {\n        id\n        email\n      }\n    }\n  }\n": types.LoginDocument,
@@ -63,12 +67,16 @@ const documents: Documents = {
     "\n  query AdminUsers($query: String, $first: Int!, $after: String) {\n    adminUsers(query: $query, first: $first, after: $after) {\n      users {\n        id\n        email\n        emailVerified\n        state\n        roles\n        createdAt\n        lastSignInAt\n      }\n      next\n    }\n    roles {\n      name\n      description\n    }\n  }\n": types.AdminUsersDocument,
     "\n  mutation AssignRole($input: RoleAssignmentInput!) {\n    assignRole(input: $input) {\n      changed\n    }\n  }\n": types.AssignRoleDocument,
     "\n  mutation RevokeRole($input: RoleAssignmentInput!) {\n    revokeRole(input: $input) {\n      changed\n    }\n  }\n": types.RevokeRoleDocument,
+    "\n  mutation UnlinkIdentity($id: ID!) {\n    unlinkIdentity(id: $id)\n  }\n": types.UnlinkIdentityDocument,
+    "\n  mutation ChangeEmail($input: ChangeEmailInput!) {\n    changeEmail(input: $input)\n  }\n": types.ChangeEmailDocument,
+    "\n  mutation RequestVerification {\n    requestEmailVerification\n  }\n": types.RequestVerificationDocument,
+    "\n  mutation ConfirmEmailChange($token: String!) {\n    confirmEmailChange(token: $token)\n  }\n": types.ConfirmEmailChangeDocument,
 };
 
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n"): typeof import('./graphql').MeDocument;
+export function graphql(source: "\n  query Me {\n    me {\n      user {\n        id\n        email\n        emailVerified\n        createdAt\n      }\n      roles\n      permissions\n      signInMethods\n      profile {\n        displayName\n        firstName\n        lastName\n        bio\n        locale\n        timezone\n      }\n      identities {\n        id\n        provider\n        email\n        lastUsedAt\n      }\n      mfa {\n        totp\n        recoveryCodesLeft\n        passkeys {\n          id\n          name\n          createdAt\n          lastUsedAt\n        }\n      }\n    }\n  }\n"): typeof import('./graphql').MeDocument;
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
@@ -157,6 +165,22 @@ export function graphql(source: "\n  mutation AssignRole($input: RoleAssignmentI
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation RevokeRole($input: RoleAssignmentInput!) {\n    revokeRole(input: $input) {\n      changed\n    }\n  }\n"): typeof import('./graphql').RevokeRoleDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation UnlinkIdentity($id: ID!) {\n    unlinkIdentity(id: $id)\n  }\n"): typeof import('./graphql').UnlinkIdentityDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ChangeEmail($input: ChangeEmailInput!) {\n    changeEmail(input: $input)\n  }\n"): typeof import('./graphql').ChangeEmailDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RequestVerification {\n    requestEmailVerification\n  }\n"): typeof import('./graphql').RequestVerificationDocument;
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation ConfirmEmailChange($token: String!) {\n    confirmEmailChange(token: $token)\n  }\n"): typeof import('./graphql').ConfirmEmailChangeDocument;
 
 
 export function graphql(source: string) {

@@ -4,6 +4,12 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+export type ChangeEmailInput = {
+  /** Required, except for an account without a password (within 10 minutes of signing in). */
+  currentPassword?: string | null | undefined;
+  newEmail: string;
+};
+
 export type ChangePasswordInput = {
   /**
    * Required, except for an account without a password setting its first one (within 10
@@ -65,7 +71,7 @@ export type VerifyMfaInput = {
 export type MeQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type MeQuery = { me: { roles: Array<string> | null, permissions: Array<string> | null, signInMethods: Array<string>, user: { id: string, email: string, emailVerified: boolean, createdAt: string }, profile: { displayName: string | null, firstName: string | null, lastName: string | null, bio: string | null, locale: string | null, timezone: string | null } | null, mfa: { totp: boolean, recoveryCodesLeft: number, passkeys: Array<{ id: string, name: string, createdAt: string, lastUsedAt: string | null }> } } | null };
+export type MeQuery = { me: { roles: Array<string> | null, permissions: Array<string> | null, signInMethods: Array<string>, user: { id: string, email: string, emailVerified: boolean, createdAt: string }, profile: { displayName: string | null, firstName: string | null, lastName: string | null, bio: string | null, locale: string | null, timezone: string | null } | null, identities: Array<{ id: string, provider: string, email: string | null, lastUsedAt: string }>, mfa: { totp: boolean, recoveryCodesLeft: number, passkeys: Array<{ id: string, name: string, createdAt: string, lastUsedAt: string | null }> } } | null };
 
 export type ProvidersQueryVariables = Exact<{ [key: string]: never; }>;
 
@@ -215,6 +221,32 @@ export type RevokeRoleMutationVariables = Exact<{
 
 export type RevokeRoleMutation = { revokeRole: { changed: boolean } | null };
 
+export type UnlinkIdentityMutationVariables = Exact<{
+  id: string | number;
+}>;
+
+
+export type UnlinkIdentityMutation = { unlinkIdentity: boolean | null };
+
+export type ChangeEmailMutationVariables = Exact<{
+  input: ChangeEmailInput;
+}>;
+
+
+export type ChangeEmailMutation = { changeEmail: boolean | null };
+
+export type RequestVerificationMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type RequestVerificationMutation = { requestEmailVerification: boolean | null };
+
+export type ConfirmEmailChangeMutationVariables = Exact<{
+  token: string;
+}>;
+
+
+export type ConfirmEmailChangeMutation = { confirmEmailChange: boolean | null };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -253,6 +285,12 @@ export const MeDocument = new TypedDocumentString(`
       bio
       locale
       timezone
+    }
+    identities {
+      id
+      provider
+      email
+      lastUsedAt
     }
     mfa {
       totp
@@ -444,3 +482,23 @@ export const RevokeRoleDocument = new TypedDocumentString(`
   }
 }
     `) as unknown as TypedDocumentString<RevokeRoleMutation, RevokeRoleMutationVariables>;
+export const UnlinkIdentityDocument = new TypedDocumentString(`
+    mutation UnlinkIdentity($id: ID!) {
+  unlinkIdentity(id: $id)
+}
+    `) as unknown as TypedDocumentString<UnlinkIdentityMutation, UnlinkIdentityMutationVariables>;
+export const ChangeEmailDocument = new TypedDocumentString(`
+    mutation ChangeEmail($input: ChangeEmailInput!) {
+  changeEmail(input: $input)
+}
+    `) as unknown as TypedDocumentString<ChangeEmailMutation, ChangeEmailMutationVariables>;
+export const RequestVerificationDocument = new TypedDocumentString(`
+    mutation RequestVerification {
+  requestEmailVerification
+}
+    `) as unknown as TypedDocumentString<RequestVerificationMutation, RequestVerificationMutationVariables>;
+export const ConfirmEmailChangeDocument = new TypedDocumentString(`
+    mutation ConfirmEmailChange($token: String!) {
+  confirmEmailChange(token: $token)
+}
+    `) as unknown as TypedDocumentString<ConfirmEmailChangeMutation, ConfirmEmailChangeMutationVariables>;

@@ -21,6 +21,12 @@ export const MeDocument = graphql(`
         locale
         timezone
       }
+      identities {
+        id
+        provider
+        email
+        lastUsedAt
+      }
       mfa {
         totp
         recoveryCodesLeft
@@ -227,5 +233,29 @@ export const RevokeRoleDocument = graphql(`
     revokeRole(input: $input) {
       changed
     }
+  }
+`);
+
+export const UnlinkIdentityDocument = graphql(`
+  mutation UnlinkIdentity($id: ID!) {
+    unlinkIdentity(id: $id)
+  }
+`);
+
+export const ChangeEmailDocument = graphql(`
+  mutation ChangeEmail($input: ChangeEmailInput!) {
+    changeEmail(input: $input)
+  }
+`);
+
+export const RequestVerificationDocument = graphql(`
+  mutation RequestVerification {
+    requestEmailVerification
+  }
+`);
+
+export const ConfirmEmailChangeDocument = graphql(`
+  mutation ConfirmEmailChange($token: String!) {
+    confirmEmailChange(token: $token)
   }
 `);

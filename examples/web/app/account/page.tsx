@@ -4,6 +4,7 @@ import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useState } from "react";
 
 import { Field } from "@/components/field";
+import { Identity } from "@/components/identity";
 import { Security } from "@/components/security";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
@@ -139,6 +140,8 @@ export default function Account() {
       </Card>
 
       <Security me={me} reload={load} />
+
+      <Identity me={me} reload={load} />
 
       <Card>
         <CardHeader>
