@@ -269,6 +269,37 @@ test("an administrator grants a role, and the user sees the new permission", asy
   await expect(admin.getByText(`Revoked admin from ${email}.`)).toBeVisible();
 });
 
+test("light and dark, narrow screens, and the keyboard", async ({ browser }) => {
+  const background = (page: Page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const light = await browser.newPage({ colorScheme: "light" });
+  await light.goto("/sign-in");
+  const dark = await browser.newPage({ colorScheme: "dark" });
+  await dark.goto("/sign-in");
+  expect(await background(dark)).not.toEqual(await background(light));
+  await dark.screenshot({ path: `${SHOTS}/sign-in-dark.png`, fullPage: true });
+
+  // A phone's width: nothing wider than the screen.
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  const email = address("hal");
+  await signUp(phone, email);
+  await signIn(phone, email);
+  await expect(phone).toHaveURL(/\/account$/);
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  await phone.screenshot({ path: `${SHOTS}/account-phone.png`, fullPage: true });
+
+  // The keyboard: the skip link first, then the form in order, and Enter submits.
+  await light.keyboard.press("Tab");
+  await expect(light.getByRole("link", { name: "Skip to content" })).toBeFocused();
+  await light.getByLabel("E-mail", { exact: true }).focus();
+  await light.keyboard.type(email);
+  await light.keyboard.press("Tab");
+  await expect(light.getByLabel("Password", { exact: true })).toBeFocused();
+  await light.keyboard.type(PW);
+  await light.keyboard.press("Enter");
+  await expect(light).toHaveURL(/\/account$/);
+});
+
 test("too many wrong passwords: the wait is shown", async ({ page }) => {
   const email = address("eve");
   await signUp(page, email);
