@@ -43,6 +43,8 @@ export function Security({ me, reload }: { me: Me; reload: () => Promise<void> }
   const [busy, setBusy] = useState(false);
   const [totp, setTotp] = useState<{ secret: string; qr: string } | null>(null);
   const [codes, setCodes] = useState<string[] | null>(null);
+  // The passkey whose removal waits for a proof (the account's last second factor).
+  const [confirming, setConfirming] = useState<string | null>(null);
   const hasPassword = me.signInMethods.includes("password");
 
   async function act(action: () => Promise<void>, success?: string) {
@@ -101,15 +103,26 @@ export function Security({ me, reload }: { me: Me; reload: () => Promise<void> }
     }, "Passkey added.");
 
   function removePasskey(id: string) {
-    const last = !me.mfa.totp && me.mfa.passkeys.length === 1;
-    let input: { password: string } | undefined;
-    if (last) {
-      const password = window.prompt("This is your last second factor. Enter your password to remove it.");
-      if (!password) return;
-      input = { password };
+    if (!me.mfa.totp && me.mfa.passkeys.length === 1) {
+      setConfirming(id);
+      return;
     }
     void act(async () => {
-      await gql(DeletePasskeyDocument, { id, input });
+      await gql(DeletePasskeyDocument, { id });
+    }, "Passkey removed.");
+  }
+
+  function removeLastPasskey(e: React.FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const id = confirming;
+    if (!id) return;
+    const proof = String(new FormData(e.currentTarget).get("passkey-proof"));
+    void act(async () => {
+      await gql(DeletePasskeyDocument, {
+        id,
+        input: hasPassword ? { password: proof } : { recoveryCode: proof },
+      });
+      setConfirming(null);
     }, "Passkey removed.");
   }
 
@@ -211,6 +224,30 @@ export function Security({ me, reload }: { me: Me; reload: () => Promise<void> }
               </li>
             ))}
           </ul>
+          {confirming ? (
+            <form onSubmit={removeLastPasskey} className="grid gap-3 rounded-md border p-3">
+              <p className="text-sm">
+                This is your last second factor. {hasPassword ? "Enter your password" : "Enter a recovery code"} to
+                remove it.
+              </p>
+              <Field
+                id="passkey-proof"
+                label={hasPassword ? "Password" : "Recovery code"}
+                type={hasPassword ? "password" : "text"}
+                autoComplete={hasPassword ? "current-password" : "one-time-code"}
+                required
+                autoFocus
+              />
+              <div className="flex gap-2">
+                <Button type="submit" variant="destructive" disabled={busy}>
+                  Remove passkey
+                </Button>
+                <Button type="button" variant="ghost" onClick={() => setConfirming(null)}>
+                  Cancel
+                </Button>
+              </div>
+            </form>
+          ) : null}
           <div>
             <Button variant="outline" onClick={addPasskey} disabled={busy}>
               Add a passkey

@@ -167,6 +167,16 @@ test("a passkey: added on the account page, then signing in without an e-mail", 
   await page.getByRole("button", { name: "Sign in with a passkey" }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId("email")).toHaveText(email);
+
+  // The last second factor goes only with the password.
+  await page.getByRole("list", { name: "Passkeys" }).getByRole("button", { name: "Remove" }).click();
+  await page.getByLabel("Password", { exact: true }).fill("not the password at all");
+  await page.getByRole("button", { name: "Remove passkey" }).click();
+  await expect(errorAlert(page)).toHaveText("The e-mail address or password is wrong.");
+  await page.getByLabel("Password", { exact: true }).fill(PW);
+  await page.getByRole("button", { name: "Remove passkey" }).click();
+  await expect(page.getByText("Passkey removed.")).toBeVisible();
+  await expect(page.getByRole("list", { name: "Passkeys" }).getByRole("listitem")).toHaveCount(0);
 });
 
 test("signing in with the OpenID provider", async ({ page }) => {

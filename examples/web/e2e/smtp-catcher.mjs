@@ -14,9 +14,10 @@ createServer((socket) => {
   let inData = false;
   let mail = { from: "", to: [], data: "" };
   const reply = (line) => socket.write(`${line}\r\n`);
+  socket.setEncoding("utf8");
   reply("220 catcher ESMTP");
   socket.on("data", (chunk) => {
-    buffer += chunk.toString("utf8");
+    buffer += chunk;
     for (;;) {
       if (inData) {
         const end = buffer.indexOf("\r\n.\r\n");

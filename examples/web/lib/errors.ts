@@ -53,6 +53,15 @@ const MESSAGES: Record<string, string> = {
   SERVICE_UNAVAILABLE: "The service is unavailable right now. Try again shortly.",
   UNAVAILABLE: "The service is unavailable right now. Try again shortly.",
   LAST_SIGN_IN_METHOD: "This is your last way to sign in. Add another one first.",
+  PAYLOAD_TOO_LARGE: "That is too much data for one request.",
+  OAUTH_FAILED: "Signing in with the provider did not work. Try again.",
+  OAUTH_STATE_INVALID: "The sign-in with the provider expired or was started elsewhere. Try again.",
+  OAUTH_DENIED: "The provider did not let you in.",
+  OAUTH_EMAIL_UNVERIFIED: "The provider has not verified your e-mail address, so no account can be made from it.",
+  ACCOUNT_NOT_LINKED: "An account with this e-mail exists already: sign in with it, then link the provider.",
+  IDENTITY_ALREADY_LINKED: "This provider account is linked to another account.",
+  PROVIDER_ERROR: "The provider did not answer properly. Try again later.",
+  RATE_LIMITED: "Too many attempts. Wait a moment and try again.",
 };
 
 /** The sentence to show for an error thrown by `gql` or `rest`. */
@@ -66,5 +75,5 @@ export function humanMessage(e: unknown): string {
   if (e.code === "VALIDATION_FAILED" || e.code === "BAD_USER_INPUT" || e.code === "WEAK_PASSWORD") {
     return e.message.replace(/^[a-z_]+: /, "").replace(/^./, (c) => c.toUpperCase());
   }
-  return MESSAGES[e.code] ?? e.message;
+  return MESSAGES[e.code] ?? (e.message || "Something went wrong. Try again.");
 }

@@ -36,8 +36,10 @@ export async function gql<TResult, TVariables>(
 
 let refreshing: Promise<boolean> | null = null;
 
-/** Rotates the refresh token (one call at a time); `true` if a new access cookie came back. */
+/** Rotates the refresh token (one call at a time); `true` if a new access cookie came back.
+ * Without the CSRF cookie nobody is signed in in this browser: nothing to refresh. */
 function refreshed(): Promise<boolean> {
+  if (!csrfToken()) return Promise.resolve(false);
   refreshing ??= fetch("/auth/refresh", {
     method: "POST",
     credentials: "same-origin",
@@ -66,20 +68,34 @@ async function send<TResult, TVariables>(
   } catch {
     throw new ApiError("NETWORK", "The server cannot be reached. Check your connection and try again.");
   }
-  let body: GraphQLResponse<TResult>;
+  let body: GraphQLResponse<TResult> & { error?: { code: string; message: string } };
   try {
-    body = (await res.json()) as GraphQLResponse<TResult>;
+    body = (await res.json()) as typeof body;
   } catch {
     throw new ApiError("INTERNAL", `The server answered ${res.status}.`);
   }
+  // An answer of the proxy (Fafnir down, a body too large) rather than of GraphQL.
+  if (body.error) throw new ApiError(body.error.code, body.error.message);
   const first = body.errors?.[0];
   if (first) throw ApiError.fromGraphQL(first.message, first.extensions ?? {});
   if (!body.data) throw new ApiError("INTERNAL", "The server answered no data.");
   return body.data;
 }
 
-/** A JSON POST to Fafnir's REST API (for what GraphQL does not carry, such as refresh). */
+/** A call to Fafnir's REST API (for what GraphQL does not carry: the session list, the
+ * second step after a provider sign-in), renewing the access cookie once like `gql`. */
 export async function rest<T>(method: string, path: string, body?: unknown): Promise<T> {
+  try {
+    return await restOnce<T>(method, path, body);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === "UNAUTHORIZED" && (await refreshed())) {
+      return restOnce<T>(method, path, body);
+    }
+    throw e;
+  }
+}
+
+async function restOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
     credentials: "same-origin",

@@ -23,6 +23,8 @@ export default function Admin() {
   const [users, setUsers] = useState<User[]>([]);
   const [roles, setRoles] = useState<string[]>([]);
   const [query, setQuery] = useState("");
+  // The search the list shows (the box may have changed since).
+  const [shown, setShown] = useState("");
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -66,16 +68,17 @@ export default function Admin() {
   function onSearch(e: React.FormEvent<HTMLFormElement>) {
     e.preventDefault();
     void act(async () => {
-      setCursors([null]);
       await load(query, null);
+      setShown(query);
+      setCursors([null]);
     });
   }
 
   const page = (dir: 1 | -1) =>
     act(async () => {
       const stack = dir === 1 ? [...cursors, next] : cursors.slice(0, -1);
+      await load(shown, stack[stack.length - 1] ?? null);
       setCursors(stack);
-      await load(query, stack[stack.length - 1] ?? null);
     });
 
   const setRole = (u: User, role: string, grant: boolean) =>
@@ -83,7 +86,7 @@ export default function Admin() {
       const input = { userId: u.id, role };
       if (grant) await gql(AssignRoleDocument, { input });
       else await gql(RevokeRoleDocument, { input });
-      await load(query, cursors[cursors.length - 1] ?? null);
+      await load(shown, cursors[cursors.length - 1] ?? null);
     }, grant ? `Granted ${role} to ${u.email}.` : `Revoked ${role} from ${u.email}.`);
 
   if (!allowed) {

@@ -2,7 +2,7 @@
 
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
-import { Suspense, useEffect, useState } from "react";
+import { Suspense, useEffect, useRef, useState } from "react";
 
 import { Alert } from "@/components/ui/alert";
 import { humanMessage } from "@/lib/errors";
@@ -12,9 +12,14 @@ import { ConfirmEmailChangeDocument } from "@/lib/operations";
 function Confirm() {
   const token = useSearchParams().get("token") ?? "";
   const [state, setState] = useState<{ ok: boolean; message: string } | null>(null);
+  // A link's token works once: never send it twice (React runs effects twice in development).
+  const sent = useRef(false);
 
   useEffect(() => {
-    if (!token) return;
+    if (!token || sent.current) return;
+    sent.current = true;
+    // Out of the address bar and history once used.
+    window.history.replaceState(null, "", window.location.pathname);
     gql(ConfirmEmailChangeDocument, { token })
       .then(() => setState({ ok: true, message: "Your e-mail address is changed." }))
       .catch((err: unknown) => setState({ ok: false, message: humanMessage(err) }));

@@ -23,6 +23,18 @@ import { getPasskey, passkeysSupported } from "@/lib/passkey";
 
 const noSubscription = () => () => {};
 
+/** `next` as a path of this app, or `null`: parsed as the browser will, so `//host`, `/\host`
+ * and tab- or newline-laden tricks that land elsewhere are refused. */
+function sameOrigin(next: string | null): string | null {
+  if (!next) return null;
+  try {
+    const u = new URL(next, window.location.origin);
+    return u.origin === window.location.origin ? `${u.pathname}${u.search}${u.hash}` : null;
+  } catch {
+    return null;
+  }
+}
+
 type Step = { kind: "password" } | { kind: "mfa"; token: string | null; methods: string[] };
 
 function SignInForm() {
@@ -34,8 +46,9 @@ function SignInForm() {
       : { kind: "password" },
   );
   const [error, setError] = useState<string | null>(() => {
+    // From a provider sign-in's return: only codes we know are shown, never the text itself.
     const code = params.get("error");
-    return code ? humanMessage(new ApiError(code, code)) : null;
+    return code ? humanMessage(new ApiError(/^[A-Z_]{1,40}$/.test(code) ? code : "OAUTH_FAILED", "")) : null;
   });
   const [busy, setBusy] = useState(false);
   const [recovery, setRecovery] = useState(false);
@@ -57,7 +70,7 @@ function SignInForm() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
-  const done = () => router.push(params.get("next")?.startsWith("/") ? (params.get("next") as string) : "/account");
+  const done = () => router.push(sameOrigin(params.get("next")) ?? "/account");
 
   async function run(action: () => Promise<void>) {
     setBusy(true);
@@ -65,7 +78,12 @@ function SignInForm() {
     try {
       await action();
     } catch (err) {
-      if (err instanceof ApiError && err.code === "MFA_REQUIRED") {
+      if (err instanceof ApiError && err.code === "MFA_TOKEN_INVALID") {
+        // The second step expired or was used up: start again from the password.
+        setStep({ kind: "password" });
+        setError(humanMessage(err));
+        router.replace("/sign-in");
+      } else if (err instanceof ApiError && err.code === "MFA_REQUIRED") {
         const methods = Array.isArray(err.extensions.methods) ? (err.extensions.methods as string[]) : ["totp"];
         setStep({ kind: "mfa", token: String(err.extensions.mfaToken ?? ""), methods });
       } else {
