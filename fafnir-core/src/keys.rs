@@ -26,6 +26,8 @@ const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 struct KeyRing {
     active_kid: String,
+    /// When the active key was made (ms since the epoch).
+    active_created_ms: i64,
     signing: EncodingKey,
     verifying: VerifyingKeys,
     jwks: Jwks,
@@ -75,6 +77,12 @@ impl KeyManager {
 
     pub fn active_kid(&self) -> String {
         self.ring.load().active_kid.clone()
+    }
+
+    /// How old the active signing key is (for the key-age alert: rotate with `fafnir keys rotate`).
+    pub fn active_key_age(&self) -> std::time::Duration {
+        let age = self.clock.now_ms().saturating_sub(self.ring.load().active_created_ms);
+        std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0))
     }
 
     /// The public keys, for `/.well-known/jwks.json`.
@@ -216,7 +224,7 @@ async fn insert_key_retiring(db: &Db, clock: &SharedClock, retain: Duration) -> 
 
 async fn load_ring(db: &Db, clock: &SharedClock) -> Result<Option<KeyRing>, CoreError> {
     let rows = sqlx::query(
-        "SELECT kid, private_key, public_key, active FROM signing_keys \
+        "SELECT kid, private_key, public_key, active, created_at FROM signing_keys \
          WHERE active = 1 OR publish_until > $1 ORDER BY created_at DESC",
     )
     .bind(clock.now_ms())
@@ -230,12 +238,14 @@ async fn load_ring(db: &Db, clock: &SharedClock) -> Result<Option<KeyRing>, Core
         let is_active: Option<i64> = row.try_get("active")?;
         if is_active == Some(1) {
             let private: Vec<u8> = row.try_get("private_key")?;
-            active = Some((kid.clone(), EncodingKey::from_ed_der(&private)));
+            let created: i64 = row.try_get("created_at")?;
+            active = Some((kid.clone(), EncodingKey::from_ed_der(&private), created));
         }
         jwks.keys.push(Jwk::ed25519(kid, &public));
     }
-    Ok(active.map(|(active_kid, signing)| KeyRing {
+    Ok(active.map(|(active_kid, signing, active_created_ms)| KeyRing {
         active_kid,
+        active_created_ms,
         signing,
         verifying: VerifyingKeys::from_jwks(&jwks),
         jwks,

@@ -44,6 +44,9 @@ enum Command {
     /// Social login providers (FAFNIR_OAUTH_<NAME>_*)
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Exit 0 when this host's Fafnir answers `GET /healthz` on FAFNIR_HTTP_ADDR within 3 s
+    /// (for container health checks: the image has no shell or curl)
+    Healthcheck,
     /// List security events (newest first)
     Audit {
         /// Only events of this type (repeatable), e.g. --type login_failed
@@ -197,6 +200,7 @@ fn read_password() -> Result<String, String> {
 async fn run(cli: Cli) -> Result<(), String> {
     let config = cli.config.load(Config::default(), fafnir_server::config::process_env()).map_err(|e| e.to_string())?;
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Healthcheck => healthcheck(config.http_addr),
         Command::Serve => {
             fafnir_server::run_all_in_one(config, axum::Router::new(), fafnir_server::Shutdown::on_signal())
                 .await
@@ -423,5 +427,35 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("new signing key {kid}; the previous key stays published until its tokens expire");
             Ok(())
         }
+    }
+}
+
+/// `GET /healthz` over plain HTTP/1.1 on this host, answered 200 within three seconds.
+fn healthcheck(addr: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    // A server bound to every interface is reached on loopback.
+    let target = if addr.ip().is_unspecified() {
+        let lo: std::net::IpAddr =
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        std::net::SocketAddr::new(lo, addr.port())
+    } else {
+        addr
+    };
+    let limit = Duration::from_secs(3);
+    let mut conn =
+        std::net::TcpStream::connect_timeout(&target, limit).map_err(|e| format!("{target} does not answer: {e}"))?;
+    conn.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(limit)).map_err(|e| e.to_string())?;
+    write!(conn, "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("{target}: {e}"))?;
+    let mut head = [0u8; 64];
+    let n = conn.read(&mut head).map_err(|e| format!("{target}: {e}"))?;
+    let status = String::from_utf8_lossy(&head[..n]);
+    if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(format!("{target}/healthz answered {}", status.lines().next().unwrap_or("nothing")))
     }
 }

@@ -249,6 +249,22 @@ async fn the_binary_serves_rest_and_graphql() {
     let graphiql = c.get(format!("{base}/graphql")).send().await.unwrap();
     assert!(graphiql.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 
+    // The container health check: ok against the running server, exit 1 where none listens.
+    let health = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_fafnir"))
+            .env("FAFNIR_HTTP_ADDR", addr)
+            .env("FAFNIR_DATABASE_URL", &url)
+            .arg("healthcheck")
+            .output()
+            .unwrap()
+    };
+    let ok = health(format!("0.0.0.0:{http}"));
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert_eq!(text(&ok.stdout).trim(), "ok");
+    let down = health(format!("127.0.0.1:{}", port()));
+    assert_eq!(down.status.code(), Some(1));
+    assert_one_line_error(&down, "does not answer");
+
     let term = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(term.success());
     let out = server.wait_with_output().unwrap();

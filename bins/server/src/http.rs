@@ -52,9 +52,13 @@ async fn metrics_handler(State(s): State<System>) -> Response {
     let Some(handle) = telemetry::prometheus() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are not enabled").into_response();
     };
-    if let Ok(n) = s.stack.auth.active_sessions().await {
+    // Sampled per scrape. The session count is a query: it doubles as "the database answers".
+    let sessions = s.stack.auth.active_sessions().await;
+    metrics::gauge!("fafnir_database_up").set(if sessions.is_ok() { 1.0 } else { 0.0 });
+    if let Ok(n) = sessions {
         metrics::gauge!("fafnir_active_sessions").set(n as f64);
     }
+    metrics::gauge!("fafnir_signing_key_age_seconds").set(s.stack.keys.active_key_age().as_secs_f64());
     if let Ok(n) = s.stack.outbox.pending().await {
         metrics::gauge!("fafnir_outbox_pending").set(n as f64);
     }

@@ -927,3 +927,17 @@ fafnir_core::conformance_tests!(@testdb
     secure_cookies_by_default_and_cors_for_allowed_origins,
     graceful_shutdown_finishes_in_flight_requests,
 );
+
+/// `docs/openapi.json` is the served OpenAPI document (what `GET /openapi.json` answers), for
+/// client generators and reviews. After changing a route, regenerate it with
+/// `FAFNIR_UPDATE_SCHEMA=1 cargo test -p fafnir-server --test e2e openapi_file` (or `make codegen`).
+#[test]
+fn openapi_file_matches_the_served_document() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let served = fafnir_server::http::all_in_one_openapi().to_pretty_json().unwrap() + "\n";
+    if std::env::var_os("FAFNIR_UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, &served).unwrap();
+    }
+    let file = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(file == served, "docs/openapi.json differs from the served document; regenerate it (see this test's doc)");
+}

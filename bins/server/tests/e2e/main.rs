@@ -21,6 +21,8 @@ mod grpc;
 mod http;
 mod mfa;
 mod microservices;
+mod monitoring;
 mod oauth;
 mod passkey;
 mod resilience;
+mod scale;
