@@ -2,6 +2,5 @@
 CREATE DATABASE fafnir_auth;
 CREATE DATABASE fafnir_security;
 CREATE DATABASE fafnir_users;
-CREATE DATABASE fafnir_notification;
 -- The one-process profile (`fafnir serve`).
 CREATE DATABASE fafnir;

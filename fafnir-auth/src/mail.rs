@@ -159,17 +159,20 @@ pub mod smtp {
                 return Err(bad("must be smtp(s)://user:pass@host:port with nothing after the port; percent-encode `/`, `?`, `#` and `@` in the user and password"));
             }
             let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("has no host"))?.to_owned();
-            let implicit = match u.scheme() {
-                "smtp" => false,
-                "smtps" => true,
-                _ => return Err(bad("must start with smtp:// or smtps://")),
+            // `smtp+insecure://` (development only, e.g. a mail catcher in Compose): STARTTLS
+            // when offered, plain text otherwise, as `smtp://` to a loopback host is.
+            let (implicit, insecure) = match u.scheme() {
+                "smtp" => (false, false),
+                "smtps" => (true, false),
+                "smtp+insecure" => (false, true),
+                _ => return Err(bad("must start with smtp:// or smtps:// (smtp+insecure:// in development)")),
             };
             let port = u.port().unwrap_or(if implicit { 465 } else { 587 });
             let tls_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
             let params = TlsParameters::new(tls_host).map_err(|e| bad(&format!("TLS setup failed: {e}")))?;
             let tls = if implicit {
                 Tls::Wrapper(params)
-            } else if loopback(&host) {
+            } else if insecure || loopback(&host) {
                 Tls::Opportunistic(params)
             } else {
                 Tls::Required(params)
@@ -269,6 +272,9 @@ pub mod smtp {
             assert!(!format!("{m:?}").contains("cret"));
             let m = SmtpMailer::from_url("smtps://mail.example.com", "no-reply@example.com").unwrap();
             assert_eq!(m.describe(), "SMTP at smtps://mail.example.com:465");
+            // Development only: a catcher without TLS on another host (Compose's Mailpit).
+            let m = SmtpMailer::from_url("smtp+insecure://mailpit:1025", "no-reply@example.com").unwrap();
+            assert_eq!(m.describe(), "SMTP at smtp+insecure://mailpit:1025");
             for bad in [
                 "http://mail.example.com",
                 "not a url",

@@ -104,8 +104,10 @@ pub fn user_id_or(field: &str, value: &str, default: UserId) -> Result<UserId, S
     user_id(field, value)
 }
 
-/// Runs one RPC in a tracing span and records `fafnir_grpc_requests_total{service, method, code}`
-/// and `fafnir_grpc_request_duration_seconds`.
+/// Runs one RPC in a tracing span and records
+/// `fafnir_grpc_requests_total{grpc_service, grpc_method, grpc_code}` and
+/// `fafnir_grpc_request_duration_seconds` (`grpc_`-prefixed: Prometheus's scrape configuration
+/// adds its own `service` label to every series).
 pub async fn observe<T>(
     service: &'static str,
     method: &'static str,
@@ -121,9 +123,9 @@ pub async fn observe<T>(
     };
     // Static labels: no allocation per call.
     let labels = [
-        metrics::Label::from_static_parts("service", service),
-        metrics::Label::from_static_parts("method", method),
-        metrics::Label::from_static_parts("code", code_label(code)),
+        metrics::Label::from_static_parts("grpc_service", service),
+        metrics::Label::from_static_parts("grpc_method", method),
+        metrics::Label::from_static_parts("grpc_code", code_label(code)),
     ];
     metrics::counter!("fafnir_grpc_requests_total", labels.iter()).increment(1);
     metrics::histogram!("fafnir_grpc_request_duration_seconds", labels.iter()).record(start.elapsed().as_secs_f64());

@@ -340,3 +340,98 @@ async fn cli_lists_oauth_providers() {
     assert_one_line_error(&out, "FAFNIR_PUBLIC_URL");
     server.abort();
 }
+
+/// With `FAFNIR_OTLP_ENDPOINT`, the spans of `fafnir serve` reach an OTLP collector: a real
+/// OTLP/gRPC `TraceService` on loopback, which records what it is sent. The last spans are
+/// flushed when the process stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp() {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+
+    #[derive(Clone, Default)]
+    struct Collector(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            req: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().push(req.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        }
+    }
+
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (otlp, http, grpc) = (port(), port(), port());
+    let collector = Collector::default();
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(collector.clone()))
+        .serve(format!("127.0.0.1:{otlp}").parse().unwrap());
+    tokio::spawn(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let fafnir = Command::new(env!("CARGO_BIN_EXE_fafnir"))
+        .env("FAFNIR_DATABASE_URL", format!("sqlite://{}", dir.path().join("f.db").display()))
+        .env("FAFNIR_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("FAFNIR_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("FAFNIR_OTLP_ENDPOINT", format!("http://127.0.0.1:{otlp}"))
+        .env("FAFNIR_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{http}");
+    let c = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if c.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "fafnir serve did not become ready");
+    let reg = c
+        .post(format!("{base}/auth/register"))
+        .json(&serde_json::json!({"email": "otel@example.com", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reg.status().as_u16(), 201);
+    assert!(Command::new("kill").args(["-TERM", &fafnir.id().to_string()]).status().unwrap().success());
+    let out = fafnir.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("exporting traces over OTLP"), "{}", text(&out.stdout));
+
+    let got = collector.0.lock().unwrap().clone();
+    let spans: Vec<(String, String)> = got
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|rs| {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
+                .and_then(|a| a.value.as_ref()?.value.clone())
+                .map(|v| match v {
+                    AnyValue::StringValue(s) => s,
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            rs.scope_spans.iter().flat_map(move |ss| {
+                ss.spans.iter().map({
+                    let service = service.clone();
+                    move |s| (service.clone(), s.name.clone())
+                })
+            })
+        })
+        .collect();
+    assert!(!spans.is_empty(), "no span reached the collector");
+    assert!(spans.iter().all(|(svc, _)| svc == "fafnir"), "{spans:?}");
+    assert!(spans.iter().any(|(_, name)| name == "http"), "the requests' spans: {spans:?}");
+}

@@ -68,7 +68,6 @@ pub async fn serve_grpc_with(
     let reflection_v1alpha =
         reflection().build_v1alpha().map_err(|e| StartError::Io(format!("gRPC reflection: {e}")))?;
     let server = Server::builder()
-        .layer(GrpcMetricsLayer)
         .timeout(MAX_CALL)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -104,109 +103,4 @@ pub fn side_app(checks: Vec<crate::remote::Check>) -> axum::Router {
             }),
         )
         .route("/metrics", get(crate::http::render_metrics))
-}
-
-/// Records `fafnir_grpc_requests_total{service, method, code}` and
-/// `fafnir_grpc_request_duration_seconds{service, method}` for every call. The labels come from
-/// the request path only when the method is one this server knows (the file descriptor set), so
-/// made-up paths cannot grow the label set; they count as `unknown`. The code is the
-/// `grpc-status` of the response head (tonic sends errors as trailers-only responses); a call
-/// whose head carries none succeeded or failed later in its trailers and counts as `OK`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcMetricsLayer;
-
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner }
-    }
-}
-
-/// See [`GrpcMetricsLayer`].
-#[derive(Debug, Clone)]
-pub struct GrpcMetrics<S> {
-    inner: S,
-}
-
-/// `(service, method)` of a known path, interned for the life of the process.
-fn grpc_labels(path: &str) -> (&'static str, &'static str) {
-    use std::collections::HashMap;
-    use std::sync::OnceLock;
-    static KNOWN: OnceLock<HashMap<String, (&'static str, &'static str)>> = OnceLock::new();
-    let known = KNOWN.get_or_init(|| {
-        use prost::Message;
-        let mut m = HashMap::new();
-        for set in [fafnir_proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET] {
-            let Ok(files) = prost_types::FileDescriptorSet::decode(set) else { continue };
-            for file in files.file {
-                let package = file.package.unwrap_or_default();
-                for svc in file.service {
-                    let name = svc.name.unwrap_or_default();
-                    let full: &'static str = Box::leak(format!("{package}.{name}").into_boxed_str());
-                    for method in svc.method {
-                        let method: &'static str = Box::leak(method.name.unwrap_or_default().into_boxed_str());
-                        m.insert(format!("/{full}/{method}"), (full, method));
-                    }
-                }
-            }
-        }
-        m
-    });
-    known.get(path).copied().unwrap_or(("unknown", "unknown"))
-}
-
-fn grpc_code_label(code: &str) -> &'static str {
-    match code {
-        "0" => "OK",
-        "1" => "CANCELLED",
-        "2" => "UNKNOWN",
-        "3" => "INVALID_ARGUMENT",
-        "4" => "DEADLINE_EXCEEDED",
-        "5" => "NOT_FOUND",
-        "6" => "ALREADY_EXISTS",
-        "7" => "PERMISSION_DENIED",
-        "8" => "RESOURCE_EXHAUSTED",
-        "9" => "FAILED_PRECONDITION",
-        "10" => "ABORTED",
-        "11" => "OUT_OF_RANGE",
-        "12" => "UNIMPLEMENTED",
-        "13" => "INTERNAL",
-        "14" => "UNAVAILABLE",
-        "15" => "DATA_LOSS",
-        "16" => "UNAUTHENTICATED",
-        _ => "OTHER",
-    }
-}
-
-impl<S, B, RB> tower::Service<axum::http::Request<B>> for GrpcMetrics<S>
-where
-    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<RB>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        let (service, method) = grpc_labels(req.uri().path());
-        let started = std::time::Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let res = fut.await;
-            let code = match &res {
-                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map_or("OK", grpc_code_label),
-                Err(_) => "UNAVAILABLE",
-            };
-            metrics::counter!("fafnir_grpc_requests_total", "service" => service, "method" => method, "code" => code)
-                .increment(1);
-            metrics::histogram!("fafnir_grpc_request_duration_seconds", "service" => service, "method" => method)
-                .record(started.elapsed().as_secs_f64());
-            res
-        })
-    }
 }

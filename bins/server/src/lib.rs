@@ -391,6 +391,7 @@ where
         Ok(config) => run(config, Shutdown::on_signal()).await,
         Err(e) => Err(StartError::Core(e)),
     };
+    telemetry::shutdown_tracing().await;
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -6,14 +6,86 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber: `filter` is a tracing filter such as `info`. Set
-/// `FAFNIR_LOG_FORMAT=json` for one JSON object per line. Safe to call more than once.
+/// `FAFNIR_LOG_FORMAT=json` for one JSON object per line. With the `otlp` feature and
+/// `FAFNIR_OTLP_ENDPOINT` (e.g. `http://collector:4317`), the spans are also exported over
+/// OTLP/gRPC, as service `OTEL_SERVICE_NAME` (default: the binary's name). Call it inside the
+/// Tokio runtime. Safe to call more than once (the first call wins).
 pub fn init_logging(filter: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("FAFNIR_LOG_FORMAT").is_ok_and(|v| v == "json");
-    use std::io::IsTerminal;
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_ansi(std::io::stdout().is_terminal());
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let fmt = tracing_subscriber::fmt::layer().with_target(true).with_ansi(std::io::stdout().is_terminal());
+    let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otlp")]
+    let installed = registry.with(otlp::layer()).try_init().is_ok();
+    #[cfg(not(feature = "otlp"))]
+    let installed = registry.try_init().is_ok();
+    if installed && std::env::var("FAFNIR_OTLP_ENDPOINT").is_ok_and(|e| !e.trim().is_empty()) {
+        if cfg!(feature = "otlp") {
+            tracing::info!("exporting traces over OTLP");
+        } else {
+            tracing::warn!("FAFNIR_OTLP_ENDPOINT is set, but this build has no `otlp` feature: no traces are exported");
+        }
+    }
+}
+
+/// Sends the spans still buffered for OTLP (call once, as the process ends). Without the `otlp`
+/// feature or an endpoint, does nothing.
+pub async fn shutdown_tracing() {
+    #[cfg(feature = "otlp")]
+    otlp::shutdown().await;
+}
+
+#[cfg(feature = "otlp")]
+mod otlp {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+    use tracing_subscriber::registry::LookupSpan;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// The OTLP layer, when `FAFNIR_OTLP_ENDPOINT` is set and the exporter can be built.
+    pub(super) fn layer<S>() -> Option<tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let endpoint = std::env::var("FAFNIR_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty())?;
+        let service = std::env::var("OTEL_SERVICE_NAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "fafnir".into())
+        });
+        let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!(
+                    "warning: FAFNIR_OTLP_ENDPOINT: the OTLP exporter cannot be built ({e}); no traces are exported"
+                );
+                return None;
+            }
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build())
+            .build();
+        let tracer = provider.tracer("fafnir");
+        let _ = PROVIDER.set(provider);
+        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+    }
+
+    pub(super) async fn shutdown() {
+        if let Some(p) = PROVIDER.get() {
+            let p = p.clone();
+            // Flushing blocks on the export: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
+        }
+    }
 }
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

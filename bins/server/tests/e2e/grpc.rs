@@ -539,7 +539,7 @@ async fn per_rpc_metrics(t: &TestDb) {
     // ---- per-RPC metrics
     let rendered = fafnir_server::telemetry::prometheus().unwrap().render();
     assert!(
-        rendered.contains(r#"fafnir_grpc_requests_total{service="fafnir.security.v1.SecurityService",method="AssignRole",code="PermissionDenied"}"#),
+        rendered.contains(r#"fafnir_grpc_requests_total{grpc_service="fafnir.security.v1.SecurityService",grpc_method="AssignRole",grpc_code="PermissionDenied"}"#),
         "{rendered}"
     );
     assert!(rendered.contains("fafnir_grpc_request_duration_seconds_bucket"));

@@ -60,7 +60,7 @@ async fn every_metric_in_the_dashboards_and_alerts_is_exported() {
     let b = Browser::new(&url);
     assert_eq!(b.post("/auth/register", json!({"email": "ada@example.com", "password": PW})).await.0, 201);
     assert_eq!(b.post("/auth/login", json!({"email": "ada@example.com", "password": PW})).await.0, 200);
-    let (_, refresh) = crate::common::tokens(&url, "ada@example.com", PW).await;
+    let (access, refresh) = crate::common::tokens(&url, "ada@example.com", PW).await;
     let rotated =
         http.post(format!("{url}/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
     assert_eq!(rotated.status().as_u16(), 200);
@@ -72,9 +72,15 @@ async fn every_metric_in_the_dashboards_and_alerts_is_exported() {
             break;
         }
     }
+    // A permission check over gRPC (every RPC is counted by its service, method and code).
     let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{g}")).unwrap().connect().await.unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
-    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    let mut security = fafnir_proto::security::v1::security_service_client::SecurityServiceClient::new(ch);
+    let mut req = tonic::Request::new(fafnir_proto::security::v1::CheckPermissionRequest {
+        user_id: String::new(),
+        permission: "profile:read".into(),
+    });
+    req.metadata_mut().insert("authorization", format!("Bearer {access}").parse().unwrap());
+    security.check_permission(req).await.unwrap();
 
     let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
     let exported: BTreeSet<String> = text
