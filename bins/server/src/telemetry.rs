@@ -18,8 +18,13 @@ pub fn init_logging(filter: &str) {
     let fmt = tracing_subscriber::fmt::layer().with_target(true).with_ansi(std::io::stdout().is_terminal());
     let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    // The OTLP layer only when it is configured: an absent `Option` layer would say "always
+    // interested" for every callsite and cost every request a filter evaluation.
     #[cfg(feature = "otlp")]
-    let installed = registry.with(otlp::layer()).try_init().is_ok();
+    let installed = match otlp::layer() {
+        Some(otlp) => registry.with(otlp).try_init().is_ok(),
+        None => registry.try_init().is_ok(),
+    };
     #[cfg(not(feature = "otlp"))]
     let installed = registry.try_init().is_ok();
     if installed && std::env::var("FAFNIR_OTLP_ENDPOINT").is_ok_and(|e| !e.trim().is_empty()) {
