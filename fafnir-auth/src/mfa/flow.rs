@@ -83,8 +83,11 @@ impl Auth {
     /// Whether `user` must pass a second factor to sign in: TOTP is on, or a passkey is
     /// registered.
     pub async fn has_second_factor(&self, user: UserId) -> Result<bool, AuthError> {
-        let s = self.mfa_status(user).await?;
-        Ok(s.totp || s.passkeys > 0)
+        // Every password login asks: two lookups, no recovery-code count.
+        if self.store.totp(user).await?.is_some_and(|t| t.confirmed) {
+            return Ok(true);
+        }
+        Ok(!self.store.passkeys_of(user).await?.is_empty())
     }
 
     /// The caller's second factors.
