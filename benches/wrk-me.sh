@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # REST `GET /auth/me` as an outside load tool sees it: wrk against `fafnir serve` (Bearer token),
-# against a bare axum handler answering JSON of the same shape, and against that handler behind
-# Fafnir's hardening layers and accept loop (what every route pays), alternated, in one run.
-#   cargo build --release -p fafnir-cli -p fafnir-benches --bin fafnir --bin load
+# against a bare axum handler answering JSON of the same shape (a plain axum app: `axum::serve`,
+# the system allocator), against the same bare handler on mimalloc (the allocator of Fafnir's
+# binaries), and against that handler behind Fafnir's hardening layers and accept loop (what
+# every route pays, on mimalloc), alternated, in one run.
+#   cargo build --release -p fafnir-cli -p fafnir-benches --bin fafnir --bin load --bin bare-mimalloc
 #   bash benches/wrk-me.sh [ROUNDS] [SECONDS] [CONNECTIONS]        # defaults: 3 5 64
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,25 +14,27 @@ BIN=target/release
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-P=$(port) B=$(port) H=$(port)
+P=$(port) B=$(port) M=$(port) H=$(port)
 export FAFNIR_DATABASE_URL="sqlite://$dir/f.db" FAFNIR_LOG=warn FAFNIR_COOKIE_SECURE=false
 echo 'correct horse battery staple' | $BIN/fafnir user create --email load0@example.com --password-stdin >/dev/null
 FAFNIR_HTTP_ADDR=127.0.0.1:$P FAFNIR_GRPC_ADDR=127.0.0.1:$(port) $BIN/fafnir serve >"$dir/server.log" 2>&1 &
 $BIN/load bare-server "$B" &
-$BIN/load bare-hardened-server "$H" &
+$BIN/bare-mimalloc plain "$M" &
+$BIN/bare-mimalloc hardened "$H" &
 for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:$P/healthz" >/dev/null && curl -sf "http://127.0.0.1:$B/bare" >/dev/null \
-    && curl -sf "http://127.0.0.1:$H/bare" >/dev/null && break
+    && curl -sf "http://127.0.0.1:$M/bare" >/dev/null && curl -sf "http://127.0.0.1:$H/bare" >/dev/null && break
   sleep 0.2
 done
 TOKEN=$(curl -s "http://127.0.0.1:$P/auth/token" -d grant_type=password -d username=load0@example.com \
   -d 'password=correct horse battery staple' | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
 rps() { wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$@" | awk '/Requests\/sec/ {print $2}'; }
-echo "| round | \`GET /auth/me\` req/s | bare handler req/s | bare + hardening req/s | me / bare | hardened / bare |"
-echo "|---|---|---|---|---|---|"
+echo "| round | \`GET /auth/me\` req/s | bare req/s | bare (mimalloc) req/s | bare + hardening (mimalloc) req/s | me / bare | me / bare (mimalloc) | hardened / bare (mimalloc) |"
+echo "|---|---|---|---|---|---|---|---|"
 for r in $(seq "$ROUNDS"); do
   me=$(rps -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$P/auth/me")
   bare=$(rps "http://127.0.0.1:$B/bare")
+  mi=$(rps "http://127.0.0.1:$M/bare")
   hard=$(rps "http://127.0.0.1:$H/bare")
-  echo "| $r | $me | $bare | $hard | $(python3 -c "print(f'{100*$me/$bare:.0f}% | {100*$hard/$bare:.0f}%')") |"
+  echo "| $r | $me | $bare | $mi | $hard | $(python3 -c "print(f'{100*$me/$bare:.0f}% | {100*$me/$mi:.0f}% | {100*$hard/$mi:.0f}%')") |"
 done

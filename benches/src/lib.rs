@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // bench set-up: a failure should stop the bench loudly
 
+pub mod bare;
 pub mod driver;
 
 use std::sync::Arc;

@@ -7,20 +7,22 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// How many entries Fafnir's caches hold (verified tokens, sessions, accounts, profiles): a
 /// few MB at most each.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
-pub struct TtlCache<K, V> {
-    entries: RwLock<HashMap<K, (V, i64)>>,
+/// `S` hashes the keys: the standard library's SipHash by default; a faster hasher only where
+/// no one outside can choose the keys (see [`TtlCache::with_hasher`]).
+pub struct TtlCache<K, V, S = RandomState> {
+    entries: RwLock<HashMap<K, (V, i64), S>>,
     max: usize,
 }
 
 /// Only the size: keys can be access tokens, values accounts or profiles.
-impl<K, V> std::fmt::Debug for TtlCache<K, V> {
+impl<K, V, S> std::fmt::Debug for TtlCache<K, V, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.entries.read().map_or(0, |m| m.len());
         f.debug_struct("TtlCache").field("entries", &n).field("max", &self.max).finish()
@@ -29,14 +31,23 @@ impl<K, V> std::fmt::Debug for TtlCache<K, V> {
 
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub fn new(max: usize) -> Self {
-        Self { entries: RwLock::new(HashMap::new()), max }
+        Self::with_hasher(max, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq, V: Clone, S: BuildHasher> TtlCache<K, V, S> {
+    /// A cache hashing its keys with `hasher`. A hasher that is fast but only weakly resistant
+    /// to chosen collisions suits only keys that outsiders cannot choose: values this process
+    /// made or checked before storing them (ids, tokens whose signature was verified).
+    pub fn with_hasher(max: usize, hasher: S) -> Self {
+        Self { entries: RwLock::new(HashMap::with_hasher(hasher)), max }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<K, (V, i64)>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<K, (V, i64), S>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<K, (V, i64)>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<K, (V, i64), S>> {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -26,6 +26,15 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    /// Straight from the system time: a calendar date is never built (`now()` builds one, and
+    /// cache checks ask for the time several times per request).
+    fn now_ms(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        }
+    }
 }
 
 /// A clock that only moves when told to.
@@ -44,6 +53,10 @@ impl ManualClock {
         Arc::new(Self { ms: AtomicI64::new(t.timestamp_millis()) })
     }
 
+    fn ms(&self) -> i64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+
     pub fn advance(&self, d: std::time::Duration) {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         self.ms.fetch_add(ms, Ordering::SeqCst);
@@ -52,7 +65,11 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        from_ms(self.ms.load(Ordering::SeqCst))
+        from_ms(self.ms())
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.ms()
     }
 }
 
@@ -61,7 +78,106 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// Serialises a timestamp exactly as chrono's `Serialize` does (RFC 3339 with `Z`, and a
+/// fraction of 0, 3, 6 or 9 digits, as many as it needs), written straight into a buffer: chrono
+/// goes through `fmt`, which serde_json then escapes one character at a time, a cost every
+/// `GET /auth/me` paid. For `#[serde(serialize_with = …)]`; years outside 0–9999 and leap
+/// seconds are left to chrono.
+pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    use chrono::{Datelike, Timelike};
+    use serde::Serialize;
+    let (year, nanos) = (t.year(), t.nanosecond());
+    let Ok(year) = u32::try_from(year) else { return t.serialize(s) };
+    if year > 9999 || nanos >= 1_000_000_000 {
+        return t.serialize(s);
+    }
+    let mut buf = [0u8; 30];
+    let mut n = 0;
+    let mut put = |v: u32, digits: u32, sep: Option<u8>| {
+        for i in 0..digits {
+            buf[n + i as usize] = b'0' + (v / 10u32.pow(digits - 1 - i) % 10) as u8;
+        }
+        n += digits as usize;
+        if let Some(c) = sep {
+            buf[n] = c;
+            n += 1;
+        }
+    };
+    put(year, 4, Some(b'-'));
+    put(t.month(), 2, Some(b'-'));
+    put(t.day(), 2, Some(b'T'));
+    put(t.hour(), 2, Some(b':'));
+    put(t.minute(), 2, Some(b':'));
+    put(t.second(), 2, None);
+    let digits = match nanos {
+        0 => 0,
+        _ if nanos % 1_000_000 == 0 => 3,
+        _ if nanos % 1_000 == 0 => 6,
+        _ => 9,
+    };
+    if digits > 0 {
+        buf[n] = b'.';
+        n += 1;
+        let mut put = |v: u32, digits: u32| {
+            for i in 0..digits {
+                buf[n + i as usize] = b'0' + (v / 10u32.pow(digits - 1 - i) % 10) as u8;
+            }
+            n += digits as usize;
+        };
+        put(nanos / 10u32.pow(9 - digits), digits);
+    }
+    buf[n] = b'Z';
+    n += 1;
+    // Only ASCII digits and separators were written.
+    s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
 /// A `std::time::Duration` as whole milliseconds, saturating.
 pub fn dur_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_serialise_exactly_as_chrono_does() {
+        #[derive(serde::Serialize)]
+        struct Fast(#[serde(serialize_with = "serialize_rfc3339")] DateTime<Utc>);
+        let base = Utc.with_ymd_and_hms(2026, 11, 29, 23, 5, 9).single().expect("a valid date");
+        let mut cases = vec![
+            base,
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).single().expect("year 0"),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).single().expect("year 9999"),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).single().expect("year 10000"),
+            Utc.with_ymd_and_hms(-1, 6, 15, 12, 0, 0).single().expect("year -1"),
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+        ];
+        for nanos in [1, 7, 1_000, 120_000, 746_000_000, 999_999_999, 1_000_000, 5_000_000, 500_000_000] {
+            cases.push(base + chrono::Duration::nanoseconds(nanos));
+        }
+        // Every millisecond of a few seconds, and a spread of whole timestamps.
+        for ms in (0..3_000).chain((0..2_000).map(|i| i * 86_400_123 + 17)) {
+            cases.push(from_ms(1_700_000_000_000 + ms));
+            cases.push(from_ms(-ms * 1_000));
+        }
+        for t in cases {
+            let fast = serde_json::to_string(&Fast(t)).expect("serialises");
+            let chrono = serde_json::to_string(&t).expect("serialises");
+            assert_eq!(fast, chrono, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn the_system_clock_gives_the_same_milliseconds_both_ways() {
+        let (a, b, c) =
+            (SystemClock.now().timestamp_millis(), SystemClock.now_ms(), SystemClock.now().timestamp_millis());
+        assert!(a <= b && b <= c, "{a} <= {b} <= {c}");
+        let m = ManualClock::at(from_ms(1_700_000_000_123));
+        assert_eq!(m.now_ms(), 1_700_000_000_123);
+        m.advance(std::time::Duration::from_millis(5));
+        assert_eq!((m.now_ms(), m.now().timestamp_millis()), (1_700_000_000_128, 1_700_000_000_128));
+    }
 }

@@ -249,12 +249,15 @@ impl TokenVerifier for StaticVerifier {
 pub struct CachingVerifier {
     inner: std::sync::Arc<dyn TokenVerifier>,
     clock: crate::clock::SharedClock,
-    cache: crate::cache::TtlCache<Box<str>, AccessClaims>,
+    // foldhash instead of SipHash: keys are whole tokens (hundreds of bytes, hashed on every
+    // request), and only tokens whose signature was verified are stored, so no outsider
+    // chooses a key.
+    cache: crate::cache::TtlCache<Box<str>, AccessClaims, foldhash::fast::RandomState>,
 }
 
 impl CachingVerifier {
     pub fn new(inner: std::sync::Arc<dyn TokenVerifier>, clock: crate::clock::SharedClock, max: usize) -> Self {
-        Self { inner, clock, cache: crate::cache::TtlCache::new(max) }
+        Self { inner, clock, cache: crate::cache::TtlCache::with_hasher(max, Default::default()) }
     }
 }
 

@@ -311,14 +311,17 @@ impl fafnir_core::PermissionChecker for Rbac {
         _bearer: Option<&str>,
         user: UserId,
     ) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
-        self.learn(&[user]).await.map_err(directory_error)?;
+        // Known users (nearly every call) skip `learn` and its look at the snapshot.
+        if !self.snapshot.load().user_role_names.contains_key(&user) {
+            self.learn(&[user]).await.map_err(directory_error)?;
+        }
         let snap = self.snapshot.load();
         let Some(roles) = snap.user_role_names.get(&user) else {
             return Ok(None);
         };
         Ok(Some(fafnir_core::Grants {
             roles: roles.iter().map(|r| r.to_string()).collect(),
-            permissions: snap.permissions_of(&user).unwrap_or_default().iter().map(|p| p.to_string()).collect(),
+            permissions: snap.permission_names_of(&user),
         }))
     }
 }

@@ -144,6 +144,16 @@ impl Snapshot {
         }
     }
 
+    /// [`Snapshot::permissions_of`] as the strings an answer carries, sorted and without
+    /// repeats, each copied once (not once as a `Permission` and again as its text).
+    pub(crate) fn permission_names_of(&self, user: &UserId) -> Vec<String> {
+        let Some(roles) = self.users.get(user) else { return Vec::new() };
+        let mut names: Vec<&str> = roles.iter().flat_map(|r| r.effective_list.iter().map(Permission::as_str)).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(str::to_owned).collect()
+    }
+
     pub(crate) fn permissions_of(&self, user: &UserId) -> Option<Vec<Permission>> {
         let roles = self.users.get(user)?;
         let mut out: Vec<Permission> = roles.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
@@ -230,6 +240,11 @@ mod tests {
         assert_eq!(snap.check_str(&v, "docs:read").code, crate::CheckCode::PermissionDenied);
         assert_eq!(snap.check_str(&UserId::new(), "docs:read").code, crate::CheckCode::UserNotFound);
         assert_eq!(snap.permissions_of(&u).unwrap().len(), 4);
+        // The answer's strings: the same permissions, sorted, no repeats (editor reaches viewer's).
+        assert_eq!(snap.permission_names_of(&u), ["*:list", "docs:read", "docs:write", "images:*"]);
+        let as_text: Vec<String> = snap.permissions_of(&u).unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(snap.permission_names_of(&u), as_text);
+        assert!(snap.permission_names_of(&v).is_empty() && snap.permission_names_of(&UserId::new()).is_empty());
     }
 
     #[test]

@@ -13,7 +13,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a load tool: failing loudly is the point
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -83,40 +82,12 @@ fn machine_cpu() -> (f64, f64, f64) {
     (busy, idle, steal)
 }
 
-/// The bare handler; `hardened` puts it behind what every Fafnir server adds (the hardening
-/// layers, the metrics middleware, and the accept loop with its timeouts and connection cap), so
-/// that the gap between `me` and bare splits into what the layers cost and what `me` itself does.
-async fn bare_server(port: u16, hardened: bool) {
-    let app = axum::Router::new().route(
-        "/bare",
-        // The shape and size of `GET /auth/me`'s answer, built per request.
-        axum::routing::get(|| async {
-            axum::Json(json!({
-                "id": "01a22638-2a71-71b4-b883-01d336e6cc2e",
-                "email": "load0@example.com",
-                "email_verified": false,
-                "roles": ["member"],
-                "permissions": ["profile:read", "profile:write"],
-                "created_at": "2026-11-29T07:32:24.817Z"
-            }))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
-    if hardened {
-        let settings = fafnir_auth::http::HttpSettings::from_config(&fafnir_core::Config::default());
-        let app = fafnir_server::http::harden(app, &settings, false);
-        fafnir_server::serve(listener, app, std::future::pending()).await.unwrap();
-    } else {
-        axum::serve(listener, app).await.unwrap();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let mode = std::env::args().nth(1);
     if matches!(mode.as_deref(), Some("bare-server" | "bare-hardened-server")) {
         let port = std::env::args().nth(2).and_then(|p| p.parse().ok()).expect("bare-server PORT");
-        return bare_server(port, mode.as_deref() == Some("bare-hardened-server")).await;
+        return fafnir_benches::bare::serve(port, mode.as_deref() == Some("bare-hardened-server")).await;
     }
     let o = parse_opts();
     assert!(o.fafnir.exists(), "{} not found: run `cargo build --release -p fafnir-cli` first", o.fafnir.display());

@@ -7,6 +7,11 @@ use clap::Parser;
 use fafnir_core::Config;
 use fafnir_server::ConfigArgs;
 
+/// mimalloc instead of glibc's malloc, whose arena locks the worker threads contend on under load
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "auth-service",

@@ -8,6 +8,11 @@ use fafnir_core::Config;
 use fafnir_rbac::RoleName;
 use fafnir_server::{ConfigArgs, Stack};
 
+/// mimalloc instead of glibc's malloc, whose arena locks the worker threads contend on under load
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fafnir",

@@ -140,10 +140,8 @@ where
             std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)))
         };
         HardenFuture {
-            // `tokio::time::timeout` registers its timer only when the handler does not answer
-            // on its first poll, and still fires when the handler spends the task's cooperative
-            // budget on every poll.
-            inner: inner.ok().map(|f| tokio::time::timeout(REQUEST_TIMEOUT, f.instrument(span.clone()))),
+            inner: inner.ok().map(|f| f.instrument(span.clone())),
+            deadline: None,
             span,
             start,
             id: Some(id),
@@ -157,7 +155,12 @@ pin_project! {
     pub struct HardenFuture<F> {
         // `None` when the service panicked in `call`.
         #[pin]
-        inner: Option<tokio::time::Timeout<F>>,
+        inner: Option<F>,
+        // Made when the handler does not answer on its first poll: most answer at once, and
+        // then no timer is made, registered or cancelled (nor the runtime handle looked up, whose
+        // shared reference count every request would otherwise touch). Unconstrained, so it
+        // still fires when the handler spends the task's cooperative budget on every poll.
+        deadline: Option<Pin<Box<tokio::task::coop::Unconstrained<tokio::time::Sleep>>>>,
         // For the lines logged about the answer (a failure, a panic, a timeout).
         span: tracing::Span,
         start: Instant,
@@ -180,14 +183,19 @@ where
         };
         let _entered = this.span.enter();
         let mut res = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(Ok(res)))) => res,
-            Ok(Poll::Ready(Ok(Err(never)))) => match never {},
-            Ok(Poll::Ready(Err(_elapsed))) => {
+            Ok(Poll::Pending) => {
+                let deadline = this.deadline.get_or_insert_with(|| {
+                    Box::pin(tokio::task::coop::unconstrained(tokio::time::sleep(REQUEST_TIMEOUT)))
+                });
+                if deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
                 // The handler's future is dropped with this one, which cancels it.
                 tracing::warn!(timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out");
                 StatusCode::REQUEST_TIMEOUT.into_response()
             }
+            Ok(Poll::Ready(Ok(res))) => res,
+            Ok(Poll::Ready(Err(never))) => match never {},
             Err(_) => panic_response(),
         };
         let h = res.headers_mut();
@@ -269,12 +277,15 @@ fn status_label(s: StatusCode) -> &'static str {
 /// The counter and histogram of one label set.
 type Handles = (metrics::Counter, metrics::Histogram);
 
-/// The metric handles of (method, route, status), kept once the recorder is installed: a lookup
-/// by the labels' addresses (they are interned) instead of the registry's hashing of the label
-/// strings on every request. The label sets are bounded (methods × routes × statuses).
-fn handles(method: &'static str, route: &'static str, status: StatusCode) -> Handles {
+/// Counts one answer of (method, route, status) and records its duration. Once the recorder is
+/// installed, the handles are kept per worker thread, looked up by the labels' addresses (they
+/// are interned): no hashing of label strings, no lock and no reference count shared between
+/// threads on every request. The label sets are bounded (methods × routes × statuses).
+fn record(method: &'static str, route: &'static str, status: StatusCode, seconds: f64) {
     type Key = ((usize, usize), (usize, usize), u16);
-    static CACHE: OnceLock<RwLock<std::collections::HashMap<Key, Handles>>> = OnceLock::new();
+    thread_local! {
+        static HANDLES: std::cell::RefCell<std::collections::HashMap<Key, Handles>> = Default::default();
+    }
     let make = || {
         let labels = [
             metrics::Label::from_static_parts("method", method),
@@ -286,16 +297,16 @@ fn handles(method: &'static str, route: &'static str, status: StatusCode) -> Han
             metrics::histogram!("fafnir_http_request_duration_seconds", labels.iter()),
         )
     };
+    let count = |(counter, histogram): &Handles| {
+        counter.increment(1);
+        histogram.record(seconds);
+    };
     if !crate::telemetry::installed() {
-        return make();
+        return count(&make());
     }
     let at = |s: &'static str| (s.as_ptr() as usize, s.len());
     let key = (at(method), at(route), status.as_u16());
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(h) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return h.clone();
-    }
-    cache.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert_with(make).clone()
+    HANDLES.with(|h| count(h.borrow_mut().entry(key).or_insert_with(make)));
 }
 
 impl<S> Service<Request> for Track<S>
@@ -338,9 +349,7 @@ where
         let this = self.project();
         let res = std::task::ready!(this.inner.poll(cx));
         if let Ok(res) = &res {
-            let (count, duration) = handles(this.method, this.route, res.status());
-            count.increment(1);
-            duration.record(this.start.elapsed().as_secs_f64());
+            record(this.method, this.route, res.status(), this.start.elapsed().as_secs_f64());
         }
         Poll::Ready(res)
     }

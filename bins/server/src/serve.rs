@@ -22,10 +22,8 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::ServiceExt;
 
 use crate::StartError;
 
@@ -180,22 +178,29 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
 
 /// The router as a hyper service for one connection, with the peer's address available to
 /// handlers as `ConnectInfo<SocketAddr>` (as `into_make_service_with_connect_info` would).
-fn service(
-    app: &Router,
+/// Written out rather than `TowerToHyperService` over a `service_fn`: that clones the closure,
+/// and the closure the router, so every request would touch the router's shared reference
+/// count twice; here once.
+#[derive(Clone)]
+struct AppService {
+    app: Router,
     peer: SocketAddr,
-) -> TowerToHyperService<
-    impl tower::Service<
-            hyper::Request<hyper::body::Incoming>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future = impl Send,
-        > + Clone,
-> {
-    let app = app.clone();
-    TowerToHyperService::new(tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(req.map(axum::body::Body::new))
-    }))
+}
+
+fn service(app: &Router, peer: SocketAddr) -> AppService {
+    AppService { app: app.clone(), peer }
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for AppService {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        // `Router` is always ready, and its `call` needs `&mut`: call a clone.
+        tower::Service::call(&mut self.app.clone(), req.map(axum::body::Body::new))
+    }
 }
 
 /// After an accept error: too many open files and the like pass; wait a little so that a

@@ -130,6 +130,7 @@ pub struct MeResponse {
     /// Effective permissions; left out with `?grants=false`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    #[serde(serialize_with = "fafnir_core::clock::serialize_rfc3339")]
     pub created_at: DateTime<Utc>,
     /// How the account can sign in: `password` if it has one, then each linked provider.
     #[serde(default)]

@@ -194,6 +194,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: AuthHttp) -> Router<S> {
     parts().0.with_state(state).layer(no_store)
 }
 
+/// [`router`] without its `Cache-Control: no-store` layer, for a server that puts that header
+/// on every answer itself (fafnir-server's hardening layer does): the layer wraps every route,
+/// and each wrapped route costs every request a boxed clone. Anywhere else, use [`router`].
+pub fn router_for_no_store_server<S: Clone + Send + Sync + 'static>(state: AuthHttp) -> Router<S> {
+    parts().0.with_state(state)
+}
+
 /// The OpenAPI 3.1 document of [`router`], generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     parts().1
