@@ -19,6 +19,7 @@ use crate::assets::docs_routes;
 use crate::gateway::upstream::AuthUpstream;
 use crate::gateway::{CsrfCheck, Gateway, Services};
 use crate::harden::{HardenLayer, TrackLayer};
+use crate::serve::HttpApp;
 use crate::stack::{Stack, StartError};
 use crate::telemetry;
 
@@ -112,12 +113,12 @@ fn system_routes() -> OpenApiRouter<System> {
 
 /// The HTTP app of auth-service: the auth routes, system routes and docs, with `extra` routes
 /// merged in, behind the hardening layers.
-pub async fn app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), StartError> {
+pub async fn app(stack: &Stack, extra: Router) -> Result<(impl HttpApp, AuthHttp), StartError> {
     build(stack, extra, false).await
 }
 
 /// The HTTP app of `fafnir serve`: [`app`] plus the GraphQL gateway on the in-process services.
-pub async fn all_in_one_app(stack: &Stack, extra: Router) -> Result<(Router, AuthHttp), StartError> {
+pub async fn all_in_one_app(stack: &Stack, extra: Router) -> Result<(impl HttpApp, AuthHttp), StartError> {
     build(stack, extra, true).await
 }
 
@@ -139,7 +140,7 @@ pub fn local_gateway(stack: &Stack, auth_http: &AuthHttp, auth_router: Router) -
     )
 }
 
-async fn build(stack: &Stack, extra: Router, graphql: bool) -> Result<(Router, AuthHttp), StartError> {
+async fn build(stack: &Stack, extra: Router, graphql: bool) -> Result<(impl HttpApp, AuthHttp), StartError> {
     // Install the recorder before anything is counted (metrics recorded earlier are dropped).
     let _ = telemetry::prometheus();
     let settings = HttpSettings::from_config(&stack.config);
@@ -247,14 +248,17 @@ struct GraphqlDoc;
 /// the router once, as one service: `Router::layer` would wrap every route in each of them, and
 /// every request would then clone each boxed route level below the one it enters (five levels
 /// of boxed clones per request instead of two, measured in docs/performance.md).
-pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> Router {
+///
+/// The result is what the accept loops serve ([`crate::serve::HttpApp`]): the layers around the
+/// router as one service, not wrapped in another `Router` (whose routing every request would
+/// pay a second time).
+pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> impl HttpApp {
     let routed = router.route_layer(TrackLayer);
-    let outer = tower::ServiceBuilder::new()
+    tower::ServiceBuilder::new()
         .layer(HardenLayer::new(https))
         .option_layer(cors(settings))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .service(routed);
-    Router::new().fallback_service(outer)
+        .service(routed)
 }
 
 /// `/metrics` for processes without a [`Stack`] (api-gateway).

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 pub use config::ConfigArgs;
-pub use serve::{bind, serve, serve_with, Limits};
+pub use serve::{bind, serve, serve_with, HttpApp, Limits};
 pub use stack::{Stack, StartError};
 use tokio::net::TcpListener;
 

@@ -20,12 +20,40 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::StartError;
+
+/// What the HTTP accept loops serve: an [`axum::Router`], or a router behind
+/// [`crate::http::harden`] (the hardening layers wrap it as one service, not as another router
+/// level, so that no request routes twice).
+pub trait HttpApp:
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> HttpApp for T where
+    T: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Connection limits of one process.
 #[derive(Debug, Clone)]
@@ -97,7 +125,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 /// Serves `app` until `shutdown` resolves, with the process-wide [`Limits`].
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl HttpApp,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     serve_with(listener, app, shutdown, Limits::current()).await
@@ -107,7 +135,7 @@ pub async fn serve(
 /// in-flight requests finish for at most `limits.shutdown_grace`, and closes the rest.
 pub async fn serve_with(
     listener: TcpListener,
-    app: Router,
+    app: impl HttpApp,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: &Limits,
 ) -> Result<(), StartError> {
@@ -182,23 +210,24 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
 /// and the closure the router, so every request would touch the router's shared reference
 /// count twice; here once.
 #[derive(Clone)]
-struct AppService {
-    app: Router,
+struct AppService<A> {
+    app: A,
     peer: SocketAddr,
 }
 
-fn service(app: &Router, peer: SocketAddr) -> AppService {
+fn service<A: HttpApp>(app: &A, peer: SocketAddr) -> AppService<A> {
     AppService { app: app.clone(), peer }
 }
 
-impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for AppService {
+impl<A: HttpApp> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for AppService<A> {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
-    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+    type Future = A::Future;
 
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        // `Router` is always ready, and its `call` needs `&mut`: call a clone.
+        // Routers and the hardening layers are always ready, and `call` needs `&mut`: call a
+        // clone (for a router, one reference count).
         tower::Service::call(&mut self.app.clone(), req.map(axum::body::Body::new))
     }
 }

@@ -138,7 +138,7 @@ pub struct MeResponse {
 }
 
 /// Query of `GET /auth/me`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MeQuery {
     /// Include roles and permissions (default true). `false` skips the permission service: the

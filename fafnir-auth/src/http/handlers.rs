@@ -466,8 +466,12 @@ async fn me(
     CurrentUser(who): CurrentUser,
     RawQuery(q): RawQuery,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let q: MeQuery = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "grants must be true or false"))?;
+    // Most calls have no query string: nothing to parse then.
+    let q: MeQuery = match q.as_deref() {
+        None | Some("") => MeQuery::default(),
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", "grants must be true or false"))?,
+    };
     let acct = h.auth().me(&who).await?;
     let grants = if q.grants.unwrap_or(true) {
         let grants = h.checker().grants(Some(who.token.expose()), who.user_id).await.map_err(|e| match e {

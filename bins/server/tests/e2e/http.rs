@@ -298,6 +298,21 @@ async fn bearer_flow_through_the_token_endpoint(t: &TestDb) {
     let me = c.get(s.url("/auth/me")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(me.headers()["cache-control"], "no-store", "personal data is never cached");
+    let me: Value = me.json().await.unwrap();
+    assert!(me["roles"].is_array() && me["permissions"].is_array(), "{me}");
+    assert_eq!(me["sign_in_methods"], json!(["password"]));
+    // The query string: `grants=false` leaves the grants out; anything but true or false is a 400.
+    let get_me = |q: &'static str| c.get(s.url(&format!("/auth/me{q}"))).bearer_auth(&access).send();
+    let lean: Value = get_me("?grants=false").await.unwrap().json().await.unwrap();
+    assert!(lean.get("roles").is_none() && lean.get("permissions").is_none() && lean["id"] == me["id"], "{lean}");
+    let full: Value = get_me("?grants=true").await.unwrap().json().await.unwrap();
+    assert_eq!(full, me);
+    for bad in ["?grants=maybe", "?grants="] {
+        let res = get_me(bad).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "INVALID_REQUEST", "{bad}");
+    }
+    assert_eq!(get_me("?").await.unwrap().status(), StatusCode::OK, "an empty query string is no query");
     let sessions: Value =
         c.get(s.url("/auth/sessions")).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
     assert_eq!(sessions["sessions"].as_array().unwrap().len(), 1);
