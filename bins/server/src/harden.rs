@@ -8,7 +8,7 @@
 //! Written by hand because the same eight tower-http layers stacked cost a bare handler about a
 //! third of its throughput under wrk (docs/performance.md): each adds a future, some a timer
 //! armed on every request, a boxed future or a cloned service. Here there is one future, no
-//! allocation beyond the request id, and the deadline timer is registered only when the
+//! allocation beyond the request id, and the deadline timer is made (and boxed) only when the
 //! handler does not answer on its first poll.
 
 use std::future::Future;
@@ -100,6 +100,13 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
+/// The answer at the deadline. The handler's future is dropped with [`HardenFuture`], which
+/// cancels it.
+fn timed_out() -> Response {
+    tracing::warn!(timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out");
+    StatusCode::REQUEST_TIMEOUT.into_response()
+}
+
 fn panic_response() -> Response {
     tracing::error!("a request handler panicked");
     let body = serde_json::json!({"error": {"code": "INTERNAL", "message": "internal error"}});
@@ -119,7 +126,8 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let start = Instant::now();
+        // The runtime's clock (a paused one in tests): the deadline counts from here.
+        let start = tokio::time::Instant::now();
         let id = match req.headers().get(&REQUEST_ID) {
             Some(v) if acceptable_id(v) => v.clone(),
             _ => {
@@ -156,14 +164,15 @@ pin_project! {
         // `None` when the service panicked in `call`.
         #[pin]
         inner: Option<F>,
-        // Made when the handler does not answer on its first poll: most answer at once, and
-        // then no timer is made, registered or cancelled (nor the runtime handle looked up, whose
-        // shared reference count every request would otherwise touch). Unconstrained, so it
-        // still fires when the handler spends the task's cooperative budget on every poll.
+        // [`REQUEST_TIMEOUT`] after `start`, made when the handler does not answer on its first
+        // poll: most answer at once, and then no timer is made, registered or cancelled (nor the
+        // runtime handle looked up, whose shared reference count every request would otherwise
+        // touch). Unconstrained, so it still fires when the handler spends the task's
+        // cooperative budget on every poll.
         deadline: Option<Pin<Box<tokio::task::coop::Unconstrained<tokio::time::Sleep>>>>,
         // For the lines logged about the answer (a failure, a panic, a timeout).
         span: tracing::Span,
-        start: Instant,
+        start: tokio::time::Instant,
         id: Option<HeaderValue>,
         headers: &'static [(HeaderName, HeaderValue)],
     }
@@ -177,25 +186,26 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let (start, deadline) = (*this.start, this.deadline);
+        // `None`: the handler is still running and its deadline has not passed.
         let polled = match this.inner.as_pin_mut() {
-            Some(inner) => std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))),
+            Some(inner) => std::panic::catch_unwind(AssertUnwindSafe(|| match inner.poll(cx) {
+                Poll::Ready(res) => Some(res),
+                Poll::Pending => {
+                    let deadline = deadline.get_or_insert_with(|| {
+                        let at = start + REQUEST_TIMEOUT;
+                        Box::pin(tokio::task::coop::unconstrained(tokio::time::sleep_until(at)))
+                    });
+                    deadline.as_mut().poll(cx).is_ready().then(|| Ok(timed_out()))
+                }
+            })),
             None => Err(Box::new("panicked in call") as Box<dyn std::any::Any + Send>),
         };
         let _entered = this.span.enter();
         let mut res = match polled {
-            Ok(Poll::Pending) => {
-                let deadline = this.deadline.get_or_insert_with(|| {
-                    Box::pin(tokio::task::coop::unconstrained(tokio::time::sleep(REQUEST_TIMEOUT)))
-                });
-                if deadline.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                // The handler's future is dropped with this one, which cancels it.
-                tracing::warn!(timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out");
-                StatusCode::REQUEST_TIMEOUT.into_response()
-            }
-            Ok(Poll::Ready(Ok(res))) => res,
-            Ok(Poll::Ready(Err(never))) => match never {},
+            Ok(None) => return Poll::Pending,
+            Ok(Some(Ok(res))) => res,
+            Ok(Some(Err(never))) => match never {},
             Err(_) => panic_response(),
         };
         let h = res.headers_mut();
@@ -401,16 +411,17 @@ mod tests {
                     "late"
                 }),
             )
-            .route_layer(TrackLayer)
-            .layer(HardenLayer::new(true))
     }
 
+    /// The test routes behind [`crate::http::harden`] itself, as every server serves them.
     async fn send(path: &str, id: Option<&str>) -> Response {
         let mut req = axum::http::Request::get(path);
         if let Some(id) = id {
             req = req.header("x-request-id", id);
         }
-        app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        let settings = fafnir_auth::http::HttpSettings::from_config(&fafnir_core::Config::default());
+        let app = crate::http::harden(app(), &settings, true);
+        app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
     }
 
     #[tokio::test]

@@ -28,7 +28,9 @@ use crate::StartError;
 
 /// What the HTTP accept loops serve: an [`axum::Router`], or a router behind
 /// [`crate::http::harden`] (the hardening layers wrap it as one service, not as another router
-/// level, so that no request routes twice).
+/// level, so that no request routes twice). The service must always be ready (routers and
+/// Fafnir's layers are): the accept loop calls it without `poll_ready`, so a layer that applies
+/// back-pressure through readiness (a concurrency limit, a buffer) belongs inside the router.
 pub trait HttpApp:
     tower::Service<
         axum::extract::Request,
@@ -226,8 +228,8 @@ impl<A: HttpApp> hyper::service::Service<hyper::Request<hyper::body::Incoming>> 
 
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         req.extensions_mut().insert(ConnectInfo(self.peer));
-        // Routers and the hardening layers are always ready, and `call` needs `&mut`: call a
-        // clone (for a router, one reference count).
+        // Always ready (see `HttpApp`), and `call` needs `&mut`: call a clone (for the router,
+        // one reference count; a CORS layer, when configured, copies its lists).
         tower::Service::call(&mut self.app.clone(), req.map(axum::body::Body::new))
     }
 }
