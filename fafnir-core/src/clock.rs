@@ -94,41 +94,32 @@ pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Resul
     }
     let mut buf = [0u8; 30];
     let mut n = 0;
-    let mut put = |v: u32, digits: u32, sep: Option<u8>| {
+    // `v` as `digits` decimal digits, then `after` (separators and the final `Z`).
+    let mut put = |v: u32, digits: u32, after: &[u8]| {
         for i in 0..digits {
             buf[n + i as usize] = b'0' + (v / 10u32.pow(digits - 1 - i) % 10) as u8;
         }
         n += digits as usize;
-        if let Some(c) = sep {
-            buf[n] = c;
-            n += 1;
-        }
+        buf[n..n + after.len()].copy_from_slice(after);
+        n += after.len();
     };
-    put(year, 4, Some(b'-'));
-    put(t.month(), 2, Some(b'-'));
-    put(t.day(), 2, Some(b'T'));
-    put(t.hour(), 2, Some(b':'));
-    put(t.minute(), 2, Some(b':'));
-    put(t.second(), 2, None);
+    put(year, 4, b"-");
+    put(t.month(), 2, b"-");
+    put(t.day(), 2, b"T");
+    put(t.hour(), 2, b":");
+    put(t.minute(), 2, b":");
     let digits = match nanos {
         0 => 0,
         _ if nanos % 1_000_000 == 0 => 3,
         _ if nanos % 1_000 == 0 => 6,
         _ => 9,
     };
-    if digits > 0 {
-        buf[n] = b'.';
-        n += 1;
-        let mut put = |v: u32, digits: u32| {
-            for i in 0..digits {
-                buf[n + i as usize] = b'0' + (v / 10u32.pow(digits - 1 - i) % 10) as u8;
-            }
-            n += digits as usize;
-        };
-        put(nanos / 10u32.pow(9 - digits), digits);
+    if digits == 0 {
+        put(t.second(), 2, b"Z");
+    } else {
+        put(t.second(), 2, b".");
+        put(nanos / 10u32.pow(9 - digits), digits, b"Z");
     }
-    buf[n] = b'Z';
-    n += 1;
     // Only ASCII digits and separators were written.
     s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
 }
