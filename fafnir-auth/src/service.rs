@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fafnir_core::cache::TtlCache;
+use fafnir_core::cache::{TrustedKeys, TtlCache};
 use fafnir_core::clock::{dur_ms, from_ms};
 use fafnir_core::events::{AccountEvent, Outbox};
 use fafnir_core::keys::KeyManager;
@@ -167,12 +167,13 @@ pub struct Auth {
     pub(crate) hasher: PasswordHasher,
     pub(crate) clock: SharedClock,
     outbox: Arc<Outbox>,
-    /// "This session is active", per session, for `session_check_ttl`.
-    pub(crate) sessions: TtlCache<SessionId, UserId>,
+    /// "This session is active", per session, for `session_check_ttl`. Like the two below,
+    /// keyed by ids this process made or read from tokens it verified: hashed with foldhash.
+    pub(crate) sessions: TtlCache<SessionId, UserId, TrustedKeys>,
     /// Accounts as `me` shows them, for `session_check_ttl`.
-    pub(crate) accounts: TtlCache<UserId, Account>,
+    pub(crate) accounts: TtlCache<UserId, Account, TrustedKeys>,
     /// Sign-in methods as `me` shows them, for `session_check_ttl`.
-    pub(crate) methods: TtlCache<UserId, Vec<String>>,
+    pub(crate) methods: TtlCache<UserId, Vec<String>, TrustedKeys>,
     /// Link mails and security notices ([`Auth::with_mail`]); without it the e-mail
     /// operations answer a configuration error and no notice is sent.
     pub(crate) mail: Option<crate::email::AccountMail>,
@@ -222,9 +223,9 @@ impl Auth {
             hasher,
             clock,
             outbox,
-            sessions: TtlCache::new(CACHE_MAX),
-            accounts: TtlCache::new(CACHE_MAX),
-            methods: TtlCache::new(CACHE_MAX),
+            sessions: TtlCache::trusted(CACHE_MAX),
+            accounts: TtlCache::trusted(CACHE_MAX),
+            methods: TtlCache::trusted(CACHE_MAX),
             tokens,
             mail: None,
             audit: None,
@@ -531,16 +532,28 @@ impl Auth {
 
     /// Verifies an access token and that its session is still active.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.tokens.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
-        if !self.session_active(claims.sid, claims.sub).await? {
-            return Err(AuthError::Unauthorized);
-        }
+        let claims = self.verify_access(access_token).await?;
         Ok(Principal {
             user_id: claims.sub,
             session_id: claims.sid,
             claims,
             token: SecretString::new(access_token.to_owned()),
         })
+    }
+
+    /// [`Auth::authenticate`] with a token the caller owns already (the one read from the
+    /// request), kept in the [`Principal`] without a copy.
+    pub async fn authenticate_owned(&self, access_token: String) -> Result<Principal, AuthError> {
+        let claims = self.verify_access(&access_token).await?;
+        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims, token: SecretString::new(access_token) })
+    }
+
+    async fn verify_access(&self, access_token: &str) -> Result<AccessClaims, AuthError> {
+        let claims = self.tokens.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
+        if !self.session_active(claims.sid, claims.sub).await? {
+            return Err(AuthError::Unauthorized);
+        }
+        Ok(claims)
     }
 
     /// Whether session `sid` of `user` is active (remembered for `session_check_ttl`;

@@ -14,6 +14,11 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// few MB at most each.
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
+/// A fast hasher (foldhash) for maps whose keys no outsider chooses: ids this process made or
+/// checked, addresses, values verified before they are stored. Keys a client picks freely stay
+/// on the standard library's SipHash, which resists chosen collisions.
+pub type TrustedKeys = foldhash::fast::RandomState;
+
 /// `S` hashes the keys: the standard library's SipHash by default; a faster hasher only where
 /// no one outside can choose the keys (see [`TtlCache::with_hasher`]).
 pub struct TtlCache<K, V, S = RandomState> {
@@ -32,6 +37,13 @@ impl<K, V, S> std::fmt::Debug for TtlCache<K, V, S> {
 impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub fn new(max: usize) -> Self {
         Self::with_hasher(max, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> TtlCache<K, V, TrustedKeys> {
+    /// A cache whose keys no outsider chooses (see [`TrustedKeys`]): hashed with foldhash.
+    pub fn trusted(max: usize) -> Self {
+        Self::with_hasher(max, TrustedKeys::default())
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::authz::ServiceError;
-use crate::cache::TtlCache;
+use crate::cache::{TrustedKeys, TtlCache};
 use crate::clock::SharedClock;
 use crate::id::SessionId;
 use crate::token::{AccessClaims, SessionCheck};
@@ -55,10 +55,11 @@ pub struct RemoteSessionCheck {
     http: reqwest::Client,
     clock: SharedClock,
     ttl_ms: i64,
-    /// Sessions auth-service said are active, trusted for `ttl_ms`.
-    active: TtlCache<SessionId, ()>,
+    /// Sessions auth-service said are active, trusted for `ttl_ms`. Keyed by session ids
+    /// read from verified tokens: hashed with foldhash.
+    active: TtlCache<SessionId, (), TrustedKeys>,
     /// Sessions auth-service said have ended: for good.
-    ended: TtlCache<SessionId, ()>,
+    ended: TtlCache<SessionId, (), TrustedKeys>,
 }
 
 #[derive(Deserialize)]
@@ -79,8 +80,8 @@ impl RemoteSessionCheck {
             http: client()?,
             clock,
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
-            active: TtlCache::new(max),
-            ended: TtlCache::new(max),
+            active: TtlCache::trusted(max),
+            ended: TtlCache::trusted(max),
         })
     }
 

@@ -252,12 +252,12 @@ pub struct CachingVerifier {
     // foldhash instead of SipHash: keys are whole tokens (hundreds of bytes, hashed on every
     // request), and only tokens whose signature was verified are stored, so no outsider
     // chooses a key.
-    cache: crate::cache::TtlCache<Box<str>, AccessClaims, foldhash::fast::RandomState>,
+    cache: crate::cache::TtlCache<Box<str>, AccessClaims, crate::cache::TrustedKeys>,
 }
 
 impl CachingVerifier {
     pub fn new(inner: std::sync::Arc<dyn TokenVerifier>, clock: crate::clock::SharedClock, max: usize) -> Self {
-        Self { inner, clock, cache: crate::cache::TtlCache::with_hasher(max, Default::default()) }
+        Self { inner, clock, cache: crate::cache::TtlCache::trusted(max) }
     }
 }
 

@@ -75,7 +75,7 @@ impl Rbac {
 
     /// The user's roles, or `None` for an unknown user.
     pub fn user_roles(&self, user: &UserId) -> Option<Vec<RoleName>> {
-        self.snapshot.load().user_role_names.get(user).cloned()
+        self.snapshot.load().role_names_of(user).map(<[RoleName]>::to_vec)
     }
 
     /// The user's effective permissions (inheritance resolved), or `None` for an unknown user.
@@ -102,7 +102,7 @@ impl Rbac {
     /// nothing when every user is known; one query per unknown user otherwise.
     pub async fn learn(&self, users: &[UserId]) -> Result<(), RbacError> {
         let unknown = |snap: &Snapshot| -> Vec<UserId> {
-            users.iter().filter(|u| !snap.user_role_names.contains_key(u)).copied().collect()
+            users.iter().filter(|u| !snap.users.contains_key(u)).copied().collect()
         };
         let missing = unknown(&self.snapshot.load());
         if missing.is_empty() {
@@ -123,7 +123,7 @@ impl Rbac {
         let mut next = current.patched();
         let mut changed = false;
         for (user, roles) in found {
-            if !current.user_role_names.contains_key(&user) {
+            if !current.users.contains_key(&user) {
                 next.set_user(user, roles);
                 changed = true;
             }
@@ -311,18 +311,19 @@ impl fafnir_core::PermissionChecker for Rbac {
         _bearer: Option<&str>,
         user: UserId,
     ) -> Result<Option<fafnir_core::Grants>, fafnir_core::ServiceError> {
-        // Known users (nearly every call) skip `learn` and its look at the snapshot.
-        if !self.snapshot.load().user_role_names.contains_key(&user) {
-            self.learn(&[user]).await.map_err(directory_error)?;
+        fn grants_of(set: &crate::snapshot::RoleSet) -> fafnir_core::Grants {
+            fafnir_core::Grants {
+                roles: set.names.iter().map(|r| r.to_string()).collect(),
+                permissions: set.permission_names.clone(),
+            }
         }
-        let snap = self.snapshot.load();
-        let Some(roles) = snap.user_role_names.get(&user) else {
-            return Ok(None);
-        };
-        Ok(Some(fafnir_core::Grants {
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            permissions: snap.permission_names_of(&user),
-        }))
+        // Known users (nearly every call) are answered from the snapshot at once, without
+        // `learn` and without touching the shared count of their role set.
+        if let Some(set) = self.snapshot.load().users.get(&user) {
+            return Ok(Some(grants_of(set)));
+        }
+        self.learn(&[user]).await.map_err(directory_error)?;
+        Ok(self.snapshot.load().users.get(&user).map(|set| grants_of(set)))
     }
 }
 
@@ -393,7 +394,7 @@ impl fafnir_core::RoleDirectory for Rbac {
         let snap = self.snapshot.load();
         Ok(users
             .iter()
-            .filter_map(|u| snap.user_role_names.get(u).map(|r| (*u, r.iter().map(|r| r.to_string()).collect())))
+            .filter_map(|u| snap.role_names_of(u).map(|r| (*u, r.iter().map(|r| r.to_string()).collect())))
             .collect())
     }
 }

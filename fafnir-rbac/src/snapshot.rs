@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use fafnir_core::cache::TrustedKeys;
 use fafnir_core::permission::WILDCARD;
 use fafnir_core::{Permission, UserId};
 
@@ -52,13 +53,40 @@ pub(crate) struct RoleEntry {
     pub effective_list: Vec<Permission>,
 }
 
+/// What one set of roles grants, worked out once and shared by every user who holds exactly
+/// that set (most users hold one of a few sets).
+#[derive(Debug)]
+pub(crate) struct RoleSet {
+    /// The role names, sorted.
+    pub names: Vec<RoleName>,
+    /// The roles that exist (a name granted before its role was deleted has none).
+    pub entries: Vec<Arc<RoleEntry>>,
+    /// The effective permissions as answers carry them: sorted, without repeats.
+    pub permission_names: Vec<String>,
+}
+
+impl RoleSet {
+    fn new(names: Vec<RoleName>, roles: &BTreeMap<RoleName, Arc<RoleEntry>>) -> Self {
+        let entries: Vec<Arc<RoleEntry>> = names.iter().filter_map(|n| roles.get(n).cloned()).collect();
+        let mut permission_names: Vec<&str> =
+            entries.iter().flat_map(|r| r.effective_list.iter().map(Permission::as_str)).collect();
+        permission_names.sort_unstable();
+        permission_names.dedup();
+        let permission_names = permission_names.into_iter().map(str::to_owned).collect();
+        Self { names, entries, permission_names }
+    }
+}
+
 /// Everything a check needs, immutable once built.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
     pub version: i64,
     pub roles: BTreeMap<RoleName, Arc<RoleEntry>>,
-    pub users: HashMap<UserId, Vec<Arc<RoleEntry>>>,
-    pub user_role_names: HashMap<UserId, Vec<RoleName>>,
+    /// Each known user's roles. User ids come from the store, never from a caller: hashed with
+    /// foldhash (every check and `me` looks a user up here).
+    pub users: HashMap<UserId, Arc<RoleSet>, TrustedKeys>,
+    /// The role sets in `users`, to share one per distinct set.
+    sets: HashMap<Vec<RoleName>, Arc<RoleSet>>,
 }
 
 /// Raw policy rows as loaded from the store.
@@ -108,31 +136,43 @@ impl Snapshot {
     /// Replaces one user's grants (a local write, without reloading everything).
     pub(crate) fn set_user(&mut self, user: UserId, mut names: Vec<RoleName>) {
         names.sort();
-        let entries = names.iter().filter_map(|n| self.roles.get(n).cloned()).collect();
-        self.users.insert(user, entries);
-        self.user_role_names.insert(user, names);
+        names.dedup();
+        let set = match self.sets.get(&names) {
+            Some(set) => set.clone(),
+            None => {
+                let set = Arc::new(RoleSet::new(names.clone(), &self.roles));
+                self.sets.insert(names, set.clone());
+                set
+            }
+        };
+        self.users.insert(user, set);
     }
 
     pub(crate) fn remove_user(&mut self, user: &UserId) {
         self.users.remove(user);
-        self.user_role_names.remove(user);
     }
 
-    /// Copies the snapshot for a local patch. Roles are shared (`Arc`), only maps are copied.
+    /// Copies the snapshot for a local patch. Roles and role sets are shared (`Arc`), only
+    /// maps are copied.
     pub(crate) fn patched(&self) -> Snapshot {
         Snapshot {
             version: self.version,
             roles: self.roles.clone(),
             users: self.users.clone(),
-            user_role_names: self.user_role_names.clone(),
+            sets: self.sets.clone(),
         }
+    }
+
+    /// The user's roles (sorted), if the user is known.
+    pub(crate) fn role_names_of(&self, user: &UserId) -> Option<&[RoleName]> {
+        self.users.get(user).map(|s| s.names.as_slice())
     }
 
     #[inline]
     pub(crate) fn check(&self, user: &UserId, p: &Permission) -> Decision {
         match self.users.get(user) {
             None => Decision::NO_USER,
-            Some(roles) if roles.iter().any(|r| r.effective.grants(p)) => Decision::GRANTED,
+            Some(set) if set.entries.iter().any(|r| r.effective.grants(p)) => Decision::GRANTED,
             Some(_) => Decision::DENIED,
         }
     }
@@ -146,17 +186,14 @@ impl Snapshot {
 
     /// [`Snapshot::permissions_of`] as the strings an answer carries, sorted and without
     /// repeats, each copied once (not once as a `Permission` and again as its text).
-    pub(crate) fn permission_names_of(&self, user: &UserId) -> Vec<String> {
-        let Some(roles) = self.users.get(user) else { return Vec::new() };
-        let mut names: Vec<&str> = roles.iter().flat_map(|r| r.effective_list.iter().map(Permission::as_str)).collect();
-        names.sort_unstable();
-        names.dedup();
-        names.into_iter().map(str::to_owned).collect()
+    #[cfg(test)]
+    pub(crate) fn permission_names_of(&self, user: &UserId) -> &[String] {
+        self.users.get(user).map_or(&[], |s| s.permission_names.as_slice())
     }
 
     pub(crate) fn permissions_of(&self, user: &UserId) -> Option<Vec<Permission>> {
-        let roles = self.users.get(user)?;
-        let mut out: Vec<Permission> = roles.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
+        let set = self.users.get(user)?;
+        let mut out: Vec<Permission> = set.entries.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
         out.sort();
         out.dedup();
         Some(out)
@@ -245,6 +282,33 @@ mod tests {
         let as_text: Vec<String> = snap.permissions_of(&u).unwrap().iter().map(|p| p.to_string()).collect();
         assert_eq!(snap.permission_names_of(&u), as_text);
         assert!(snap.permission_names_of(&v).is_empty() && snap.permission_names_of(&UserId::new()).is_empty());
+    }
+
+    #[test]
+    fn users_with_the_same_roles_share_one_role_set() {
+        let (a, b, c) = (UserId::new(), UserId::new(), UserId::new());
+        let mut snap = Snapshot::build(PolicyData {
+            version: 1,
+            roles: vec![role("viewer", &["docs:read"], &[]), role("editor", &["docs:write"], &["viewer"])],
+            // Order and repeats do not make another set; a deleted role's name is kept.
+            users: vec![
+                (a, vec![rn("editor"), rn("viewer")]),
+                (b, vec![rn("viewer"), rn("editor"), rn("viewer")]),
+                (c, vec![rn("gone")]),
+            ],
+        });
+        assert!(Arc::ptr_eq(&snap.users[&a], &snap.users[&b]));
+        assert_eq!(snap.role_names_of(&b).unwrap(), [rn("editor"), rn("viewer")]);
+        assert_eq!(snap.role_names_of(&c).unwrap(), [rn("gone")]);
+        assert!(snap.permission_names_of(&c).is_empty());
+        // Changing one user's roles leaves the other's alone.
+        snap.set_user(b, vec![rn("viewer")]);
+        assert_eq!(snap.permission_names_of(&a), ["docs:read", "docs:write"]);
+        assert_eq!(snap.permission_names_of(&b), ["docs:read"]);
+        assert!(!snap.check_str(&b, "docs:write").allowed && snap.check_str(&a, "docs:write").allowed);
+        snap.remove_user(&a);
+        assert!(snap.role_names_of(&a).is_none());
+        assert_eq!(snap.check_str(&a, "docs:read").code, crate::CheckCode::UserNotFound);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use fafnir_core::cache::TrustedKeys;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -211,9 +212,7 @@ where
         let h = res.headers_mut();
         h.reserve(this.headers.len() + 1);
         for (name, value) in this.headers.iter() {
-            if !h.contains_key(name) {
-                h.insert(name.clone(), value.clone());
-            }
+            h.entry(name).or_insert_with(|| value.clone());
         }
         if let Some(id) = this.id.take() {
             h.entry(REQUEST_ID).or_insert(id);
@@ -265,16 +264,30 @@ fn method_label(m: &Method) -> &'static str {
 }
 
 /// A route template as a `'static` label, interned: routes are a fixed set, so this holds one
-/// string per route for the life of the process and no request allocates one.
+/// string per route for the life of the process and no request allocates one. Each worker
+/// thread remembers the labels it has seen by the address of the router's own copy of the
+/// template (checked against the label's text, as an address can be reused): no lock shared
+/// between the threads and no hashing of the text on every request.
 fn route_label(path: Option<&MatchedPath>) -> &'static str {
     static ROUTES: OnceLock<RwLock<std::collections::HashMap<Box<str>, &'static str>>> = OnceLock::new();
-    let Some(path) = path else { return "unmatched" };
-    let routes = ROUTES.get_or_init(Default::default);
-    if let Some(r) = routes.read().unwrap_or_else(|e| e.into_inner()).get(path.as_str()) {
-        return r;
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<(usize, usize), &'static str, TrustedKeys>> =
+            Default::default();
     }
-    let mut w = routes.write().unwrap_or_else(|e| e.into_inner());
-    w.entry(path.as_str().into()).or_insert_with(|| Box::leak(path.as_str().to_owned().into_boxed_str()))
+    let Some(path) = path else { return "unmatched" };
+    let path = path.as_str();
+    let at = (path.as_ptr() as usize, path.len());
+    if let Some(label) = SEEN.with(|s| s.borrow().get(&at).copied()).filter(|l| *l == path) {
+        return label;
+    }
+    let routes = ROUTES.get_or_init(Default::default);
+    let known = routes.read().unwrap_or_else(|e| e.into_inner()).get(path).copied();
+    let label = known.unwrap_or_else(|| {
+        let mut w = routes.write().unwrap_or_else(|e| e.into_inner());
+        w.entry(path.into()).or_insert_with(|| Box::leak(path.to_owned().into_boxed_str()))
+    });
+    SEEN.with(|s| s.borrow_mut().insert(at, label));
+    label
 }
 
 /// A status code as a `'static` label (`"200"`…), from a table made once.
@@ -294,7 +307,7 @@ type Handles = (metrics::Counter, metrics::Histogram);
 fn record(method: &'static str, route: &'static str, status: StatusCode, seconds: f64) {
     type Key = ((usize, usize), (usize, usize), u16);
     thread_local! {
-        static HANDLES: std::cell::RefCell<std::collections::HashMap<Key, Handles>> = Default::default();
+        static HANDLES: std::cell::RefCell<std::collections::HashMap<Key, Handles, TrustedKeys>> = Default::default();
     }
     let make = || {
         let labels = [

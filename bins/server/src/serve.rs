@@ -13,14 +13,15 @@
 //! HTTP listeners speak HTTP/1.1 (what browsers, proxies and load balancers send over plain
 //! TCP); gRPC has its own listener.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::{Arc, OnceLock};
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -142,7 +143,7 @@ pub async fn serve_with(
     limits: &Limits,
 ) -> Result<(), StartError> {
     // Told to every connection at shutdown: finish the request in flight, then close.
-    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stop = Stop::default();
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -164,15 +165,14 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         // With upgrades: a route of the app may take the connection over (WebSocket).
         let conn = http1(limits).serve_connection(TokioIo::new(stream), service(&app, peer)).with_upgrades();
-        let mut stopping = stopping.clone();
+        let mut stopping = stop.register();
         connections.spawn(async move {
             let mut conn = pin!(conn);
-            let stopped = async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            };
+            // The connection first: it is what is ready nearly every time this task runs.
             let r = tokio::select! {
+                biased;
                 r = conn.as_mut() => r,
-                () = stopped => {
+                _ = &mut stopping.signal => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -180,11 +180,12 @@ pub async fn serve_with(
             if let Err(e) = r {
                 tracing::debug!(error = %e, %peer, "connection closed with an error");
             }
+            drop(stopping);
             drop(permit);
         });
     }
     drop(listener);
-    let _ = stop.send(true);
+    stop.fire();
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(limits.shutdown_grace, drained).await.is_err() {
         tracing::warn!(
@@ -198,12 +199,137 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// The shutdown signal of one accept loop's connections: one `oneshot` per connection,
+/// registered when it opens and removed when it closes. A connection polls its own receiver
+/// (one atomic load) each time its task runs; a shared `watch` would take the lock of the
+/// channel's waiter list on every poll of every connection, from every worker thread.
+#[derive(Default)]
+struct Stop {
+    open: Arc<Mutex<Registry>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    senders: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+    /// Connections that register after the signal are told at once.
+    fired: bool,
+}
+
+/// One connection's place in [`Stop`]; leaving it removes the place.
+struct Stopping {
+    signal: tokio::sync::oneshot::Receiver<()>,
+    id: u64,
+    open: Arc<Mutex<Registry>>,
+}
+
+impl Stop {
+    fn lock(open: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+        open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(&self) -> Stopping {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut r = Self::lock(&self.open);
+        let id = r.next;
+        r.next += 1;
+        if r.fired {
+            let _ = tx.send(());
+        } else {
+            r.senders.insert(id, tx);
+        }
+        Stopping { signal: rx, id, open: self.open.clone() }
+    }
+
+    /// Tells every open connection (and any that registers later) to finish and close.
+    fn fire(&self) {
+        let senders = {
+            let mut r = Self::lock(&self.open);
+            r.fired = true;
+            std::mem::take(&mut r.senders)
+        };
+        for tx in senders.into_values() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Stopping {
+    fn drop(&mut self) {
+        Stop::lock(&self.open).senders.remove(&self.id);
+    }
+}
+
 /// HTTP/1.1 only (no protocol sniffing that could wait on a silent client before the header
 /// timer starts), with the header-read timeout.
 fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
-    b.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    b.timer(HeadTimer::default()).header_read_timeout(limits.header_read_timeout);
     b
+}
+
+/// The header-read timer of one connection. hyper asks for a new timer at every request head
+/// and drops it once the head has arrived; with `hyper_util`'s `TokioTimer`, every request
+/// would register a timer with the runtime's timer driver and remove it again, each under the
+/// driver's one lock, shared by all worker threads. Here the connection keeps one tokio timer:
+/// a head's timer takes it when it is first polled (a head that has already arrived never
+/// needs it), moves its deadline later (an atomic update while the timer is registered) and
+/// gives it back when dropped. A stale registration wakes the connection once, harmlessly.
+#[derive(Default)]
+struct HeadTimer {
+    spare: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+}
+
+/// One request head's timer (see [`HeadTimer`]).
+struct HeadSleep {
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    spare: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+}
+
+impl HeadTimer {
+    fn slot(
+        spare: &Mutex<Option<Pin<Box<tokio::time::Sleep>>>>,
+    ) -> std::sync::MutexGuard<'_, Option<Pin<Box<tokio::time::Sleep>>>> {
+        spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl hyper::rt::Timer for HeadTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(std::time::Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(HeadSleep { deadline: deadline.into(), timer: None, spare: self.spare.clone() })
+    }
+}
+
+impl Future for HeadSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let this = &mut *self;
+        let deadline = this.deadline;
+        let timer = this.timer.get_or_insert_with(|| match HeadTimer::slot(&this.spare).take() {
+            Some(mut t) => {
+                t.as_mut().reset(deadline);
+                t
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        });
+        timer.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for HeadSleep {}
+
+impl Drop for HeadSleep {
+    fn drop(&mut self) {
+        if let Some(t) = self.timer.take() {
+            *HeadTimer::slot(&self.spare) = Some(t);
+        }
+    }
 }
 
 /// The router as a hyper service for one connection, with the peer's address available to

@@ -19,9 +19,17 @@ pub enum Presented {
     None,
 }
 
+/// A header value as text, as `HeaderValue::to_str` gives it. A header value holds visible
+/// ASCII, tabs and bytes of 0x80 and above only, so it is text exactly when it is ASCII, which
+/// the standard library checks a word at a time (`to_str` checks each byte of a token of
+/// hundreds of bytes).
+fn header_text(v: &axum::http::HeaderValue) -> Option<&str> {
+    std::str::from_utf8(v.as_bytes()).ok().filter(|s| s.is_ascii())
+}
+
 /// The access token of a request: `Authorization: Bearer` first, else the access cookie.
 pub fn presented(headers: &HeaderMap) -> Presented {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(header_text) {
         if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
             return Presented::Bearer(t.trim().to_owned());
         }
@@ -46,9 +54,9 @@ impl AuthHttp {
     /// CSRF checks on unsafe methods. 401 without valid credentials, 403 on a CSRF failure.
     pub async fn authenticate_parts(&self, parts: &Parts) -> Result<Principal, ApiError> {
         match presented(&parts.headers) {
-            Presented::Bearer(t) => Ok(self.auth().authenticate(&t).await?),
+            Presented::Bearer(t) => Ok(self.auth().authenticate_owned(t).await?),
             Presented::Cookie(t) => {
-                let who = self.auth().authenticate(&t).await?;
+                let who = self.auth().authenticate_owned(t).await?;
                 if csrf::is_unsafe(&parts.method) {
                     self.check_csrf(&parts.headers, Some(&who))?;
                 }
@@ -206,7 +214,18 @@ pub fn client_ip(peer: Option<std::net::IpAddr>, forwarded: Option<&str>, trust:
 
 #[cfg(test)]
 mod tests {
-    use super::client_ip;
+    use super::{client_ip, header_text};
+
+    #[test]
+    fn header_text_accepts_what_to_str_accepts() {
+        // Every byte a header value can hold, alone and inside a token-like value.
+        for b in 0..=255u8 {
+            for bytes in [vec![b], [b"abc".as_slice(), &[b], b"def"].concat()] {
+                let Ok(v) = axum::http::HeaderValue::from_bytes(&bytes) else { continue };
+                assert_eq!(header_text(&v), v.to_str().ok(), "byte {b:#04x}");
+            }
+        }
+    }
 
     #[test]
     fn forwarded_for_is_used_only_when_trusted_and_only_its_last_hop() {

@@ -77,7 +77,7 @@ struct Inner {
     settings: HttpSettings,
     csrf: CsrfKey,
     /// Callers refused administration recently (their refusals are audited once a minute).
-    denied: fafnir_core::cache::TtlCache<fafnir_core::UserId, ()>,
+    denied: fafnir_core::cache::TtlCache<fafnir_core::UserId, (), fafnir_core::cache::TrustedKeys>,
 }
 
 /// The state the router and the extractors need. Cheap to clone. Make it reachable from your
@@ -118,7 +118,7 @@ impl AuthHttp {
             checker,
             settings,
             csrf: CsrfKey::new(secret),
-            denied: fafnir_core::cache::TtlCache::new(10_000),
+            denied: fafnir_core::cache::TtlCache::trusted(10_000),
         }))
     }
 

@@ -918,6 +918,52 @@ async fn slow_and_idle_clients_are_cut_and_cannot_hold_up_shutdown(t: &TestDb) {
     assert!(started.elapsed() < Duration::from_secs(5), "shutdown took {:?}", started.elapsed());
 }
 
+/// The header-read timer of a keep-alive connection is one timer moved along from request to
+/// request: each request head gets the full timeout again (a client that keeps sending on time
+/// is never cut), and a client that stops half-way through a later head, or goes silent after
+/// a request, is still cut.
+async fn every_request_head_of_a_kept_alive_connection_gets_its_own_deadline(t: &TestDb) {
+    let limits = Limits::new(8, Duration::from_millis(600), Duration::from_secs(1));
+    let s = start_full(t, |_| {}, test_auth_config(), Router::new(), limits).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Reads one whole answer to GET /healthz (its body is `ok`).
+    async fn answer(sock: &mut tokio::net::TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while !got.ends_with(b"\r\n\r\nok") {
+            let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "closed before the answer: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+
+    // Five requests 400 ms apart: two seconds in all, each head on time.
+    let mut steady = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for i in 0..5 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        steady.write_all(request).await.unwrap();
+        assert!(answer(&mut steady).await.starts_with("HTTP/1.1 200"), "request {i}");
+    }
+    // Then silence: cut after the timeout.
+    assert!(closed_within(&mut steady, Duration::from_secs(5)).await, "silent after requests: closed");
+
+    // A head left half-way after two answered requests: cut.
+    let mut partial = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for _ in 0..2 {
+        partial.write_all(request).await.unwrap();
+        assert!(answer(&mut partial).await.starts_with("HTTP/1.1 200"));
+    }
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut partial, Duration::from_secs(5)).await, "partial later head: closed");
+    assert!(started.elapsed() >= Duration::from_millis(300), "not before its deadline: {:?}", started.elapsed());
+    s.stop().await;
+}
+
 async fn wait_for_ok(url: &str) {
     for _ in 0..50 {
         if plain().get(url).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -933,6 +979,7 @@ fafnir_core::conformance_tests!(@testdb
     refresh_by_cookie_needs_the_csrf_token_of_its_own_session,
     logins_abandoned_mid_hash_do_not_lock_the_account,
     slow_and_idle_clients_are_cut_and_cannot_hold_up_shutdown,
+    every_request_head_of_a_kept_alive_connection_gets_its_own_deadline,
     browser_flow_with_cookies_csrf_refresh_replay_and_logout,
     bearer_flow_through_the_token_endpoint,
     failed_logins_get_429_with_retry_after,
