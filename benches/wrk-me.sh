@@ -6,6 +6,8 @@
 # every route pays, on mimalloc), alternated, in one run.
 #   cargo build --release -p fafnir-cli -p fafnir-benches --bin fafnir --bin load --bin bare-mimalloc
 #   bash benches/wrk-me.sh [ROUNDS] [SECONDS] [CONNECTIONS]        # defaults: 3 5 64
+# The last line gives the medians of the rounds' ratios; on a shared machine, use many short
+# rounds (12 3) rather than a few long ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}" SECS="${2:-5}" CONNS="${3:-64}"
@@ -36,5 +38,14 @@ for r in $(seq "$ROUNDS"); do
   bare=$(rps "http://127.0.0.1:$B/bare")
   mi=$(rps "http://127.0.0.1:$M/bare")
   hard=$(rps "http://127.0.0.1:$H/bare")
+  echo "$me $bare $mi $hard" >>"$dir/rounds"
   echo "| $r | $me | $bare | $mi | $hard | $(python3 -c "print(f'{100*$me/$bare:.0f}% | {100*$me/$mi:.0f}% | {100*$hard/$mi:.0f}%')") |"
 done
+# On a shared machine single rounds swing by ±15 points: the medians of the rounds' ratios.
+python3 - "$dir/rounds" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+med = lambda xs: f"{100 * statistics.median(xs):.0f}%"
+print(f"| median of {len(rows)} | | | | | {med([m / b for m, b, _, _ in rows])} | "
+      f"{med([m / i for m, _, i, _ in rows])} | {med([h / i for _, _, i, h in rows])} |")
+PY
