@@ -61,19 +61,20 @@ pub(crate) struct RoleSet {
     pub names: Vec<RoleName>,
     /// The roles that exist (a name granted before its role was deleted has none).
     pub entries: Vec<Arc<RoleEntry>>,
-    /// The effective permissions as answers carry them: sorted, without repeats.
+    /// The effective permissions: sorted (by their text), without repeats.
+    pub permissions: Vec<Permission>,
+    /// The same, as answers carry them.
     pub permission_names: Vec<String>,
 }
 
 impl RoleSet {
     fn new(names: Vec<RoleName>, roles: &BTreeMap<RoleName, Arc<RoleEntry>>) -> Self {
         let entries: Vec<Arc<RoleEntry>> = names.iter().filter_map(|n| roles.get(n).cloned()).collect();
-        let mut permission_names: Vec<&str> =
-            entries.iter().flat_map(|r| r.effective_list.iter().map(Permission::as_str)).collect();
-        permission_names.sort_unstable();
-        permission_names.dedup();
-        let permission_names = permission_names.into_iter().map(str::to_owned).collect();
-        Self { names, entries, permission_names }
+        let mut permissions: Vec<Permission> = entries.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
+        permissions.sort();
+        permissions.dedup();
+        let permission_names = permissions.iter().map(|p| p.as_str().to_owned()).collect();
+        Self { names, entries, permissions, permission_names }
     }
 }
 
@@ -85,7 +86,9 @@ pub(crate) struct Snapshot {
     /// Each known user's roles. User ids come from the store, never from a caller: hashed with
     /// foldhash (every check and `me` looks a user up here).
     pub users: HashMap<UserId, Arc<RoleSet>, TrustedKeys>,
-    /// The role sets in `users`, to share one per distinct set.
+    /// The role sets in `users`, to share one per distinct set. Each was worked out from
+    /// `roles` as they are: a change to any role must build a new snapshot (`build`, as every
+    /// role write does through `reload`), never patch `roles` in place.
     sets: HashMap<Vec<RoleName>, Arc<RoleSet>>,
 }
 
@@ -184,19 +187,15 @@ impl Snapshot {
         }
     }
 
-    /// [`Snapshot::permissions_of`] as the strings an answer carries, sorted and without
-    /// repeats, each copied once (not once as a `Permission` and again as its text).
+    /// [`Snapshot::permissions_of`] as the strings an answer carries (worked out with the
+    /// user's role set).
     #[cfg(test)]
     pub(crate) fn permission_names_of(&self, user: &UserId) -> &[String] {
         self.users.get(user).map_or(&[], |s| s.permission_names.as_slice())
     }
 
     pub(crate) fn permissions_of(&self, user: &UserId) -> Option<Vec<Permission>> {
-        let set = self.users.get(user)?;
-        let mut out: Vec<Permission> = set.entries.iter().flat_map(|r| r.effective_list.iter().cloned()).collect();
-        out.sort();
-        out.dedup();
-        Some(out)
+        self.users.get(user).map(|set| set.permissions.clone())
     }
 }
 

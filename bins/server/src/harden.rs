@@ -308,7 +308,15 @@ fn route_label(path: Option<&MatchedPath>) -> &'static str {
         let mut w = routes.write().unwrap_or_else(|e| e.into_inner());
         w.entry(path.into()).or_insert_with(|| Box::leak(path.to_owned().into_boxed_str()))
     });
-    SEEN.with(|s| s.borrow_mut().insert(at, label));
+    SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        // Addresses are stable for a router's own routes; a nested router's templates are made
+        // per request, and would only add addresses: start again then.
+        if s.len() >= 1024 {
+            s.clear();
+        }
+        s.insert(at, label);
+    });
     label
 }
 

@@ -13,7 +13,6 @@
 //! HTTP listeners speak HTTP/1.1 (what browsers, proxies and load balancers send over plain
 //! TCP); gRPC has its own listener.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
@@ -142,8 +141,11 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: &Limits,
 ) -> Result<(), StartError> {
-    // Told to every connection at shutdown: finish the request in flight, then close.
-    let stop = Stop::default();
+    // Told to every connection at shutdown: finish the request in flight, then close. One
+    // `oneshot` per connection, each polled only by its own connection (one atomic load per
+    // wake-up); a shared `watch` would take its waiter list's lock on every poll of every
+    // connection, from every worker thread.
+    let mut stop: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -165,14 +167,19 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         // With upgrades: a route of the app may take the connection over (WebSocket).
         let conn = http1(limits).serve_connection(TokioIo::new(stream), service(&app, peer)).with_upgrades();
-        let mut stopping = stop.register();
+        // Forget the connections that have closed, now and then.
+        if stop.len() > 2 * connections.len() + 16 {
+            stop.retain(|tx| !tx.is_closed());
+        }
+        let (tx, mut stopping) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
         connections.spawn(async move {
             let mut conn = pin!(conn);
             // The connection first: it is what is ready nearly every time this task runs.
             let r = tokio::select! {
                 biased;
                 r = conn.as_mut() => r,
-                _ = &mut stopping.signal => {
+                _ = &mut stopping => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
@@ -180,12 +187,13 @@ pub async fn serve_with(
             if let Err(e) = r {
                 tracing::debug!(error = %e, %peer, "connection closed with an error");
             }
-            drop(stopping);
             drop(permit);
         });
     }
     drop(listener);
-    stop.fire();
+    for tx in stop {
+        let _ = tx.send(());
+    }
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(limits.shutdown_grace, drained).await.is_err() {
         tracing::warn!(
@@ -197,67 +205,6 @@ pub async fn serve_with(
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     Ok(())
-}
-
-/// The shutdown signal of one accept loop's connections: one `oneshot` per connection,
-/// registered when it opens and removed when it closes. A connection polls its own receiver
-/// (one atomic load) each time its task runs; a shared `watch` would take the lock of the
-/// channel's waiter list on every poll of every connection, from every worker thread.
-#[derive(Default)]
-struct Stop {
-    open: Arc<Mutex<Registry>>,
-}
-
-#[derive(Default)]
-struct Registry {
-    next: u64,
-    senders: HashMap<u64, tokio::sync::oneshot::Sender<()>>,
-    /// Connections that register after the signal are told at once.
-    fired: bool,
-}
-
-/// One connection's place in [`Stop`]; leaving it removes the place.
-struct Stopping {
-    signal: tokio::sync::oneshot::Receiver<()>,
-    id: u64,
-    open: Arc<Mutex<Registry>>,
-}
-
-impl Stop {
-    fn lock(open: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
-        open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn register(&self) -> Stopping {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut r = Self::lock(&self.open);
-        let id = r.next;
-        r.next += 1;
-        if r.fired {
-            let _ = tx.send(());
-        } else {
-            r.senders.insert(id, tx);
-        }
-        Stopping { signal: rx, id, open: self.open.clone() }
-    }
-
-    /// Tells every open connection (and any that registers later) to finish and close.
-    fn fire(&self) {
-        let senders = {
-            let mut r = Self::lock(&self.open);
-            r.fired = true;
-            std::mem::take(&mut r.senders)
-        };
-        for tx in senders.into_values() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for Stopping {
-    fn drop(&mut self) {
-        Stop::lock(&self.open).senders.remove(&self.id);
-    }
 }
 
 /// HTTP/1.1 only (no protocol sniffing that could wait on a silent client before the header
@@ -297,7 +244,13 @@ impl HeadTimer {
 
 impl hyper::rt::Timer for HeadTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(std::time::Instant::now() + duration)
+        self.sleep_until(self.now() + duration)
+    }
+
+    /// The runtime's clock (a paused one in tests), as `TokioTimer`'s: hyper counts each
+    /// head's deadline from it.
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {

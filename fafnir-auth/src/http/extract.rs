@@ -20,9 +20,10 @@ pub enum Presented {
 }
 
 /// A header value as text, as `HeaderValue::to_str` gives it. A header value holds visible
-/// ASCII, tabs and bytes of 0x80 and above only, so it is text exactly when it is ASCII, which
-/// the standard library checks a word at a time (`to_str` checks each byte of a token of
-/// hundreds of bytes).
+/// ASCII, tabs and bytes of 0x80 and above only (hyper's parser and `HeaderValue::from_bytes`
+/// refuse the other control bytes; only a value built unchecked could hold them), so it is
+/// text exactly when it is ASCII, which the standard library checks a word at a time
+/// (`to_str` checks each byte of a token of hundreds of bytes).
 fn header_text(v: &axum::http::HeaderValue) -> Option<&str> {
     std::str::from_utf8(v.as_bytes()).ok().filter(|s| s.is_ascii())
 }

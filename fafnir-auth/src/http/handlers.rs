@@ -500,7 +500,7 @@ async fn me(
     let sign_in_methods = h.auth().sign_in_methods(who.user_id).await?;
     Ok(Json(MeResponse {
         id: acct.id.to_string(),
-        email: acct.email.to_string(),
+        email: acct.email.as_str().to_owned(),
         email_verified: acct.email_verified,
         roles,
         permissions,
