@@ -532,28 +532,17 @@ impl Auth {
 
     /// Verifies an access token and that its session is still active.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.verify_access(access_token).await?;
-        Ok(Principal {
-            user_id: claims.sub,
-            session_id: claims.sid,
-            claims,
-            token: SecretString::new(access_token.to_owned()),
-        })
+        self.authenticate_owned(access_token.to_owned()).await
     }
 
-    /// [`Auth::authenticate`] with a token the caller owns already (the one read from the
-    /// request), kept in the [`Principal`] without a copy.
-    pub async fn authenticate_owned(&self, access_token: String) -> Result<Principal, AuthError> {
-        let claims = self.verify_access(&access_token).await?;
-        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims, token: SecretString::new(access_token) })
-    }
-
-    async fn verify_access(&self, access_token: &str) -> Result<AccessClaims, AuthError> {
-        let claims = self.tokens.verify(access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
+    /// [`Auth::authenticate`] with a token the caller owns already (the one the extractors read
+    /// from the request), kept in the [`Principal`] without a second copy.
+    pub(crate) async fn authenticate_owned(&self, access_token: String) -> Result<Principal, AuthError> {
+        let claims = self.tokens.verify(&access_token, &self.audience).await.map_err(|_| AuthError::Unauthorized)?;
         if !self.session_active(claims.sid, claims.sub).await? {
             return Err(AuthError::Unauthorized);
         }
-        Ok(claims)
+        Ok(Principal { user_id: claims.sub, session_id: claims.sid, claims, token: SecretString::new(access_token) })
     }
 
     /// Whether session `sid` of `user` is active (remembered for `session_check_ttl`;
