@@ -87,7 +87,10 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     use chrono::{Datelike, Timelike};
     use serde::Serialize;
-    let (year, nanos) = (t.year(), t.nanosecond());
+    // The fields of the UTC date and time, read once: each of `DateTime`'s own accessors
+    // works out the local (here UTC) date and time again.
+    let t_utc = t.naive_utc();
+    let (year, nanos) = (t_utc.year(), t_utc.nanosecond());
     let Ok(year) = u32::try_from(year) else { return t.serialize(s) };
     if year > 9999 || nanos >= 1_000_000_000 {
         return t.serialize(s);
@@ -104,10 +107,10 @@ pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Resul
         n += after.len();
     };
     put(year, 4, b"-");
-    put(t.month(), 2, b"-");
-    put(t.day(), 2, b"T");
-    put(t.hour(), 2, b":");
-    put(t.minute(), 2, b":");
+    put(t_utc.month(), 2, b"-");
+    put(t_utc.day(), 2, b"T");
+    put(t_utc.hour(), 2, b":");
+    put(t_utc.minute(), 2, b":");
     let digits = match nanos {
         0 => 0,
         _ if nanos % 1_000_000 == 0 => 3,
@@ -115,9 +118,9 @@ pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Resul
         _ => 9,
     };
     if digits == 0 {
-        put(t.second(), 2, b"Z");
+        put(t_utc.second(), 2, b"Z");
     } else {
-        put(t.second(), 2, b".");
+        put(t_utc.second(), 2, b".");
         put(nanos / 10u32.pow(9 - digits), digits, b"Z");
     }
     // Only ASCII digits and separators were written.

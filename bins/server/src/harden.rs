@@ -51,27 +51,40 @@ fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
     h
 }
 
-/// The security headers of a plain or an HTTPS server as a header map, made once per process:
-/// every request reads it through a `'static` reference, without touching a reference count
-/// shared by the worker threads. Each answer starts from a copy of it, to which the answer's
-/// own headers are added (a handful, often only `content-type`): cheaper than adding the seven
-/// defaults one by one to the answer's map, which must first grow for them.
+/// The headers every answer starts from, made once per process for a plain and for an HTTPS
+/// server: the security headers, then a slot for `content-type` and one for `x-request-id`.
+/// Every request reads it through a `'static` reference, without touching a reference count
+/// shared by the worker threads, and starts its answer from a copy of it (two allocations, no
+/// hashing). The slots are there so that the answer's own `content-type` (most answers set
+/// one) and the request id replace an entry of the copy instead of growing it: a map that
+/// grows rebuilds its index and moves its entries.
 fn shared_headers(https: bool) -> &'static HeaderMap {
     static PLAIN: OnceLock<HeaderMap> = OnceLock::new();
     static HTTPS: OnceLock<HeaderMap> = OnceLock::new();
     let cell = if https { &HTTPS } else { &PLAIN };
-    cell.get_or_init(|| security_headers(https).into_iter().collect())
+    cell.get_or_init(|| {
+        let mut h = HeaderMap::with_capacity(12);
+        h.extend(security_headers(https));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(REQUEST_ID, HeaderValue::from_static("-"));
+        h
+    })
 }
 
-/// `defaults` with `own` added: a header the answer sets itself (every value of it) replaces
-/// the default of the same name.
-fn with_defaults(own: HeaderMap, defaults: &HeaderMap) -> HeaderMap {
+/// An answer's headers: `own`, with the defaults of [`shared_headers`] it does not set itself
+/// (a header the answer sets, every value of it, replaces the default of the same name), and
+/// `id` as `x-request-id` unless the answer has its own. No `content-type` unless the answer
+/// set one.
+fn with_defaults(own: HeaderMap, defaults: &HeaderMap, id: Option<HeaderValue>) -> HeaderMap {
     let mut h = defaults.clone();
+    let (mut typed, mut has_id) = (false, false);
     let mut current: Option<HeaderName> = None;
     for (name, value) in own {
         // `None`: another value of the name before it.
         match name {
             Some(name) => {
+                typed |= name == header::CONTENT_TYPE;
+                has_id |= name == REQUEST_ID;
                 h.insert(&name, value);
                 current = Some(name);
             }
@@ -80,6 +93,18 @@ fn with_defaults(own: HeaderMap, defaults: &HeaderMap) -> HeaderMap {
                     h.append(name, value);
                 }
             }
+        }
+    }
+    if !typed {
+        h.remove(header::CONTENT_TYPE);
+    }
+    match id {
+        _ if has_id => {}
+        Some(id) => {
+            h.insert(REQUEST_ID, id);
+        }
+        None => {
+            h.remove(&REQUEST_ID);
         }
     }
     h
@@ -234,19 +259,76 @@ where
             Err(_) => panic_response(),
         };
         let own = std::mem::take(res.headers_mut());
-        *res.headers_mut() = with_defaults(own, this.headers);
-        let h = res.headers_mut();
-        if let Some(id) = this.id.take() {
-            h.entry(REQUEST_ID).or_insert(id);
-        }
+        *res.headers_mut() = with_defaults(own, this.headers, this.id.take());
         let status = res.status();
-        let latency = this.start.elapsed();
+        // The clock is read only when the line is logged (macro arguments are evaluated then).
+        let ms = |start: &tokio::time::Instant| start.elapsed().as_millis() as u64;
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), latency_ms = latency.as_millis() as u64, "request failed");
+            tracing::error!(status = status.as_u16(), latency_ms = ms(this.start), "request failed");
         } else {
-            tracing::debug!(status = status.as_u16(), latency_ms = latency.as_millis() as u64, "request answered");
+            tracing::debug!(status = status.as_u16(), latency_ms = ms(this.start), "request answered");
         }
         Poll::Ready(Ok(res))
+    }
+}
+
+// ---- body cap ----
+
+/// axum's [`DefaultBodyLimit`](axum::extract::DefaultBodyLimit) (`max` bytes for the body
+/// extractors), set only on requests that may have a body: the limit is an entry in the
+/// request's extensions, and a request whose body is known to be empty (a GET without
+/// `content-length` or `transfer-encoding`) has nothing to cap. Every request otherwise paid
+/// for that entry, and with axum's own two it made the extensions' table grow a second time.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimitLayer {
+    max: usize,
+}
+
+impl BodyLimitLayer {
+    pub fn max(max: usize) -> Self {
+        Self { max }
+    }
+}
+
+impl<S: Clone> Layer<S> for BodyLimitLayer {
+    type Service = BodyLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let capped = axum::extract::DefaultBodyLimit::max(self.max).layer(inner.clone());
+        BodyLimit { inner, capped }
+    }
+}
+
+/// See [`BodyLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct BodyLimit<S> {
+    inner: S,
+    // The same service behind axum's limit.
+    capped: <axum::extract::DefaultBodyLimit as Layer<S>>::Service,
+}
+
+impl<S> Service<Request> for BodyLimit<S>
+where
+    S: Service<Request>,
+    axum::extract::DefaultBodyLimit: Layer<S>,
+    <axum::extract::DefaultBodyLimit as Layer<S>>::Service:
+        Service<Request, Response = S::Response, Error = S::Error, Future = S::Future>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        std::task::ready!(self.inner.poll_ready(cx))?;
+        self.capped.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if axum::body::HttpBody::is_end_stream(req.body()) {
+            self.inner.call(req)
+        } else {
+            self.capped.call(req)
+        }
     }
 }
 
@@ -431,7 +513,7 @@ mod tests {
         own.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
         own.append(header::CACHE_CONTROL, HeaderValue::from_static("public"));
         own.append(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
-        let h = with_defaults(own, defaults);
+        let h = with_defaults(own, defaults, Some(HeaderValue::from_static("id-1")));
         let all = |name| h.get_all(name).iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>();
         assert_eq!(all(header::CONTENT_TYPE), ["application/json"]);
         assert_eq!(all(header::SET_COOKIE), ["a=1", "b=2"]);
@@ -439,9 +521,32 @@ mod tests {
         for (name, value) in security_headers(true).iter().filter(|(n, _)| *n != header::CACHE_CONTROL) {
             assert_eq!(all(name.clone()), [value.to_str().unwrap()], "{name}");
         }
-        assert_eq!(h.len(), security_headers(true).len() + 4);
-        // An answer without headers gets exactly the defaults.
-        assert_eq!(&with_defaults(HeaderMap::new(), defaults), defaults);
+        assert_eq!(all(REQUEST_ID), ["id-1"]);
+        assert_eq!(h.len(), security_headers(true).len() + 5);
+        // An answer without headers gets exactly the security headers and the id: no
+        // content-type it did not set.
+        let bare = with_defaults(HeaderMap::new(), defaults, Some(HeaderValue::from_static("id-2")));
+        let mut expected: HeaderMap = security_headers(true).into_iter().collect();
+        expected.insert(REQUEST_ID, HeaderValue::from_static("id-2"));
+        assert_eq!(bare, expected);
+        assert_eq!(with_defaults(HeaderMap::new(), defaults, None), security_headers(true).into_iter().collect());
+        // An answer's own request id stands.
+        let mut own = HeaderMap::new();
+        own.insert(REQUEST_ID, HeaderValue::from_static("mine"));
+        let h = with_defaults(own, defaults, Some(HeaderValue::from_static("id-3")));
+        assert_eq!(h.get_all(REQUEST_ID).iter().collect::<Vec<_>>(), [&HeaderValue::from_static("mine")]);
+        assert!(!h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn a_json_answer_fits_the_copy_of_the_defaults_without_growing_it() {
+        let defaults = shared_headers(false);
+        let mut own = HeaderMap::new();
+        own.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let h = with_defaults(own, defaults, Some(HeaderValue::from_static("id")));
+        assert_eq!(h.capacity(), defaults.capacity(), "the copy kept its index, with room to spare");
+        assert_eq!(h.len(), defaults.len());
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
     }
 
     #[test]
@@ -524,6 +629,32 @@ mod tests {
         let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "INTERNAL");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_capped_at_the_servers_limit_and_empty_ones_pass() {
+        let settings = fafnir_auth::http::HttpSettings::from_config(&fafnir_core::Config::default());
+        let echo = axum::Router::new()
+            .route("/echo", axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }));
+        let app = crate::http::harden(echo, &settings, false);
+        let post = |body: Body| {
+            let app = app.clone();
+            async move {
+                let res = app.oneshot(axum::http::Request::post("/echo").body(body).unwrap()).await.unwrap();
+                let status = res.status();
+                (status, axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap())
+            }
+        };
+        let limit = crate::http::BODY_LIMIT;
+        assert_eq!(post(Body::empty()).await, (StatusCode::OK, "0".into()));
+        assert_eq!(post(Body::from(vec![b'a'; limit])).await, (StatusCode::OK, limit.to_string().into()));
+        // Over the server's limit, and under axum's own default (2 MB): the server's limit is
+        // the one applied.
+        assert!(limit + 1 < 2_000_000);
+        assert_eq!(post(Body::from(vec![b'a'; limit + 1])).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        // A streamed body of unknown length is capped as it arrives.
+        let chunks = futures_util::stream::iter((0..=limit / 1024).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024])));
+        assert_eq!(post(Body::from_stream(chunks)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[tokio::test(start_paused = true)]

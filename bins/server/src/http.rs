@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::assets::docs_routes;
 use crate::gateway::upstream::AuthUpstream;
 use crate::gateway::{CsrfCheck, Gateway, Services};
-use crate::harden::{HardenLayer, TrackLayer};
+use crate::harden::{BodyLimitLayer, HardenLayer, TrackLayer};
 use crate::serve::HttpApp;
 use crate::stack::{Stack, StartError};
 use crate::telemetry;
@@ -257,7 +257,7 @@ pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> impl Http
     tower::ServiceBuilder::new()
         .layer(HardenLayer::new(https))
         .option_layer(cors(settings))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(BodyLimitLayer::max(BODY_LIMIT))
         .service(routed)
 }
 

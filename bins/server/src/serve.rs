@@ -220,8 +220,10 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
 /// would register a timer with the runtime's timer driver and remove it again, each under the
 /// driver's one lock, shared by all worker threads. Here the connection keeps one tokio timer:
 /// a head's timer takes it when it is first polled (a head that has already arrived never
-/// needs it), moves its deadline later (an atomic update while the timer is registered) and
-/// gives it back when dropped. A stale registration wakes the connection once, harmlessly.
+/// needs it) and gives it back when dropped. The timer is not moved at every head: it keeps
+/// the deadline of an earlier head, which is never later than this one's (each counts the
+/// same timeout from a later start), and when it fires before this head's deadline it is
+/// moved then, once. A stale registration wakes the connection once, harmlessly.
 #[derive(Default)]
 struct HeadTimer {
     spare: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
@@ -266,12 +268,23 @@ impl Future for HeadSleep {
         let deadline = this.deadline;
         let timer = this.timer.get_or_insert_with(|| match HeadTimer::slot(&this.spare).take() {
             Some(mut t) => {
-                t.as_mut().reset(deadline);
+                // A later deadline than this head's cannot be kept (it would cut the head
+                // late); an earlier one is moved when it fires, below.
+                if t.deadline() > deadline {
+                    t.as_mut().reset(deadline);
+                }
                 t
             }
             None => Box::pin(tokio::time::sleep_until(deadline)),
         });
-        timer.as_mut().poll(cx)
+        loop {
+            std::task::ready!(timer.as_mut().poll(cx));
+            if timer.deadline() >= deadline {
+                return std::task::Poll::Ready(());
+            }
+            // An earlier head's deadline: this head has until its own.
+            timer.as_mut().reset(deadline);
+        }
     }
 }
 
