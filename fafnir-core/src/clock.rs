@@ -80,22 +80,31 @@ pub fn from_ms(ms: i64) -> DateTime<Utc> {
 }
 
 /// Serialises a timestamp exactly as chrono's `Serialize` does (RFC 3339 with `Z`, and a
-/// fraction of 0, 3, 6 or 9 digits, as many as it needs), written straight into a buffer: chrono
-/// goes through `fmt`, which serde_json then escapes one character at a time, a cost every
-/// `GET /auth/me` paid. For `#[serde(serialize_with = …)]`; years outside 0–9999 and leap
-/// seconds are left to chrono.
+/// fraction of 0, 3, 6 or 9 digits, as many as it needs), written straight into a buffer (see
+/// [`rfc3339_text`]): chrono goes through `fmt`, which serde_json then escapes one character
+/// at a time, a cost every `GET /auth/me` paid. For `#[serde(serialize_with = …)]`.
 pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    use chrono::{Datelike, Timelike};
     use serde::Serialize;
+    let mut buf = [0u8; 30];
+    match rfc3339_text(t, &mut buf) {
+        Some(text) => s.serialize_str(text),
+        None => t.serialize(s),
+    }
+}
+
+/// `t` as chrono's `Serialize` writes it (see [`serialize_rfc3339`]), written into `buf`: only
+/// ASCII digits and separators, nothing a JSON string needs to escape. `None` for years outside
+/// 0–9999 and for leap seconds, which are left to chrono.
+pub fn rfc3339_text<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
+    use chrono::{Datelike, Timelike};
     // The fields of the UTC date and time, read once: each of `DateTime`'s own accessors
     // works out the local (here UTC) date and time again.
     let t_utc = t.naive_utc();
     let (year, nanos) = (t_utc.year(), t_utc.nanosecond());
-    let Ok(year) = u32::try_from(year) else { return t.serialize(s) };
-    if year > 9999 || nanos >= 1_000_000_000 {
-        return t.serialize(s);
+    let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
+    if nanos >= 1_000_000_000 {
+        return None;
     }
-    let mut buf = [0u8; 30];
     let mut n = 0;
     // `v` as `digits` decimal digits, then `after` (separators and the final `Z`).
     let mut put = |v: u32, digits: u32, after: &[u8]| {
@@ -124,7 +133,7 @@ pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Resul
         put(nanos / 10u32.pow(9 - digits), digits, b"Z");
     }
     // Only ASCII digits and separators were written.
-    s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
 /// A `std::time::Duration` as whole milliseconds, saturating.

@@ -18,7 +18,7 @@ use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -274,28 +274,27 @@ where
 
 // ---- body cap ----
 
-/// axum's [`DefaultBodyLimit`](axum::extract::DefaultBodyLimit) (`max` bytes for the body
-/// extractors), set only on requests that may have a body: the limit is an entry in the
-/// request's extensions, and a request whose body is known to be empty (a GET without
-/// `content-length` or `transfer-encoding`) has nothing to cap. Every request otherwise paid
-/// for that entry, and with axum's own two it made the extensions' table grow a second time.
+/// axum's [`DefaultBodyLimit`] (`max` bytes for the body extractors), set only on requests
+/// that may have a body: the limit is an entry in the request's extensions, and a request whose
+/// body is known to be empty (a GET without `content-length` or `transfer-encoding`) has
+/// nothing to cap. Every request otherwise paid for that entry, and with axum's own two it
+/// made the extensions' table grow a second time.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimitLayer {
-    max: usize,
+    limit: DefaultBodyLimit,
 }
 
 impl BodyLimitLayer {
     pub fn max(max: usize) -> Self {
-        Self { max }
+        Self { limit: DefaultBodyLimit::max(max) }
     }
 }
 
-impl<S: Clone> Layer<S> for BodyLimitLayer {
+impl<S> Layer<S> for BodyLimitLayer {
     type Service = BodyLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let capped = axum::extract::DefaultBodyLimit::max(self.max).layer(inner.clone());
-        BodyLimit { inner, capped }
+        BodyLimit { inner, limit: self.limit }
     }
 }
 
@@ -303,32 +302,23 @@ impl<S: Clone> Layer<S> for BodyLimitLayer {
 #[derive(Debug, Clone)]
 pub struct BodyLimit<S> {
     inner: S,
-    // The same service behind axum's limit.
-    capped: <axum::extract::DefaultBodyLimit as Layer<S>>::Service,
+    limit: DefaultBodyLimit,
 }
 
-impl<S> Service<Request> for BodyLimit<S>
-where
-    S: Service<Request>,
-    axum::extract::DefaultBodyLimit: Layer<S>,
-    <axum::extract::DefaultBodyLimit as Layer<S>>::Service:
-        Service<Request, Response = S::Response, Error = S::Error, Future = S::Future>,
-{
+impl<S: Service<Request>> Service<Request> for BodyLimit<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        std::task::ready!(self.inner.poll_ready(cx))?;
-        self.capped.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        if axum::body::HttpBody::is_end_stream(req.body()) {
-            self.inner.call(req)
-        } else {
-            self.capped.call(req)
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        if !axum::body::HttpBody::is_end_stream(req.body()) {
+            self.limit.apply(&mut req);
         }
+        self.inner.call(req)
     }
 }
 

@@ -465,7 +465,7 @@ async fn me(
     State(h): State<AuthHttp>,
     CurrentUser(who): CurrentUser,
     RawQuery(q): RawQuery,
-) -> Result<Json<MeResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     // Most calls have no query string: nothing to parse then.
     let q: MeQuery = match q.as_deref() {
         None | Some("") => MeQuery::default(),
@@ -498,7 +498,7 @@ async fn me(
         None => (None, None),
     };
     let sign_in_methods = h.auth().sign_in_methods(who.user_id).await?;
-    Ok(Json(MeResponse {
+    let body = super::json::me(&MeResponse {
         id: acct.id.to_string(),
         email: acct.email.as_str().to_owned(),
         email_verified: acct.email_verified,
@@ -506,7 +506,11 @@ async fn me(
         permissions,
         created_at: acct.created_at,
         sign_in_methods,
-    }))
+    });
+    // As `Json` answers: `application/json`, no charset.
+    let mut res = axum::body::Body::from(body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(res)
 }
 
 /// The caller's active sessions.

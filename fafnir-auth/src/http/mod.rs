@@ -17,6 +17,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod json;
 mod mfa;
 mod oauth;
 mod passkey;
