@@ -118,6 +118,8 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// Written by `http/json.rs` (not through serde) on the REST answer: a change to a serde
+/// attribute here must be made there too (its tests compare the two).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MeResponse {
     #[schema(format = Uuid)]
