@@ -118,8 +118,9 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Written by `http/json.rs` (not through serde) on the REST answer: a change to a serde
-/// attribute here must be made there too (its tests compare the two).
+// Written by `http/json.rs` (not through serde) on the REST answer: a change to a serde
+// attribute here must be made there too (its tests compare the two). A plain comment: doc
+// comments become the schema's description in the OpenAPI document.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MeResponse {
     #[schema(format = Uuid)]
