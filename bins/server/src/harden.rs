@@ -98,14 +98,11 @@ fn with_defaults(own: HeaderMap, defaults: &HeaderMap, id: Option<HeaderValue>) 
     if !typed {
         h.remove(header::CONTENT_TYPE);
     }
-    match id {
-        _ if has_id => {}
-        Some(id) => {
-            h.insert(REQUEST_ID, id);
-        }
-        None => {
-            h.remove(&REQUEST_ID);
-        }
+    if !has_id {
+        match id {
+            Some(id) => h.insert(REQUEST_ID, id),
+            None => h.remove(&REQUEST_ID),
+        };
     }
     h
 }
@@ -277,8 +274,9 @@ where
 /// axum's [`DefaultBodyLimit`] (`max` bytes for the body extractors), set only on requests
 /// that may have a body: the limit is an entry in the request's extensions, and a request whose
 /// body is known to be empty (HTTP/1 without `content-length` or `transfer-encoding`, or with
-/// `content-length: 0`; HTTP/2 ended with its headers) has nothing to cap. Every request otherwise paid for that entry, and with axum's own two it
-/// made the extensions' table grow a second time.
+/// `content-length: 0`; HTTP/2 ended with its headers) has nothing to cap. Every request
+/// otherwise paid for that entry, and with axum's own two it made the extensions' table grow a
+/// second time.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimitLayer {
     limit: DefaultBodyLimit,

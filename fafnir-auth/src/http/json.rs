@@ -14,23 +14,22 @@ use super::dto::MeResponse;
 /// A JSON object being written.
 struct Object {
     buf: Vec<u8>,
-    first: bool,
 }
 
 impl Object {
     fn with_capacity(n: usize) -> Self {
         let mut buf = Vec::with_capacity(n);
         buf.push(b'{');
-        Self { buf, first: true }
+        Self { buf }
     }
 
     /// A member's key: a constant that needs no escaping.
     fn key(&mut self, k: &'static str) {
         debug_assert!(!needs_escaping(k));
-        if !self.first {
+        // Only the opening brace so far: the first member.
+        if self.buf.len() > 1 {
             self.buf.push(b',');
         }
-        self.first = false;
         self.buf.push(b'"');
         self.buf.extend_from_slice(k.as_bytes());
         self.buf.extend_from_slice(b"\":");
