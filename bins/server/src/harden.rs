@@ -1,6 +1,7 @@
 //! What every Fafnir HTTP server puts around every request, as one layer instead of eight:
 //! a request id (kept from the client when it sends a valid one, else a new UUID; echoed on the
-//! answer), a tracing span carrying it, a deadline (408 after [`REQUEST_TIMEOUT`]), panics
+//! answer), a tracing span carrying it (where handlers find it: a client's `x-request-id` that
+//! is not kept is taken off the request, and a new id is not added to it), a deadline (408 after [`REQUEST_TIMEOUT`]), panics
 //! turned into a 500 with the usual error body, the security headers the answer does not set
 //! itself, and per-route metrics ([`Track`], a route layer, since only the router knows the
 //! route template).
@@ -52,12 +53,13 @@ fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 /// The headers every answer starts from, made once per process for a plain and for an HTTPS
-/// server: the security headers, then a slot for `content-type` and one for `x-request-id`.
-/// Every request reads it through a `'static` reference, without touching a reference count
-/// shared by the worker threads, and starts its answer from a copy of it (two allocations, no
-/// hashing). The slots are there so that the answer's own `content-type` (most answers set
-/// one) and the request id replace an entry of the copy instead of growing it: a map that
-/// grows rebuilds its index and moves its entries.
+/// server: the security headers, then a slot for `content-type`, one for `content-length` and
+/// one for `x-request-id`. Every request reads it through a `'static` reference, without
+/// touching a reference count shared by the worker threads, and starts its answer from a copy
+/// of it (two allocations, no hashing). The slots are there so that the answer's own
+/// `content-type` and `content-length` (a JSON answer sets both; axum adds the length) and the
+/// request id replace entries of the copy instead of growing it: a clone's list of entries is
+/// exactly as long as the template's, and growing it moves them all.
 fn shared_headers(https: bool) -> &'static HeaderMap {
     static PLAIN: OnceLock<HeaderMap> = OnceLock::new();
     static HTTPS: OnceLock<HeaderMap> = OnceLock::new();
@@ -65,7 +67,10 @@ fn shared_headers(https: bool) -> &'static HeaderMap {
     cell.get_or_init(|| {
         let mut h = HeaderMap::with_capacity(12);
         h.extend(security_headers(https));
+        // Placeholders, replaced or removed by `with_defaults`. The length's is not a number: if
+        // one ever got out, the answer would be refused as malformed, not framed wrongly.
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("-"));
         h.insert(REQUEST_ID, HeaderValue::from_static("-"));
         h
     })
@@ -73,17 +78,18 @@ fn shared_headers(https: bool) -> &'static HeaderMap {
 
 /// An answer's headers: `own`, with the defaults of [`shared_headers`] it does not set itself
 /// (a header the answer sets, every value of it, replaces the default of the same name), and
-/// `id` as `x-request-id` unless the answer has its own. No `content-type` unless the answer
-/// set one.
+/// `id` as `x-request-id` unless the answer has its own. No `content-type` or `content-length`
+/// unless the answer set one.
 fn with_defaults(own: HeaderMap, defaults: &HeaderMap, id: Option<HeaderValue>) -> HeaderMap {
     let mut h = defaults.clone();
-    let (mut typed, mut has_id) = (false, false);
+    let (mut typed, mut sized, mut has_id) = (false, false, false);
     let mut current: Option<HeaderName> = None;
     for (name, value) in own {
         // `None`: another value of the name before it.
         match name {
             Some(name) => {
                 typed |= name == header::CONTENT_TYPE;
+                sized |= name == header::CONTENT_LENGTH;
                 has_id |= name == REQUEST_ID;
                 h.insert(&name, value);
                 current = Some(name);
@@ -97,6 +103,9 @@ fn with_defaults(own: HeaderMap, defaults: &HeaderMap, id: Option<HeaderValue>) 
     }
     if !typed {
         h.remove(header::CONTENT_TYPE);
+    }
+    if !sized {
+        h.remove(header::CONTENT_LENGTH);
     }
     if !has_id {
         match id {
@@ -175,13 +184,16 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         // The runtime's clock (a paused one in tests): the deadline counts from here.
         let start = tokio::time::Instant::now();
+        // The id is the span's and the answer's. It is not added to the request: hyper sizes a
+        // request's header map for the headers that came, and one more would grow it.
         let id = match req.headers().get(&REQUEST_ID) {
             Some(v) if acceptable_id(v) => v.clone(),
-            _ => {
-                let v = new_request_id();
-                req.headers_mut().insert(REQUEST_ID, v.clone());
-                v
+            Some(_) => {
+                // Not passed on to the handler either.
+                req.headers_mut().remove(&REQUEST_ID);
+                new_request_id()
             }
+            None => new_request_id(),
         };
         // Method and path only: never headers (cookies, tokens) or bodies.
         let span = tracing::info_span!(
@@ -531,10 +543,24 @@ mod tests {
         let defaults = shared_headers(false);
         let mut own = HeaderMap::new();
         own.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        own.insert(header::CONTENT_LENGTH, HeaderValue::from(231));
         let h = with_defaults(own, defaults, Some(HeaderValue::from_static("id")));
         assert_eq!(h.capacity(), defaults.capacity(), "the copy kept its index, with room to spare");
         assert_eq!(h.len(), defaults.len());
         assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        assert_eq!(h[header::CONTENT_LENGTH], "231");
+        // A length without a type, and a type without a length: the other slot goes.
+        let mut own = HeaderMap::new();
+        own.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        let h = with_defaults(own, defaults, None);
+        assert_eq!((h.get(header::CONTENT_TYPE), &h[header::CONTENT_LENGTH]), (None, &HeaderValue::from(0)));
+        let mut own = HeaderMap::new();
+        own.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let h = with_defaults(own, defaults, None);
+        assert_eq!(
+            (&h[header::CONTENT_TYPE], h.get(header::CONTENT_LENGTH)),
+            (&HeaderValue::from_static("text/plain"), None)
+        );
     }
 
     #[test]
@@ -553,6 +579,12 @@ mod tests {
         axum::Router::new()
             .route("/ok", get(|| async { "ok" }))
             .route("/own-cache", get(|| async { ([(header::CACHE_CONTROL, "public, max-age=60")], "jwks") }))
+            .route(
+                "/seen-id",
+                get(|h: HeaderMap| async move {
+                    h.get(REQUEST_ID).map_or_else(|| "none".to_owned(), |v| v.to_str().unwrap().to_owned())
+                }),
+            )
             .route(
                 "/panic",
                 get(|| async {
@@ -607,6 +639,14 @@ mod tests {
         assert_eq!(send("/ok", Some("trace-42")).await.headers()["x-request-id"], "trace-42");
         let replaced = send("/ok", Some("two words")).await;
         assert!(uuid::Uuid::parse_str(replaced.headers()["x-request-id"].to_str().unwrap()).is_ok());
+        // What the handler sees: a kept id; never a refused one, nor one made up for the answer.
+        let seen = |id| async move {
+            let res = send("/seen-id", id).await;
+            String::from_utf8(axum::body::to_bytes(res.into_body(), 1024).await.unwrap().to_vec()).unwrap()
+        };
+        assert_eq!(seen(Some("trace-42")).await, "trace-42");
+        assert_eq!(seen(Some("two words")).await, "none");
+        assert_eq!(seen(None).await, "none");
     }
 
     #[tokio::test]
