@@ -1,8 +1,8 @@
 //! What every Fafnir HTTP server puts around every request, as one layer instead of eight:
 //! a request id (kept from the client when it sends a valid one, else a new UUID; echoed on the
-//! answer), a tracing span carrying it (where handlers find it: a client's `x-request-id` that
-//! is not kept is taken off the request, and a new id is not added to it), a deadline (408 after [`REQUEST_TIMEOUT`]), panics
-//! turned into a 500 with the usual error body, the security headers the answer does not set
+//! answer), a tracing span carrying it (so every line logged while handling the request names
+//! it), a deadline (408 after [`REQUEST_TIMEOUT`]), panics turned into a 500 with the usual
+//! error body, the security headers the answer does not set
 //! itself, and per-route metrics ([`Track`], a route layer, since only the router knows the
 //! route template).
 //!
@@ -117,14 +117,27 @@ fn with_defaults(own: HeaderMap, defaults: &HeaderMap, id: Option<HeaderValue>) 
 }
 
 /// The layer; `https` adds `Strict-Transport-Security`.
+///
+/// The request id is the span's and the answer's. A client's `x-request-id` that is not kept is
+/// taken off the request, so a handler never sees a refused one; a new id is not put on the
+/// request (nothing reads it there, and every request would pay for the insert and for sharing
+/// the id's bytes), except with [`HardenLayer::forwarding_request_id`].
 #[derive(Debug, Clone, Copy)]
 pub struct HardenLayer {
     headers: &'static HeaderMap,
+    forward_id: bool,
 }
 
 impl HardenLayer {
     pub fn new(https: bool) -> Self {
-        Self { headers: shared_headers(https) }
+        Self { headers: shared_headers(https), forward_id: false }
+    }
+
+    /// Also puts the request id on the request, for a server that forwards requests to another
+    /// one (api-gateway's `/auth/*` proxy passes the request's headers on): the service behind
+    /// it then logs and echoes the same id instead of making its own.
+    pub fn forwarding_request_id(self) -> Self {
+        Self { forward_id: true, ..self }
     }
 }
 
@@ -132,7 +145,7 @@ impl<S> Layer<S> for HardenLayer {
     type Service = Harden<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Harden { inner, headers: self.headers }
+        Harden { inner, headers: self.headers, forward_id: self.forward_id }
     }
 }
 
@@ -141,6 +154,7 @@ impl<S> Layer<S> for HardenLayer {
 pub struct Harden<S> {
     inner: S,
     headers: &'static HeaderMap,
+    forward_id: bool,
 }
 
 /// A client's request id is kept when it is short and printable (it is logged); anything else
@@ -184,16 +198,19 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         // The runtime's clock (a paused one in tests): the deadline counts from here.
         let start = tokio::time::Instant::now();
-        // The id is the span's and the answer's. It is not added to the request: hyper sizes a
-        // request's header map for the headers that came, and one more would grow it.
+        // On the request only when it is forwarded (see `HardenLayer`).
         let id = match req.headers().get(&REQUEST_ID) {
             Some(v) if acceptable_id(v) => v.clone(),
-            Some(_) => {
-                // Not passed on to the handler either.
-                req.headers_mut().remove(&REQUEST_ID);
-                new_request_id()
+            other => {
+                let refused = other.is_some();
+                let id = new_request_id();
+                if self.forward_id {
+                    req.headers_mut().insert(REQUEST_ID, id.clone());
+                } else if refused {
+                    req.headers_mut().remove(&REQUEST_ID);
+                }
+                id
             }
-            None => new_request_id(),
         };
         // Method and path only: never headers (cookies, tokens) or bodies.
         let span = tracing::info_span!(
@@ -605,13 +622,22 @@ mod tests {
 
     /// The test routes behind [`crate::http::harden`] itself, as every server serves them.
     async fn send(path: &str, id: Option<&str>) -> Response {
+        send_through(false, path, id).await
+    }
+
+    /// Through `harden`, or `harden_forwarding` when `forwarding`.
+    async fn send_through(forwarding: bool, path: &str, id: Option<&str>) -> Response {
         let mut req = axum::http::Request::get(path);
         if let Some(id) = id {
             req = req.header("x-request-id", id);
         }
         let settings = fafnir_auth::http::HttpSettings::from_config(&fafnir_core::Config::default());
-        let app = crate::http::harden(app(), &settings, true);
-        app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+        let req = req.body(Body::empty()).unwrap();
+        if forwarding {
+            crate::http::harden_forwarding(app(), &settings, true).oneshot(req).await.unwrap()
+        } else {
+            crate::http::harden(app(), &settings, true).oneshot(req).await.unwrap()
+        }
     }
 
     #[tokio::test]
@@ -647,6 +673,14 @@ mod tests {
         assert_eq!(seen(Some("trace-42")).await, "trace-42");
         assert_eq!(seen(Some("two words")).await, "none");
         assert_eq!(seen(None).await, "none");
+        // A forwarding server (api-gateway) puts the answer's id on the request, so the service
+        // it forwards to uses the same one.
+        for id in [Some("trace-42"), Some("two words"), None] {
+            let res = send_through(true, "/seen-id", id).await;
+            let answered = res.headers()["x-request-id"].clone();
+            let seen = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+            assert_eq!(seen, answered.as_bytes(), "{id:?}");
+        }
     }
 
     #[tokio::test]

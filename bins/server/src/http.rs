@@ -253,9 +253,20 @@ struct GraphqlDoc;
 /// router as one service, not wrapped in another `Router` (whose routing every request would
 /// pay a second time).
 pub fn harden(router: Router, settings: &HttpSettings, https: bool) -> impl HttpApp {
+    layers(router, settings, HardenLayer::new(https))
+}
+
+/// [`harden`] for a server that forwards requests to another (api-gateway): the request id is
+/// also put on the request, so that the service behind it logs and echoes the same id
+/// ([`HardenLayer::forwarding_request_id`]).
+pub fn harden_forwarding(router: Router, settings: &HttpSettings, https: bool) -> impl HttpApp {
+    layers(router, settings, HardenLayer::new(https).forwarding_request_id())
+}
+
+fn layers(router: Router, settings: &HttpSettings, harden: HardenLayer) -> impl HttpApp {
     let routed = router.route_layer(TrackLayer);
     tower::ServiceBuilder::new()
-        .layer(HardenLayer::new(https))
+        .layer(harden)
         .option_layer(cors(settings))
         .layer(BodyLimitLayer::max(BODY_LIMIT))
         .service(routed)

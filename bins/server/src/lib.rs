@@ -373,7 +373,9 @@ pub async fn run_api_gateway(config: fafnir_core::Config, shutdown: Shutdown) ->
         )
         .route("/metrics", axum::routing::get(http::render_metrics));
     let https = config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
-    let app = http::harden(router, &settings, https);
+    // The `/auth/*` proxy passes the request's headers on: with the id among them, auth-service
+    // logs and echoes the gateway's id.
+    let app = http::harden_forwarding(router, &settings, https);
     let l = listen(config.http_addr, "HTTP").await?;
     tracing::info!(auth = %auth_url, security = %security_url, users = %users_url, "api-gateway serving");
     serve(l, app, shutdown.wait()).await
