@@ -2,9 +2,8 @@
 //! a request id (kept from the client when it sends a valid one, else a new UUID; echoed on the
 //! answer), a tracing span carrying it (so every line logged while handling the request names
 //! it), a deadline (408 after [`REQUEST_TIMEOUT`]), panics turned into a 500 with the usual
-//! error body, the security headers the answer does not set
-//! itself, and per-route metrics ([`Track`], a route layer, since only the router knows the
-//! route template).
+//! error body, the security headers the answer does not set itself, and per-route metrics
+//! ([`Track`], a route layer, since only the router knows the route template).
 //!
 //! Written by hand because the same eight tower-http layers stacked cost a bare handler about a
 //! third of its throughput under wrk (docs/performance.md): each adds a future, some a timer
@@ -68,7 +67,8 @@ fn shared_headers(https: bool) -> &'static HeaderMap {
         let mut h = HeaderMap::with_capacity(12);
         h.extend(security_headers(https));
         // Placeholders, replaced or removed by `with_defaults`. The length's is not a number: if
-        // one ever got out, the answer would be refused as malformed, not framed wrongly.
+        // it ever got out, hyper would send it as it is (it trusts a length the answer sets) and
+        // the client would refuse the answer as malformed, not read a wrongly framed one.
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("-"));
         h.insert(REQUEST_ID, HeaderValue::from_static("-"));
